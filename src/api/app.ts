@@ -1,0 +1,51 @@
+/**
+ * The Express app: JSON body parsing with a size limit, auth, the OpenAI routes, operator
+ * routes, health, and the one error middleware that turns anything thrown into the envelope.
+ */
+import express, { type NextFunction, type Request, type Response } from 'express';
+import { sql } from 'kysely';
+import { authMiddleware } from './auth.js';
+import { ApiError, toErrorResponse } from './errors.js';
+import type { ApiDeps } from './inferenceCall.js';
+import { adminRoutes, type AdminDeps } from './routes/admin.js';
+import { inferenceRoutes } from './routes/inference.js';
+import { modelRoutes } from './routes/models.js';
+
+export interface AppOptions extends AdminDeps {
+  bodyLimitBytes: number;
+}
+
+export function createApp(o: AppOptions): express.Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/health', async (_req, res) => {
+    const db = await sql`select 1`.execute(o.db).then(
+      () => true,
+      () => false,
+    );
+    res.status(db ? 200 : 503).json({ status: db ? 'ok' : 'degraded', database: db });
+  });
+
+  app.use(express.json({ limit: o.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
+  app.use(authMiddleware({ requireAuth: o.requireAuth, resolveKey: async () => null }));
+  app.use(inferenceRoutes(o));
+  app.use(modelRoutes(o));
+  app.use(adminRoutes(o));
+
+  app.use((req: Request) => {
+    throw new ApiError(404, `Unknown request URL: ${req.method} ${req.path}.`, 'invalid_request_error', 'unknown_url');
+  });
+  // Express recognises error middleware by its four parameters.
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = toErrorResponse(err);
+    if (e.status >= 500) o.log.error({ err, path: req.path }, 'request failed');
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    res.status(e.status).set(e.headers).json(e.body);
+  });
+  return app;
+}

@@ -1,0 +1,130 @@
+/**
+ * The one error envelope. Every failure a client sees — bad JSON, validation, unknown model,
+ * a workflow's typed failure, an unexpected bug — leaves through `toErrorResponse` as
+ * `{"error":{"message","type","param","code"}}` with its status (and Retry-After where a retry
+ * makes sense). No stack trace, internal URL or nonce ever reaches a client.
+ */
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure, CancelledFailure, TemporalFailure, TimeoutFailure } from '@temporalio/common';
+import { FailureType } from '../common/failures.js';
+
+export type ErrorType =
+  | 'invalid_request_error'
+  | 'authentication_error'
+  | 'rate_limit_error'
+  | 'insufficient_quota'
+  | 'server_error'
+  | 'api_error';
+
+export class ApiError extends Error {
+  override name = 'ApiError';
+  constructor(
+    readonly status: number,
+    message: string,
+    readonly type: ErrorType,
+    readonly code: string | null = null,
+    readonly param: string | null = null,
+    readonly retryAfterSeconds?: number,
+  ) {
+    super(message);
+  }
+}
+
+export const invalidRequest = (message: string, param: string | null = null, code: string | null = null) =>
+  new ApiError(400, message, 'invalid_request_error', code, param);
+
+export const modelNotFound = (model: string) =>
+  new ApiError(404, `The model '${model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found', 'model');
+
+export interface ErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: { error: { message: string; type: ErrorType; param: string | null; code: string | null } };
+}
+
+function envelope(e: ApiError): ErrorResponse {
+  const headers: Record<string, string> = {};
+  if (e.retryAfterSeconds !== undefined) headers['Retry-After'] = String(Math.max(1, Math.ceil(e.retryAfterSeconds)));
+  return { status: e.status, headers, body: { error: { message: e.message, type: e.type, param: e.param, code: e.code } } };
+}
+
+/** body-parser / raw-body errors carry a `type` and a `status`. */
+function fromBodyParser(err: { type?: string; status?: number }): ApiError | undefined {
+  if (err.type === 'entity.parse.failed') {
+    return invalidRequest('We could not parse the JSON body of your request. The body must be valid JSON.', null, 'invalid_json');
+  }
+  if (err.type === 'entity.too.large') {
+    return new ApiError(413, 'The request body is too large.', 'invalid_request_error', 'request_too_large');
+  }
+  if (err.type === 'encoding.unsupported' || err.type === 'charset.unsupported') {
+    return new ApiError(415, 'Unsupported content encoding or charset.', 'invalid_request_error', 'unsupported_encoding');
+  }
+  if (typeof err.status === 'number' && err.status >= 400 && err.status < 500 && err.type) {
+    return invalidRequest('The request body could not be read.');
+  }
+  return undefined;
+}
+
+function findApplicationFailure(err: unknown): ApplicationFailure | undefined {
+  for (let e: unknown = err, depth = 0; e && depth < 8; depth++) {
+    if (e instanceof ApplicationFailure) return e;
+    e = (e as { cause?: unknown }).cause;
+  }
+  return undefined;
+}
+
+function retryAfterOf(f: ApplicationFailure): number | undefined {
+  const d = f.details?.[0] as { retryAfterSeconds?: unknown } | undefined;
+  return typeof d?.retryAfterSeconds === 'number' ? d.retryAfterSeconds : undefined;
+}
+
+/** Maps a workflow's typed failure to the client's error; the mapping table lives here only. */
+export function fromWorkflowFailure(err: unknown, model: string): ApiError {
+  const app = findApplicationFailure(err);
+  const retryAfter = app ? retryAfterOf(app) : undefined;
+  switch (app?.type) {
+    case FailureType.ModelNotFound:
+      return modelNotFound(model);
+    case FailureType.ContextLengthExceeded:
+      return invalidRequest(app.message, 'messages', 'context_length_exceeded');
+    case FailureType.InvalidRequest:
+      return invalidRequest(app.message);
+    case FailureType.Unavailable: {
+      const d = app.details?.[0] as { reason?: string } | undefined;
+      const code = d?.reason === 'all_tried' ? 'rate_limit_exceeded' : 'service_unavailable';
+      return new ApiError(503, app.message, 'server_error', code, null, retryAfter ?? 1);
+    }
+    case FailureType.HostBusy:
+      return new ApiError(503, 'The model is overloaded. Retry shortly.', 'server_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
+    case FailureType.LoadFailed:
+      return new ApiError(503, `The model could not be loaded: ${app.message}`, 'server_error', 'service_unavailable', null, 5);
+    case FailureType.GenerationFailed:
+      return new ApiError(502, 'The inference host failed while generating.', 'api_error', 'upstream_error');
+  }
+  const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  if (cause instanceof TimeoutFailure || hasCause(cause, TimeoutFailure)) {
+    return new ApiError(504, 'The request timed out upstream.', 'server_error', 'timeout', null, 1);
+  }
+  if (cause instanceof CancelledFailure) {
+    return new ApiError(499, 'The request was cancelled.', 'invalid_request_error', 'cancelled');
+  }
+  if (cause instanceof TemporalFailure) {
+    return new ApiError(502, 'The inference host failed.', 'api_error', 'upstream_error');
+  }
+  return new ApiError(500, 'The server had an error while processing your request.', 'server_error', 'internal_error');
+}
+
+function hasCause(err: unknown, type: new (...args: never[]) => Error): boolean {
+  for (let e = (err as { cause?: unknown })?.cause, d = 0; e && d < 8; d++, e = (e as { cause?: unknown }).cause) {
+    if (e instanceof type) return true;
+  }
+  return false;
+}
+
+/** Any thrown value → the envelope. Unknown errors become a bare 500 (details go to the log). */
+export function toErrorResponse(err: unknown): ErrorResponse {
+  if (err instanceof ApiError) return envelope(err);
+  const parsed = fromBodyParser(err as { type?: string; status?: number });
+  if (parsed) return envelope(parsed);
+  return envelope(new ApiError(500, 'The server had an error while processing your request.', 'server_error', 'internal_error'));
+}

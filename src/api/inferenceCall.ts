@@ -1,0 +1,189 @@
+/**
+ * One OpenAI call end to end: start the `inferenceRequest` workflow (its id is the response
+ * id), await it, and answer as JSON or relay the host's chunks as SSE. A client that goes away
+ * cancels the workflow (and so the generation); every outcome is written to the request log.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import type { Request, Response } from 'express';
+import type { Kysely } from 'kysely';
+import type { InferenceInput, InferenceResult, SamplingParams, StreamChunk } from '../common/inference.js';
+import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
+import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
+import { insertRequestLog } from '../db/requestLogRepo.js';
+import type { Database } from '../db/schema.js';
+import type { Logger } from '../logger.js';
+import type { StreamChannel } from '../stream/channel.js';
+import type { inferenceRequest } from '../workflows/inferenceRequest.js';
+import type { ModelCatalog } from './catalog.js';
+import { fromWorkflowFailure, toErrorResponse, type ApiError } from './errors.js';
+import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta } from './openaiFormat.js';
+import { endSse, sendEvent, startSse } from './sse.js';
+
+export interface ApiDeps {
+  client: Client;
+  channel: StreamChannel;
+  db: Kysely<Database>;
+  catalog: ModelCatalog;
+  log: Logger;
+  requireAuth: boolean;
+}
+
+export interface InferenceCall {
+  endpoint: Endpoint;
+  modelId: string;
+  input: InferenceInput;
+  params: SamplingParams;
+  stream: boolean;
+  includeUsage: boolean;
+  principal: string | null;
+}
+
+const newRequestId = (endpoint: Endpoint) =>
+  `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('base64url')}`;
+
+export async function runInference(deps: ApiDeps, call: InferenceCall, req: Request, res: Response): Promise<void> {
+  const meta: ResponseMeta = {
+    id: newRequestId(call.endpoint),
+    created: Math.floor(Date.now() / 1000),
+    model: call.modelId,
+    endpoint: call.endpoint,
+  };
+  const log = deps.log.child({ requestId: meta.id, model: call.modelId });
+  const started = new Date();
+
+  // Subscribe before the workflow exists, so no chunk can be published before we listen.
+  const relay = call.stream ? new StreamRelay(res, meta, call.includeUsage) : undefined;
+  const unsubscribe = relay ? await deps.channel.subscribe(meta.id, (c) => relay.onChunk(c)) : undefined;
+
+  let handle: WorkflowHandle<typeof inferenceRequest> | undefined;
+  let settled = false;
+  res.on('close', () => {
+    if (!settled && handle) {
+      log.info('client disconnected; cancelling the request');
+      handle.cancel().catch(() => undefined);
+    }
+  });
+
+  let result: InferenceResult | undefined;
+  let failure: ApiError | undefined;
+  try {
+    handle = await deps.client.workflow.start<typeof inferenceRequest>('inferenceRequest', {
+      taskQueue: CONTROL_PLANE_QUEUE,
+      workflowId: meta.id,
+      args: [
+        {
+          requestId: meta.id,
+          modelId: call.modelId,
+          input: call.input,
+          params: call.params,
+          stream: call.stream,
+          principal: call.principal,
+        },
+      ],
+      workflowExecutionTimeout: '1 hour',
+      requestEagerStart: true,
+      typedSearchAttributes: [
+        { key: FleetModel, value: call.modelId },
+        { key: FleetRequestKind, value: call.endpoint },
+      ],
+    });
+    result = await handle.result();
+  } catch (err) {
+    failure = fromWorkflowFailure(err, call.modelId);
+    if (failure.status >= 500 && failure.status !== 503) log.error({ err }, 'inference failed');
+  } finally {
+    settled = true;
+    unsubscribe?.();
+  }
+
+  if (!res.destroyed) {
+    if (relay) relay.finish(result, failure);
+    else if (result) res.json(fullResponse(meta, result.text, result.finishReason, result.usage));
+    else sendError(res, failure!);
+  }
+
+  insertRequestLog(deps.db, {
+    id: meta.id,
+    kind: call.endpoint,
+    model_id: call.modelId,
+    host_id: result?.hostId ?? null,
+    principal: call.principal,
+    stream: call.stream,
+    status: result ? 'ok' : res.destroyed && failure?.status === 499 ? 'cancelled' : 'error',
+    finish_reason: result?.finishReason ?? null,
+    error_code: failure?.code ?? null,
+    prompt_tokens: result?.usage.promptTokens ?? 0,
+    completion_tokens: result?.usage.completionTokens ?? 0,
+    started_at: started,
+    finished_at: new Date(),
+    duration_ms: Date.now() - started.getTime(),
+  }).catch((err: Error) => log.warn({ err: err.message }, 'request log write failed'));
+}
+
+export function sendError(res: Response, err: unknown): void {
+  const e = toErrorResponse(err);
+  res.status(e.status).set(e.headers).json(e.body);
+}
+
+/**
+ * Relays chunks in offset order. Headers go out with the first text, so a request that fails
+ * before producing anything still gets a plain HTTP error with the right status.
+ */
+class StreamRelay {
+  private sent = 0;
+  private readonly early = new Map<number, string>();
+  private started = false;
+
+  constructor(
+    private readonly res: Response,
+    private readonly meta: ResponseMeta,
+    private readonly includeUsage: boolean,
+  ) {}
+
+  onChunk(c: StreamChunk): void {
+    if (c.offset > this.sent) {
+      this.early.set(c.offset, c.text);
+      return;
+    }
+    if (c.offset < this.sent) return; // a duplicate
+    this.write(c.text);
+    for (let next = this.early.get(this.sent); next !== undefined; next = this.early.get(this.sent)) {
+      this.early.delete(this.sent);
+      this.write(next);
+    }
+  }
+
+  private ensureStarted(): void {
+    if (this.started) return;
+    this.started = true;
+    startSse(this.res);
+    sendEvent(this.res, streamChunk(this.meta, { role: 'assistant', text: '' }, this.includeUsage));
+  }
+
+  private write(text: string): void {
+    if (this.res.destroyed || !text) return;
+    this.ensureStarted();
+    this.sent += text.length;
+    sendEvent(this.res, streamChunk(this.meta, { text }, this.includeUsage));
+  }
+
+  finish(result: InferenceResult | undefined, failure: ApiError | undefined): void {
+    if (result) {
+      // The workflow result is the durable record: send whatever the channel did not deliver.
+      this.write(result.text.slice(this.sent));
+      this.ensureStarted();
+      sendEvent(this.res, streamChunk(this.meta, { finish: result.finishReason }, this.includeUsage));
+      if (this.includeUsage) sendEvent(this.res, usageChunk(this.meta, result.usage));
+      endSse(this.res);
+      return;
+    }
+    if (!this.started) {
+      sendError(this.res, failure);
+      return;
+    }
+    // Mid-stream failure: an error event and no [DONE], never a truncated answer as complete.
+    sendEvent(this.res, toErrorResponse(failure).body);
+    this.res.end();
+  }
+}

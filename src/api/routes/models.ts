@@ -1,0 +1,27 @@
+/** GET /v1/models and GET /v1/models/:id, in the OpenAI list format. */
+import { Router } from 'express';
+import { modelNotFound } from '../errors.js';
+import type { CatalogEntry } from '../catalog.js';
+import type { ApiDeps } from '../inferenceCall.js';
+
+const modelObject = (m: CatalogEntry) => ({
+  id: m.id,
+  object: 'model',
+  created: Math.floor(m.createdAt.getTime() / 1000),
+  owned_by: 'inference-fleet',
+});
+
+export function modelRoutes(deps: ApiDeps): Router {
+  const r = Router();
+  r.get('/v1/models', async (_req, res) => {
+    const models = [...(await deps.catalog.all()).values()].sort((a, b) => a.id.localeCompare(b.id));
+    res.json({ object: 'list', data: models.map(modelObject) });
+  });
+  r.get('/v1/models/{*id}', async (req, res) => {
+    const id = ([] as string[]).concat((req.params as { id: string | string[] }).id).join('/');
+    const m = await deps.catalog.get(id);
+    if (!m) throw modelNotFound(id);
+    res.json(modelObject(m));
+  });
+  return r;
+}

@@ -1,0 +1,82 @@
+/**
+ * Request bodies of the OpenAI-compatible endpoints, as zod schemas whose types are inferred.
+ * Unknown fields are ignored (clients such as litellm send extras), but every field we read
+ * is checked, and parameters we cannot honour are refused rather than silently dropped.
+ */
+import { z } from 'zod';
+
+const textPart = z.object({ type: z.literal('text'), text: z.string() });
+const contentPart = z.discriminatedUnion('type', [
+  textPart,
+  z.object({ type: z.literal('image_url') }).passthrough(),
+  z.object({ type: z.literal('input_audio') }).passthrough(),
+  z.object({ type: z.literal('file') }).passthrough(),
+  z.object({ type: z.literal('refusal'), refusal: z.string() }),
+]);
+
+const message = z.object({
+  role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
+  content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
+  name: z.string().optional(),
+});
+
+const stop = z.union([z.string(), z.array(z.string()).max(4, 'at most 4 stop sequences'), z.null()]).optional();
+const tokenCount = z.number().int().min(1).nullable().optional();
+
+const sampling = {
+  model: z.string({ error: 'you must provide a model parameter' }).min(1, 'you must provide a model parameter'),
+  max_tokens: tokenCount,
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().min(0).max(1).nullable().optional(),
+  seed: z.number().int().nullable().optional(),
+  stop,
+  n: z.literal(1, 'only n=1 is supported').nullable().optional(),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
+  presence_penalty: z.number().min(-2).max(2).nullable().optional(),
+  frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
+  user: z.string().optional(),
+};
+
+export const chatCompletionBody = z.object({
+  ...sampling,
+  messages: z.array(message, { error: 'messages must be an array of messages' }).min(1, 'messages must not be empty'),
+  max_completion_tokens: tokenCount,
+  logprobs: z.literal(false, 'logprobs are not supported').nullable().optional(),
+  tools: z.array(z.unknown()).max(0, 'tools are not supported by this server').nullable().optional(),
+  response_format: z
+    .object({ type: z.literal('text', 'only response_format {"type":"text"} is supported') })
+    .nullable()
+    .optional(),
+});
+export type ChatCompletionBody = z.infer<typeof chatCompletionBody>;
+
+export const completionBody = z.object({
+  ...sampling,
+  prompt: z.union([z.string(), z.array(z.string()).length(1, 'only a single prompt is supported')], {
+    error: 'prompt must be a string',
+  }),
+  echo: z.literal(false, 'echo is not supported').nullable().optional(),
+  logprobs: z.null().optional(),
+  suffix: z.null().optional(),
+  best_of: z.literal(1, 'only best_of=1 is supported').nullable().optional(),
+});
+export type CompletionBody = z.infer<typeof completionBody>;
+
+export const registerModelBody = z.object({
+  id: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'letters, digits and . _ : / - (max 128), starting with a letter or digit'),
+  path: z.string().min(1),
+  context_length: z.number().int().min(16).max(1_048_576).optional(),
+});
+export type RegisterModelBody = z.infer<typeof registerModelBody>;
+
+/** A zod error as the OpenAI `param` (dotted path) and a one-line message. */
+export function describeZodError(err: z.ZodError): { message: string; param: string | null } {
+  const issue = err.issues[0];
+  if (!issue) return { message: 'Invalid request body.', param: null };
+  const param = issue.path.length ? issue.path.map(String).join('.') : null;
+  const where = param ? `Invalid value for '${param}': ` : 'Invalid request: ';
+  return { message: `${where}${issue.message}`, param };
+}

@@ -1,0 +1,31 @@
+/**
+ * Stable `ApplicationFailure` types thrown by activities and workflows. The API maps each to
+ * an HTTP status and OpenAI error code in one place (`src/api/errors.ts`); retry policies and
+ * the workflow's fall-through match on them. Sandbox-safe.
+ */
+export const FailureType = {
+  /** The model is not in the catalog, or no host could ever serve it. Terminal. */
+  ModelNotFound: 'ModelNotFound',
+  /** Prompt plus requested output does not fit the model's context. Terminal. */
+  ContextLengthExceeded: 'ContextLengthExceeded',
+  /** The request is malformed in a way only the host could see. Terminal. */
+  InvalidRequest: 'InvalidRequest',
+  /** Nothing can serve it right now (no healthy host, model loading, all busy). Retry later. */
+  Unavailable: 'Unavailable',
+  /** A host refused for load (queue full, wait elapsed): the workflow tries the next one. */
+  HostBusy: 'HostBusy',
+  /** The model is not loaded on the host the request reached (placement went stale). */
+  ModelNotLoaded: 'ModelNotLoaded',
+  /** Loading a model failed on the host (bad file, out of memory). */
+  LoadFailed: 'LoadFailed',
+  /** Inference itself failed on the host. */
+  GenerationFailed: 'GenerationFailed',
+} as const;
+export type FailureType = (typeof FailureType)[keyof typeof FailureType];
+
+/** Failure types that mean "the client asked for something impossible": never retried. */
+export const CLIENT_FAILURES: ReadonlySet<string> = new Set([
+  FailureType.ModelNotFound,
+  FailureType.ContextLengthExceeded,
+  FailureType.InvalidRequest,
+]);

@@ -1,0 +1,67 @@
+/**
+ * The shapes that cross the wire between API, workflows and GPU-host activities. Plain JSON
+ * (they are Temporal payloads), sandbox-safe, no runtime code beyond type definitions.
+ */
+export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
+
+export interface ChatMessage {
+  role: ChatRole;
+  content: string;
+}
+
+/** What the model is asked: a chat (formatted by the host's chat wrapper) or a raw prompt. */
+export type InferenceInput =
+  | { kind: 'chat'; messages: ChatMessage[] }
+  | { kind: 'completion'; prompt: string };
+
+export interface SamplingParams {
+  /** Requested output bound; null means "as many as fit the context" (OpenAI's default). */
+  maxTokens: number | null;
+  temperature: number;
+  topP: number;
+  seed?: number;
+  stop: string[];
+}
+
+export interface InferenceRequestInput {
+  requestId: string;
+  modelId: string;
+  input: InferenceInput;
+  params: SamplingParams;
+  /** When true the host publishes coalesced text chunks on the stream channel. */
+  stream: boolean;
+  /** Key id of the caller, or null for anonymous; set by the API, never by the client. */
+  principal: string | null;
+}
+
+export type FinishReason = 'stop' | 'length';
+
+export interface Usage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface GenerateResult {
+  text: string;
+  finishReason: FinishReason;
+  usage: Usage;
+  hostId: string;
+}
+
+export interface InferenceResult extends GenerateResult {
+  modelId: string;
+  /** Whether this request had to wait for a cold load. */
+  coldLoaded: boolean;
+}
+
+export interface GenerateInput extends InferenceRequestInput {
+  /** Fleet-state facts the host needs to check before using a slot. */
+  contextLength: number;
+}
+
+/** One coalesced piece of a streamed answer; `offset` is its position in the full text. */
+export interface StreamChunk {
+  requestId: string;
+  offset: number;
+  text: string;
+}

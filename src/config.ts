@@ -1,0 +1,100 @@
+/**
+ * The one place the environment is read. Every variable is validated once, at start, and a
+ * bad value fails fast with a message that names the variable — never later, mid-request.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { z } from 'zod';
+
+const boolFromEnv = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+const port = z.coerce.number().int().min(0).max(65535);
+
+/** Default llama.cpp thread count: the CPU default of 4 is ~1000x slower on 2 cores than 1. */
+export function defaultLlamaThreads(cores = os.availableParallelism()): number {
+  return cores <= 2 ? 1 : Math.max(1, Math.floor(cores / 2));
+}
+
+const envSchema = z.object({
+  TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').optional(),
+  TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
+  TEMPORAL_CLI_PATH: z.string().min(1).optional(),
+  TEMPORAL_DEV_PORT: port.default(7233),
+  TEMPORAL_UI_PORT: port.default(8233),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'expected a postgres:// URL')
+    .optional(),
+  FLEET_DATA_DIR: z.string().min(1).default('.data'),
+  FLEET_TOOLS_DIR: z.string().min(1).default('.tools'),
+  FLEET_MODELS_DIR: z.string().min(1).optional(),
+  FLEET_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
+  FLEET_HTTP_PORT: port.default(8080),
+  FLEET_REQUIRE_AUTH: boolFromEnv.default(false),
+  FLEET_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
+  FLEET_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  FLEET_HOST_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, "_", "-", "." (max 63)')
+    .optional(),
+  FLEET_LLAMA_THREADS: z.coerce.number().int().min(1).max(256).optional(),
+  FLEET_LLAMA_GPU: z.enum(['auto', 'false']).default('auto'),
+  FLEET_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
+  FLEET_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  FLEET_GENERATE_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(300),
+});
+
+export type FleetConfig = ReturnType<typeof toConfig>;
+
+function toConfig(e: z.infer<typeof envSchema>) {
+  const dataDir = path.resolve(e.FLEET_DATA_DIR);
+  return {
+    temporal: {
+      /** Unset: `fleet dev` and the tests start a dev server. */
+      address: e.TEMPORAL_ADDRESS,
+      namespace: e.TEMPORAL_NAMESPACE,
+      cliPath: e.TEMPORAL_CLI_PATH,
+      devPort: e.TEMPORAL_DEV_PORT,
+      uiPort: e.TEMPORAL_UI_PORT,
+    },
+    /** Unset: PGlite persisted under `<dataDir>/pglite` (single process only). */
+    databaseUrl: e.DATABASE_URL,
+    dataDir,
+    toolsDir: path.resolve(e.FLEET_TOOLS_DIR),
+    modelsDir: path.resolve(e.FLEET_MODELS_DIR ?? path.join(dataDir, 'models')),
+    http: {
+      host: e.FLEET_HTTP_HOST,
+      port: e.FLEET_HTTP_PORT,
+      bodyLimitBytes: e.FLEET_BODY_LIMIT_BYTES,
+    },
+    requireAuth: e.FLEET_REQUIRE_AUTH,
+    logLevel: e.FLEET_LOG_LEVEL,
+    hostId: e.FLEET_HOST_ID,
+    llama: {
+      threads: e.FLEET_LLAMA_THREADS ?? defaultLlamaThreads(),
+      gpu: e.FLEET_LLAMA_GPU === 'auto' ? ('auto' as const) : (false as const),
+      maxInFlight: e.FLEET_MAX_IN_FLIGHT,
+    },
+    heartbeatIntervalMs: e.FLEET_HEARTBEAT_INTERVAL_MS,
+    generateTimeoutSeconds: e.FLEET_GENERATE_TIMEOUT_S,
+  };
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+/** Reads and validates the environment; throws a ConfigError naming each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
+  const present = Object.fromEntries(
+    Object.entries(env).filter(([k, v]) => k in envSchema.shape && v !== undefined && v !== ''),
+  );
+  const parsed = envSchema.safeParse(present);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+    throw new ConfigError(`invalid environment:\n  ${lines.join('\n  ')}`);
+  }
+  return toConfig(parsed.data);
+}

@@ -1,0 +1,128 @@
+/**
+ * GPU hosts: registration at worker start, heartbeats (with per-model load), and marking a host
+ * down. `info` and `stats` are jsonb written by one process and read by others, so they are
+ * validated with zod at both ends; a malformed value read back is logged and replaced by an
+ * empty one rather than failing every routing decision that touches the host.
+ */
+import { sql, type Kysely } from 'kysely';
+import { z } from 'zod';
+import { log } from '../logger.js';
+import { HostStatus, type Database, type HostRow } from './schema.js';
+
+/** Free-form host facts; the known keys are typed, anything else is kept as is. */
+export const hostInfoSchema = z.looseObject({
+  cpuCount: z.number().int().nonnegative().optional(),
+  threads: z.number().int().nonnegative().optional(),
+  /** node-llama-cpp's GPU type ('cuda' | 'vulkan' | 'metal'), or false on CPU. */
+  gpu: z.union([z.string(), z.literal(false), z.null()]).optional(),
+  memoryBytes: z.number().nonnegative().optional(),
+  version: z.string().optional(),
+});
+export type HostInfo = z.output<typeof hostInfoSchema>;
+
+export const modelLoadSchema = z.object({
+  running: z.number().int().nonnegative(),
+  queued: z.number().int().nonnegative(),
+});
+export type ModelLoad = z.output<typeof modelLoadSchema>;
+
+/** What a heartbeat carries: load per model id (plus any extra keys a host adds). */
+export const hostStatsSchema = z.looseObject({
+  models: z.record(z.string(), modelLoadSchema).default({}),
+});
+export type HostStats = z.output<typeof hostStatsSchema>;
+export type HostStatsInput = z.input<typeof hostStatsSchema>;
+
+/** A host row with its jsonb columns validated. */
+export type Host = Omit<HostRow, 'info' | 'stats'> & { info: HostInfo; stats: HostStats };
+
+export function parseHostInfo(raw: unknown, hostId: string): HostInfo {
+  const parsed = hostInfoSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  log.warn({ hostId, issues: parsed.error.issues.length }, 'ignoring malformed hosts.info');
+  return {};
+}
+
+export function parseHostStats(raw: unknown, hostId: string): HostStats {
+  const parsed = hostStatsSchema.safeParse(raw);
+  if (parsed.success) return parsed.data;
+  log.warn({ hostId, issues: parsed.error.issues.length }, 'ignoring malformed hosts.stats');
+  return { models: {} };
+}
+
+function toHost(row: HostRow): Host {
+  return { ...row, info: parseHostInfo(row.info, row.id), stats: parseHostStats(row.stats, row.id) };
+}
+
+/**
+ * Registers a host (or re-registers it after a restart): status 'up', started_at and
+ * last_heartbeat_at now, stats reset — a restarted host has nothing running.
+ */
+export async function upsertHost(
+  db: Kysely<Database>,
+  input: { id: string; taskQueue: string; info: HostInfo },
+): Promise<Host> {
+  const info = JSON.stringify(hostInfoSchema.parse(input.info));
+  const stats = JSON.stringify({ models: {} });
+  const row = await db
+    .insertInto('hosts')
+    .values({
+      id: input.id,
+      task_queue: input.taskQueue,
+      status: HostStatus.Up,
+      info,
+      stats,
+      started_at: sql<Date>`now()`,
+      last_heartbeat_at: sql<Date>`now()`,
+    })
+    .onConflict((oc) =>
+      oc.column('id').doUpdateSet({
+        task_queue: input.taskQueue,
+        status: HostStatus.Up,
+        info,
+        stats,
+        started_at: sql<Date>`now()`,
+        last_heartbeat_at: sql<Date>`now()`,
+      }),
+    )
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return toHost(row);
+}
+
+/**
+ * Records a heartbeat: last_heartbeat_at now, the new stats, and status back to 'up' (one
+ * success resets health). Returns false when the host is not registered.
+ */
+export async function recordHeartbeat(db: Kysely<Database>, id: string, stats: HostStatsInput): Promise<boolean> {
+  const result = await db
+    .updateTable('hosts')
+    .set({
+      stats: JSON.stringify(hostStatsSchema.parse(stats)),
+      status: HostStatus.Up,
+      last_heartbeat_at: sql<Date>`now()`,
+    })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+/** Marks a host down (graceful shutdown, or health policy). Returns false when unknown. */
+export async function markHostDown(db: Kysely<Database>, id: string): Promise<boolean> {
+  const result = await db
+    .updateTable('hosts')
+    .set({ status: HostStatus.Down })
+    .where('id', '=', id)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function getHost(db: Kysely<Database>, id: string): Promise<Host | undefined> {
+  const row = await db.selectFrom('hosts').selectAll().where('id', '=', id).executeTakeFirst();
+  return row && toHost(row);
+}
+
+export async function listHosts(db: Kysely<Database>): Promise<Host[]> {
+  const rows = await db.selectFrom('hosts').selectAll().orderBy('id').execute();
+  return rows.map(toHost);
+}

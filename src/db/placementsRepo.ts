@@ -1,0 +1,68 @@
+/**
+ * Placements: the state of one model on one host (unloaded → loading → loaded → unloading, or
+ * failed), the load progress, and when it last served a request (for LRU eviction).
+ * State changes and "last used" are written by different activities at different rates, so
+ * each touches only its own columns and neither can undo the other.
+ */
+import { sql, type Kysely } from 'kysely';
+import { PlacementState, type Database, type PlacementRow } from './schema.js';
+
+export interface SetPlacementStateInput {
+  hostId: string;
+  modelId: string;
+  state: PlacementState;
+  /** 0..1. Defaults to 1 for 'loaded' and 0 otherwise. */
+  progress?: number;
+  /** Defaults to null: a new state clears the previous error. */
+  error?: string | null;
+}
+
+/** Creates or updates the placement's state; `last_used_at` is left as it is. */
+export async function setPlacementState(db: Kysely<Database>, input: SetPlacementStateInput): Promise<PlacementRow> {
+  const progress = input.progress ?? (input.state === PlacementState.Loaded ? 1 : 0);
+  if (!(progress >= 0 && progress <= 1)) {
+    throw new RangeError(`placement progress must be within 0..1, got ${progress}`);
+  }
+  const values = { state: input.state, progress, error: input.error ?? null, updated_at: sql<Date>`now()` };
+  return db
+    .insertInto('placements')
+    .values({ host_id: input.hostId, model_id: input.modelId, ...values })
+    .onConflict((oc) => oc.columns(['host_id', 'model_id']).doUpdateSet(values))
+    .returningAll()
+    .executeTakeFirstOrThrow();
+}
+
+/**
+ * Records that the placement served a request at `at`. Never moves last_used_at backwards, so
+ * out-of-order touches from concurrent requests settle on the latest. Returns false when the
+ * placement does not exist.
+ */
+export async function touchPlacement(db: Kysely<Database>, hostId: string, modelId: string, at: Date): Promise<boolean> {
+  const result = await db
+    .updateTable('placements')
+    // greatest() ignores NULL, so a first touch simply sets it.
+    .set({ last_used_at: sql<Date>`greatest(last_used_at, ${at}::timestamptz)` })
+    .where('host_id', '=', hostId)
+    .where('model_id', '=', modelId)
+    .executeTakeFirst();
+  return result.numUpdatedRows > 0n;
+}
+
+export async function getPlacement(
+  db: Kysely<Database>,
+  hostId: string,
+  modelId: string,
+): Promise<PlacementRow | undefined> {
+  return db
+    .selectFrom('placements')
+    .selectAll()
+    .where('host_id', '=', hostId)
+    .where('model_id', '=', modelId)
+    .executeTakeFirst();
+}
+
+export async function listPlacements(db: Kysely<Database>, filter: { modelId?: string } = {}): Promise<PlacementRow[]> {
+  let query = db.selectFrom('placements').selectAll();
+  if (filter.modelId !== undefined) query = query.where('model_id', '=', filter.modelId);
+  return query.orderBy('host_id').orderBy('model_id').execute();
+}

@@ -1,0 +1,108 @@
+/**
+ * The Kysely view of the database: one interface per table, mirroring `migrations/`. Queries
+ * are type-checked against it, so a column rename breaks the build instead of a request.
+ *
+ * Conventions:
+ * - timestamptz columns select as `Date` (both drivers parse them) and accept `Date` or an ISO
+ *   string on write.
+ * - jsonb columns select as `unknown` on purpose: repositories validate them with zod where they
+ *   are read, and write them as JSON text (a JS array would otherwise be sent by `pg` as a
+ *   Postgres array literal).
+ * - int8 selects as `number`: both connections install an int8 → Number parser (counts and byte
+ *   sizes stay far below 2^53).
+ */
+import type { ColumnType, Insertable, Selectable, Updateable } from 'kysely';
+
+/** A timestamptz column without a default. */
+export type Timestamp = ColumnType<Date, Date | string, Date | string>;
+/** A timestamptz column with a database default (usually now()). */
+export type DefaultTimestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+/** A jsonb column: read as unknown (validate it), written as JSON text. */
+export type Json = ColumnType<unknown, string, string>;
+/** A jsonb column with a database default. */
+export type DefaultJson = ColumnType<unknown, string | undefined, string>;
+
+export const HostStatus = { Up: 'up', Down: 'down' } as const;
+export type HostStatus = (typeof HostStatus)[keyof typeof HostStatus];
+
+export const PlacementState = {
+  Unloaded: 'unloaded',
+  Loading: 'loading',
+  Loaded: 'loaded',
+  Unloading: 'unloading',
+  Failed: 'failed',
+} as const;
+export type PlacementState = (typeof PlacementState)[keyof typeof PlacementState];
+export const PLACEMENT_STATES: readonly PlacementState[] = Object.values(PlacementState);
+
+export const RequestKind = { Chat: 'chat', Completion: 'completion' } as const;
+export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
+
+export const RequestStatus = { Ok: 'ok', Error: 'error', Cancelled: 'cancelled' } as const;
+export type RequestStatus = (typeof RequestStatus)[keyof typeof RequestStatus];
+
+export interface HostsTable {
+  id: string;
+  task_queue: string;
+  status: ColumnType<HostStatus, HostStatus | undefined, HostStatus>;
+  started_at: DefaultTimestamp;
+  last_heartbeat_at: DefaultTimestamp;
+  /** Free-form host facts (cpu count, threads, gpu, memory, software version). */
+  info: DefaultJson;
+  /** Per-model running/queued counts, rewritten by every heartbeat. */
+  stats: DefaultJson;
+}
+
+export interface ModelsTable {
+  id: string;
+  path: string;
+  sha256: string;
+  /** bigint in Postgres; a number here (see the int8 parser note above). */
+  size_bytes: ColumnType<number, number | bigint, number | bigint>;
+  context_length: number;
+  created_at: DefaultTimestamp;
+}
+
+export interface PlacementsTable {
+  host_id: string;
+  model_id: string;
+  state: PlacementState;
+  /** 0..1 */
+  progress: ColumnType<number, number | undefined, number>;
+  error: string | null;
+  updated_at: DefaultTimestamp;
+  last_used_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+}
+
+export interface RequestLogTable {
+  /** The request id (also the workflow id and the OpenAI response id). */
+  id: string;
+  kind: RequestKind;
+  model_id: string;
+  host_id: string | null;
+  principal: string | null;
+  stream: boolean;
+  status: RequestStatus;
+  finish_reason: string | null;
+  error_code: string | null;
+  prompt_tokens: number;
+  completion_tokens: number;
+  started_at: Timestamp;
+  finished_at: Timestamp;
+  duration_ms: number;
+}
+
+export interface Database {
+  hosts: HostsTable;
+  models: ModelsTable;
+  placements: PlacementsTable;
+  request_log: RequestLogTable;
+}
+
+export type HostRow = Selectable<HostsTable>;
+export type ModelRow = Selectable<ModelsTable>;
+export type PlacementRow = Selectable<PlacementsTable>;
+export type RequestLogRow = Selectable<RequestLogTable>;
+
+export type NewRequestLog = Insertable<RequestLogTable>;
+export type PlacementUpdate = Updateable<PlacementsTable>;

@@ -1,0 +1,40 @@
+/**
+ * The snapshot of fleet state a routing decision is made from. Plain JSON: a workflow reads it
+ * through a local activity (so it is recorded in history) and hands it to the pure policies.
+ */
+export type PlacementStateName = 'unloaded' | 'loading' | 'loaded' | 'unloading' | 'failed';
+
+export interface PlacementView {
+  modelId: string;
+  state: PlacementStateName;
+  lastUsedAt: string | null;
+}
+
+export interface ModelLoad {
+  running: number;
+  queued: number;
+}
+
+export interface HostView {
+  id: string;
+  status: 'up' | 'down';
+  /** ISO timestamp of the last heartbeat the host wrote. */
+  lastHeartbeatAt: string;
+  placements: PlacementView[];
+  /** Per-model load from the host's last heartbeat. */
+  load: Record<string, ModelLoad>;
+}
+
+export interface CatalogModelView {
+  id: string;
+  path: string;
+  sha256: string;
+  contextLength: number;
+}
+
+export interface FleetView {
+  model: CatalogModelView | null;
+  hosts: HostView[];
+  /** Heartbeat period hosts were configured with, for the health rule. */
+  heartbeatIntervalMs: number;
+}

@@ -1,0 +1,73 @@
+/**
+ * Routing policy: which host serves a request, or why none can. Pure and deterministic: the
+ * same fleet view and clock give the same answer, so a workflow replays it exactly.
+ *
+ * - Serve: healthy hosts with the model loaded, least busy (running + queued) first, ties by
+ *   host name.
+ * - Cold load: no loaded replica but a healthy host could load it → the host with the fewest
+ *   models loaded or loading, ties by name.
+ * - Wait (503 + Retry-After): the model is loading somewhere, or only unhealthy hosts exist.
+ * - Not found (404): the model is not in the catalog, or no host is registered at all.
+ */
+import type { FleetView, HostView } from './fleetView.js';
+import { isHostHealthy } from './health.js';
+
+export type RouteDecision =
+  | { kind: 'serve'; candidates: string[] }
+  | { kind: 'coldLoad'; hostId: string }
+  | { kind: 'wait'; reason: 'loading' | 'no_healthy_host' | 'all_tried'; retryAfterSeconds: number }
+  | { kind: 'notFound'; reason: 'unknown_model' | 'no_hosts' };
+
+export interface RouteOptions {
+  now: number;
+  /** Hosts already tried for this request (they refused or failed): never chosen again. */
+  exclude?: readonly string[];
+}
+
+/** Seconds a client should wait when a model is loading or hosts are unhealthy. */
+export const RETRY_AFTER_LOADING_S = 2;
+export const RETRY_AFTER_UNHEALTHY_S = 5;
+export const RETRY_AFTER_BUSY_S = 1;
+
+const busy = (h: HostView, modelId: string) => {
+  const l = h.load[modelId];
+  return l ? l.running + l.queued : 0;
+};
+
+const byName = (a: HostView, b: HostView) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision {
+  const model = view.model;
+  if (!model) return { kind: 'notFound', reason: 'unknown_model' };
+  if (view.hosts.length === 0) return { kind: 'notFound', reason: 'no_hosts' };
+
+  const excluded = new Set(opts.exclude ?? []);
+  const healthy = view.hosts.filter((h) => isHostHealthy(h, opts.now, view.heartbeatIntervalMs));
+  const stateOn = (h: HostView) => h.placements.find((p) => p.modelId === model.id)?.state;
+
+  const loaded = healthy
+    .filter((h) => stateOn(h) === 'loaded' && !excluded.has(h.id))
+    .sort((a, b) => busy(a, model.id) - busy(b, model.id) || byName(a, b));
+  if (loaded.length > 0) return { kind: 'serve', candidates: loaded.map((h) => h.id) };
+
+  // Every loaded replica already refused this request: that is load, not a reason to load more.
+  if (healthy.some((h) => stateOn(h) === 'loaded')) {
+    return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
+  }
+  if (healthy.some((h) => stateOn(h) === 'loading')) {
+    return { kind: 'wait', reason: 'loading', retryAfterSeconds: RETRY_AFTER_LOADING_S };
+  }
+  const loadable = healthy
+    .filter((h) => !excluded.has(h.id) && stateOn(h) !== 'loaded')
+    .sort((a, b) => activeModels(a) - activeModels(b) || byName(a, b));
+  const target = loadable[0];
+  if (target) return { kind: 'coldLoad', hostId: target.id };
+  if (healthy.length === 0) {
+    return { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
+  }
+  return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
+}
+
+function activeModels(h: HostView): number {
+  return h.placements.filter((p) => p.state === 'loaded' || p.state === 'loading').length;
+}

@@ -1,0 +1,123 @@
+/**
+ * Assembles the processes of DESIGN.md from their parts, so `fleet dev`, the split commands,
+ * the tests and the benchmarks all start the same real stack: Temporal (an address, or a dev
+ * server we own), Postgres or PGlite with migrations, the stream channel, the control-plane
+ * worker, GPU-host workers and the API. `stop()` tears down in reverse order, once.
+ */
+import { ModelCatalog } from './api/catalog.js';
+import { startApiServer, type ApiServer } from './api/server.js';
+import type { FleetConfig } from './config.js';
+import { openDatabase, type DbHandle } from './db/connect.js';
+import { migrateToLatest } from './db/migrate.js';
+import type { Logger } from './logger.js';
+import { createPgStreamChannel, type StreamChannel } from './stream/channel.js';
+import { findTemporalBinary } from './temporal/binary.js';
+import { connectTemporal, ensureSearchAttributes, type TemporalHandle } from './temporal/connect.js';
+import { startDevServer, type DevServer } from './temporal/devServer.js';
+import { installTemporalLogging } from './temporal/runtimeLogging.js';
+import { startControlPlaneWorker } from './workers/controlPlane.js';
+import { startGpuHostWorker, type RunningWorker } from './workers/gpuHost.js';
+
+export interface StackOptions {
+  config: FleetConfig;
+  log: Logger;
+  /** Start a dev server when `config.temporal.address` is unset. */
+  devServer?: { uiPort: number | null; port: number; persist: boolean };
+  /** Database: `config.databaseUrl`, else PGlite in this folder (undefined: in memory). */
+  pgliteDir?: string;
+  controlPlane?: boolean;
+  /** GPU-host workers to run in this process. */
+  hostIds?: string[];
+  api?: { host: string; port: number } | false;
+}
+
+export interface Stack {
+  config: FleetConfig;
+  temporal: TemporalHandle;
+  db: DbHandle;
+  channel: StreamChannel;
+  devServer?: DevServer;
+  api?: ApiServer;
+  hosts: Map<string, RunningWorker>;
+  stop(): Promise<void>;
+}
+
+export async function startStack(o: StackOptions): Promise<Stack> {
+  const { config, log } = o;
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const c of cleanups.splice(0).reverse()) {
+      await c().catch((err: Error) => log.warn({ err: err.message }, 'shutdown step failed'));
+    }
+  };
+  try {
+    installTemporalLogging(log);
+    let address = config.temporal.address;
+    let devServer: DevServer | undefined;
+    if (!address) {
+      const binary = await findTemporalBinary({ cliPath: config.temporal.cliPath, toolsDir: config.toolsDir, log });
+      const ds = o.devServer ?? { uiPort: config.temporal.uiPort, port: config.temporal.devPort, persist: true };
+      devServer = await startDevServer({
+        binary,
+        port: ds.port,
+        uiPort: ds.uiPort,
+        namespace: config.temporal.namespace,
+        dbFile: ds.persist ? `${config.dataDir}/temporal.db` : undefined,
+        log,
+      });
+      cleanups.push(() => devServer!.stop());
+      address = devServer.address;
+    }
+    const temporal = await connectTemporal(address, config.temporal.namespace);
+    cleanups.push(() => temporal.close());
+    await ensureSearchAttributes(temporal, log);
+
+    const db = await openDatabase({ databaseUrl: config.databaseUrl, pgliteDir: o.pgliteDir, log });
+    cleanups.push(() => db.close());
+    await migrateToLatest(db.db, log);
+    const channel = createPgStreamChannel(db, log.child({ component: 'stream' }));
+    cleanups.push(() => channel.close());
+
+    const hosts = new Map<string, RunningWorker>();
+    if (o.controlPlane !== false) {
+      const cp = await startControlPlaneWorker({ temporal, db, heartbeatIntervalMs: config.heartbeatIntervalMs, log });
+      cleanups.push(() => cp.stop());
+    }
+    for (const hostId of o.hostIds ?? []) {
+      const h = await startGpuHostWorker({
+        hostId,
+        temporal,
+        db,
+        channel,
+        threads: config.llama.threads,
+        gpu: config.llama.gpu,
+        maxInFlight: config.llama.maxInFlight,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        log,
+      });
+      hosts.set(hostId, h);
+      cleanups.push(() => h.stop());
+    }
+    let api: ApiServer | undefined;
+    if (o.api) {
+      api = await startApiServer({
+        host: o.api.host,
+        port: o.api.port,
+        client: temporal.client,
+        channel,
+        db: db.db,
+        catalog: new ModelCatalog(db.db),
+        log,
+        requireAuth: config.requireAuth,
+        modelsDir: config.modelsDir,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        bodyLimitBytes: config.http.bodyLimitBytes,
+      });
+      cleanups.push(() => api!.close());
+    }
+    return { config, temporal, db, channel, devServer, api, hosts, stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * One NativeConnection per process, shared by the client and every worker in it: that is what
+ * lets Temporal start a workflow eagerly on a worker of the same process (`fleet dev`).
+ * Also registers the project's search attributes on a cluster that lacks them.
+ */
+import { Client } from '@temporalio/client';
+import { NativeConnection } from '@temporalio/worker';
+import { temporal } from '@temporalio/proto';
+import { SEARCH_ATTRIBUTES } from '../common/searchAttributes.js';
+import type { Logger } from '../logger.js';
+
+export interface TemporalHandle {
+  connection: NativeConnection;
+  client: Client;
+  namespace: string;
+  close(): Promise<void>;
+}
+
+export async function connectTemporal(address: string, namespace: string): Promise<TemporalHandle> {
+  const connection = await NativeConnection.connect({ address });
+  const client = new Client({ connection, namespace });
+  return { connection, client, namespace, close: () => connection.close() };
+}
+
+const TYPE = temporal.api.enums.v1.IndexedValueType;
+const TYPE_OF: Record<string, temporal.api.enums.v1.IndexedValueType> = {
+  Keyword: TYPE.INDEXED_VALUE_TYPE_KEYWORD,
+  Int: TYPE.INDEXED_VALUE_TYPE_INT,
+  Bool: TYPE.INDEXED_VALUE_TYPE_BOOL,
+};
+
+/** Idempotent: adds only the attributes the namespace does not have yet. */
+export async function ensureSearchAttributes(t: TemporalHandle, log: Logger): Promise<void> {
+  const existing = await t.connection.operatorService.listSearchAttributes({ namespace: t.namespace });
+  const have = new Set(Object.keys(existing.customAttributes ?? {}));
+  const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !have.has(name));
+  if (missing.length === 0) return;
+  await t.connection.operatorService.addSearchAttributes({
+    namespace: t.namespace,
+    searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, TYPE_OF[type]!])),
+  });
+  log.info({ added: missing.map(([n]) => n) }, 'registered search attributes');
+}
