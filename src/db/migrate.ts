@@ -36,8 +36,8 @@ export class FolderMigrationProvider implements MigrationProvider {
   }
 }
 
-// Migrations are schema-agnostic; Kysely<unknown> accepts any Kysely<Database>.
-export function createMigrator(db: Kysely<unknown>, dir?: string): Migrator {
+/** A Migrator over `migrations/` (or `dir`), e.g. for migrateDown in tests and tools. */
+export function createMigrator<DB>(db: Kysely<DB>, dir?: string): Migrator {
   return new Migrator({ db, provider: new FolderMigrationProvider(dir) });
 }
 
@@ -46,7 +46,7 @@ export function createMigrator(db: Kysely<unknown>, dir?: string): Migrator {
  * (empty when already current). Throws naming the migration that failed; its transaction is
  * rolled back, so nothing of it remains.
  */
-export async function migrateToLatest(db: Kysely<unknown>, log: Logger = rootLog): Promise<string[]> {
+export async function migrateToLatest<DB>(db: Kysely<DB>, log: Logger = rootLog): Promise<string[]> {
   const { error, results = [] } = await createMigrator(db).migrateToLatest();
   const applied = results.filter((r) => r.status === 'Success').map((r) => r.migrationName);
   if (error !== undefined) {

@@ -31,6 +31,8 @@ export class PgListener {
   #reconnectTimer: NodeJS.Timeout | undefined;
   #attempt = 0;
   #closed = false;
+  /** LISTEN/UNLISTEN run one at a time: pg deprecates overlapping queries on one client. */
+  #commands: Promise<unknown> = Promise.resolve();
 
   constructor(connectionString: string, log: Logger) {
     this.#connectionString = connectionString;
@@ -43,9 +45,7 @@ export class PgListener {
     let state = this.#channels.get(channel);
     if (!state) {
       // LISTEN is idempotent, so racing a reconnect that already re-LISTENed is harmless.
-      const ready = this.#ensureConnected().then(async (client) => {
-        await client.query(`LISTEN ${quoteIdent(channel)}`);
-      });
+      const ready = this.#ensureConnected().then((client) => this.#command(client, `LISTEN ${quoteIdent(channel)}`));
       state = { handlers: new Set(), ready };
       this.#channels.set(channel, state);
     }
@@ -67,8 +67,8 @@ export class PgListener {
       const client = this.#client;
       if (!client) return; // reconnecting: the channel is simply not re-LISTENed
       try {
-        // Issued synchronously, so a later re-subscribe's LISTEN queues behind it.
-        await client.query(`UNLISTEN ${quoteIdent(channel)}`);
+        // Queued synchronously, so a later re-subscribe's LISTEN runs after it.
+        await this.#command(client, `UNLISTEN ${quoteIdent(channel)}`);
       } catch (err) {
         this.#log.debug({ err: errorMessage(err), channel }, 'UNLISTEN failed; the connection is going away');
       }
@@ -91,6 +91,14 @@ export class PgListener {
     if (this.#channels.get(channel) !== state) return false;
     this.#channels.delete(channel);
     return true;
+  }
+
+  #command(client: pg.Client, text: string): Promise<void> {
+    const run = this.#commands.then(async () => {
+      await client.query(text);
+    });
+    this.#commands = run.catch(() => undefined);
+    return run;
   }
 
   #ensureConnected(): Promise<pg.Client> {

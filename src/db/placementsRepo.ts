@@ -66,3 +66,17 @@ export async function listPlacements(db: Kysely<Database>, filter: { modelId?: s
   if (filter.modelId !== undefined) query = query.where('model_id', '=', filter.modelId);
   return query.orderBy('host_id').orderBy('model_id').execute();
 }
+
+/**
+ * Marks every placement of a host `unloaded`: a host process that (re)starts or stops holds
+ * no model, whatever the table said. Returns how many rows changed.
+ */
+export async function resetHostPlacements(db: Kysely<Database>, hostId: string): Promise<number> {
+  const result = await db
+    .updateTable('placements')
+    .set({ state: PlacementState.Unloaded, progress: 0, error: null, updated_at: sql<Date>`now()` })
+    .where('host_id', '=', hostId)
+    .where('state', '!=', PlacementState.Unloaded)
+    .executeTakeFirst();
+  return Number(result.numUpdatedRows);
+}

@@ -5,7 +5,7 @@
  */
 import { Client } from '@temporalio/client';
 import { NativeConnection } from '@temporalio/worker';
-import { temporal } from '@temporalio/proto';
+import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from '../common/searchAttributes.js';
 import type { Logger } from '../logger.js';
 
@@ -22,8 +22,9 @@ export async function connectTemporal(address: string, namespace: string): Promi
   return { connection, client, namespace, close: () => connection.close() };
 }
 
-const TYPE = temporal.api.enums.v1.IndexedValueType;
-const TYPE_OF: Record<string, temporal.api.enums.v1.IndexedValueType> = {
+// @temporalio/proto is CommonJS: its namespace comes through the default export.
+const TYPE = proto.temporal.api.enums.v1.IndexedValueType;
+const TYPE_OF: Record<string, proto.temporal.api.enums.v1.IndexedValueType> = {
   Keyword: TYPE.INDEXED_VALUE_TYPE_KEYWORD,
   Int: TYPE.INDEXED_VALUE_TYPE_INT,
   Bool: TYPE.INDEXED_VALUE_TYPE_BOOL,

@@ -244,11 +244,15 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       await assert.rejects(h.notify('bad name!', 'x'), /invalid channel name/);
       // A LISTEN issued while another caller holds a transaction open must not be rolled back with it.
       const late: string[] = [];
+      let entered!: () => void;
+      const inside = new Promise<void>((resolve) => (entered = resolve));
       const tx = h.db.transaction().execute(async (trx) => {
         await insertRequestLog(trx, logRow('never'));
+        entered();
         await new Promise((r) => setTimeout(r, 30));
         throw new Error('rollback');
       });
+      await inside;
       const offLate = await h.listen('late', (p) => late.push(p));
       await assert.rejects(tx, /rollback/);
       await h.notify('late', 'still listening');

@@ -1,0 +1,69 @@
+/**
+ * A whole fleet in the test process, on real parts: the suite's Temporal server, real
+ * PostgreSQL (a fresh database) or PGlite, GPU-host workers running node-llama-cpp on a
+ * generated tiny GGUF model, and the API on a free port, plus an official `openai` client.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import { sha256File } from '../../src/activities/fileHash.js';
+import { registerModel } from '../../src/db/modelsRepo.js';
+import { configureLogger, log } from '../../src/logger.js';
+import { makeTinyModel, TINY_MODEL_SIZES } from '../../src/model/tinyModel.js';
+import { startStack, type Stack } from '../../src/stack.js';
+import { createTestDatabase } from './databases.js';
+import { testConfig } from './env.js';
+
+export type DbKind = 'postgres' | 'pglite';
+
+export interface TestFleet {
+  stack: Stack;
+  baseURL: string;
+  openai: OpenAI;
+  modelId: string;
+  hostIds: string[];
+  tmpDir: string;
+  stop(): Promise<void>;
+}
+
+export async function startTestFleet(o: { db: DbKind; hosts?: number; env?: Record<string, string> }): Promise<TestFleet> {
+  const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-test-'));
+  const database = o.db === 'postgres' ? await createTestDatabase() : undefined;
+  const config = testConfig({
+    DATABASE_URL: database?.url,
+    FLEET_DATA_DIR: tmpDir,
+    FLEET_MODELS_DIR: tmpDir,
+    ...o.env,
+  });
+  configureLogger(config.logLevel);
+  const suffix = randomBytes(3).toString('hex');
+  const hostIds = Array.from({ length: o.hosts ?? 1 }, (_, i) => `t${i}-${suffix}`);
+  const stack = await startStack({
+    config,
+    log,
+    pgliteDir: undefined, // in memory
+    hostIds,
+    api: { host: '127.0.0.1', port: 0 },
+  });
+  const file = path.join(tmpDir, 'tiny.gguf');
+  await makeTinyModel({ file, seed: 7, size: 'tiny' });
+  const { sha256, sizeBytes } = await sha256File(file);
+  const modelId = 'tiny';
+  await registerModel(stack.db.db, { id: modelId, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES.tiny.contextLength });
+  const baseURL = `${stack.api!.url}/v1`;
+  return {
+    stack,
+    baseURL,
+    openai: new OpenAI({ baseURL, apiKey: 'sk-no-key', maxRetries: 0, timeout: 60_000 }),
+    modelId,
+    hostIds,
+    tmpDir,
+    async stop() {
+      await stack.stop();
+      await database?.drop();
+      await rm(tmpDir, { recursive: true, force: true });
+    },
+  };
+}
