@@ -1,0 +1,122 @@
+/**
+ * Bad input never crashes or hangs the gateway: each case gets a clear 4xx in the OpenAI
+ * envelope, and the server still answers afterwards. Also: a client that disconnects cancels
+ * its workflow.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { startTestFleet, type TestFleet } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
+
+interface Case {
+  name: string;
+  path?: string;
+  body: string | object;
+  contentType?: string;
+  status: number;
+  code?: string | null;
+  param?: string | null;
+  messageLike?: RegExp;
+}
+
+const chat = (extra: object) => ({ model: 'tiny', messages: [{ role: 'user', content: 'hi' }], ...extra });
+
+const cases: Case[] = [
+  { name: 'malformed JSON', body: '{"model": "tiny", "messages": [', status: 400, code: 'invalid_json' },
+  { name: 'not a JSON object', body: '[1,2,3]', status: 400, messageLike: /JSON object/ },
+  { name: 'wrong content type', body: 'hello', contentType: 'text/plain', status: 400, messageLike: /JSON object/ },
+  { name: 'missing messages', body: { model: 'tiny' }, status: 400, param: 'messages' },
+  { name: 'empty messages', body: { model: 'tiny', messages: [] }, status: 400, param: 'messages' },
+  { name: 'missing model', body: { messages: [{ role: 'user', content: 'hi' }] }, status: 400, param: 'model' },
+  { name: 'bad role', body: { model: 'tiny', messages: [{ role: 'wizard', content: 'hi' }] }, status: 400, param: 'messages.0.role' },
+  { name: 'temperature is a string', body: chat({ temperature: 'hot' }), status: 400, param: 'temperature' },
+  { name: 'temperature out of range', body: chat({ temperature: 7 }), status: 400, param: 'temperature' },
+  { name: 'max_tokens negative', body: chat({ max_tokens: -1 }), status: 400, param: 'max_tokens' },
+  { name: 'max_tokens not an integer', body: chat({ max_tokens: 1.5 }), status: 400, param: 'max_tokens' },
+  { name: 'stream is a string', body: chat({ stream: 'yes' }), status: 400, param: 'stream' },
+  { name: 'n = 2 is refused', body: chat({ n: 2 }), status: 400, param: 'n' },
+  { name: 'too many stop sequences', body: chat({ stop: ['a', 'b', 'c', 'd', 'e'] }), status: 400, param: 'stop' },
+  { name: 'image content is refused', body: { model: 'tiny', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, status: 400, param: 'messages.0.content' },
+  { name: 'unknown model', body: chat({ model: 'gpt-17' }), status: 404, code: 'model_not_found', param: 'model' },
+  { name: 'max_tokens over the context', body: chat({ max_tokens: 100_000 }), status: 400, code: 'context_length_exceeded', param: 'max_tokens' },
+  { name: 'prompt over the context', body: chat({ messages: [{ role: 'user', content: 'word '.repeat(3000) }] }), status: 400, code: 'context_length_exceeded' },
+  { name: 'prompt + max_tokens over the context', body: chat({ messages: [{ role: 'user', content: 'the '.repeat(200) }], max_tokens: 400 }), status: 400, code: 'context_length_exceeded' },
+  { name: 'completions: prompt missing', path: '/v1/completions', body: { model: 'tiny' }, status: 400, param: 'prompt' },
+  { name: 'completions: several prompts', path: '/v1/completions', body: { model: 'tiny', prompt: ['a', 'b'] }, status: 400, param: 'prompt' },
+  { name: 'unknown URL', path: '/v1/embeddings', body: { model: 'tiny', input: 'x' }, status: 404, code: 'unknown_url' },
+  { name: 'admin: register a file that does not exist', path: '/admin/models', body: { id: 'nope', path: '/nonexistent/model.gguf' }, status: 400, param: 'path' },
+  { name: 'admin: register a file that is not GGUF', path: '/admin/models', body: { id: 'nope', path: '/etc/hostname' }, status: 400, param: 'path' },
+  { name: 'admin: bad model id', path: '/admin/models', body: { id: '../x', path: '/etc/hostname' }, status: 400, param: 'id' },
+];
+
+describe('bad input', () => {
+  let f: TestFleet;
+  before(async () => {
+    f = await startTestFleet({ db: 'pglite' });
+  });
+  after(async () => {
+    await f?.stop();
+  });
+
+  for (const c of cases) {
+    test(`${c.name} → ${c.status}`, async () => {
+      const res = await fetch(`${f.stack.api!.url}${c.path ?? '/v1/chat/completions'}`, {
+        method: 'POST',
+        headers: { 'content-type': c.contentType ?? 'application/json', authorization: 'Bearer sk-no-key' },
+        body: typeof c.body === 'string' ? c.body : JSON.stringify(c.body),
+      });
+      const text = await res.text();
+      assert.equal(res.status, c.status, text);
+      const body = JSON.parse(text) as { error: { message: string; type: string; param: string | null; code: string | null } };
+      assert.deepEqual(Object.keys(body), ['error']);
+      assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);
+      assert.ok(body.error.message.length > 0);
+      assert.ok(!/\bat .+\.(ts|js):\d+/.test(body.error.message), 'no stack trace in the message');
+      if (c.code !== undefined) assert.equal(body.error.code, c.code);
+      if (c.param !== undefined) assert.equal(body.error.param, c.param);
+      if (c.messageLike) assert.match(body.error.message, c.messageLike);
+    });
+  }
+
+  test('a body over the limit → 413 envelope', async () => {
+    const huge = JSON.stringify(chat({ messages: [{ role: 'user', content: 'x'.repeat(2 * 1024 * 1024) }] }));
+    const res = await fetch(`${f.stack.api!.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: huge,
+    });
+    assert.equal(res.status, 413);
+    const body = (await res.json()) as { error: { code: string } };
+    assert.equal(body.error.code, 'request_too_large');
+  });
+
+  test('the server is still up and serving after all of that', async () => {
+    const health = await fetch(`${f.stack.api!.url}/health`);
+    assert.equal(health.status, 200);
+    const r = await f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'still there?' }], max_tokens: 4 });
+    assert.ok(r.choices[0]!.message.content!.length > 0);
+  });
+
+  test('a client that disconnects cancels its workflow', async () => {
+    // Fill every slot with long generations so the next request is certainly still running
+    // (queued on the host) when its client goes away.
+    const blockers = Array.from({ length: 4 }, () =>
+      f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'go' }], temperature: 0 }),
+    );
+    const ac = new AbortController();
+    const stream = await f.openai.chat.completions.create(
+      { model: 'tiny', messages: [{ role: 'user', content: 'cancel me' }], stream: true },
+      { signal: ac.signal },
+    ).catch((e: Error) => e);
+    ac.abort();
+    void stream;
+    await Promise.allSettled(blockers);
+    const client = f.stack.temporal.client;
+    const cancelled = await waitFor(async () => {
+      for await (const w of client.workflow.list({ query: 'ExecutionStatus = "Canceled"' })) return w;
+      return undefined;
+    });
+    assert.ok(cancelled, 'a cancelled inferenceRequest workflow');
+    assert.match(cancelled.workflowId, /^chatcmpl-/);
+  });
+});
