@@ -1,0 +1,46 @@
+/** The one error mapping: typed workflow failures and parser errors → OpenAI envelope + status. */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/common';
+import { FailureType } from '../../src/common/failures.js';
+import { fromWorkflowFailure, toErrorResponse } from '../../src/api/errors.js';
+
+const app = (type: string, details?: unknown[]) => ApplicationFailure.create({ message: `msg ${type}`, type, nonRetryable: true, details });
+
+const table: Array<[string, unknown, number, string, string | undefined]> = [
+  ['model not found', app(FailureType.ModelNotFound), 404, 'model_not_found', undefined],
+  ['context length', app(FailureType.ContextLengthExceeded), 400, 'context_length_exceeded', undefined],
+  ['invalid request', app(FailureType.InvalidRequest), 400, 'invalid_request_error', undefined],
+  ['loading → 503', app(FailureType.Unavailable, [{ retryAfterSeconds: 2, reason: 'loading' }]), 503, 'service_unavailable', '2'],
+  ['all replicas busy → 503 rate_limit_exceeded', app(FailureType.Unavailable, [{ retryAfterSeconds: 1, reason: 'all_tried' }]), 503, 'rate_limit_exceeded', '1'],
+  ['host busy', app(FailureType.HostBusy), 503, 'rate_limit_exceeded', '1'],
+  ['load failed', app(FailureType.LoadFailed), 503, 'service_unavailable', '5'],
+  ['generation failed', app(FailureType.GenerationFailed), 502, 'upstream_error', undefined],
+  ['timeout', new TimeoutFailure('t', undefined, 'START_TO_CLOSE'), 504, 'timeout', '1'],
+  ['cancelled', new CancelledFailure('c'), 499, 'cancelled', undefined],
+  ['a bug', new TypeError('x is undefined at foo.ts:12'), 500, 'internal_error', undefined],
+];
+
+for (const [name, err, status, code, retryAfter] of table) {
+  test(`workflow failure: ${name} → ${status} ${code}`, () => {
+    const e = toErrorResponse(fromWorkflowFailure(err, 'm'));
+    assert.equal(e.status, status);
+    if (code === 'invalid_request_error') assert.equal(e.body.error.type, code);
+    else assert.equal(e.body.error.code, code);
+    assert.equal(e.headers['Retry-After'], retryAfter);
+    assert.ok(!e.body.error.message.includes('foo.ts'), 'internal detail never leaks');
+  });
+}
+
+test('a failure nested in causes is found', () => {
+  const wrapped = Object.assign(new Error('outer'), { cause: Object.assign(new Error('mid'), { cause: app(FailureType.ModelNotFound) }) });
+  assert.equal(fromWorkflowFailure(wrapped, 'gpt-x').status, 404);
+});
+
+test('body-parser errors map to 400 / 413', () => {
+  assert.equal(toErrorResponse({ type: 'entity.parse.failed', status: 400 }).body.error.code, 'invalid_json');
+  assert.equal(toErrorResponse({ type: 'entity.too.large', status: 413 }).status, 413);
+  const unknown = toErrorResponse(new Error('secret at postgres://u:p@h/db'));
+  assert.equal(unknown.status, 500);
+  assert.ok(!unknown.body.error.message.includes('postgres://'));
+});

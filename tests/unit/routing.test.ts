@@ -1,0 +1,129 @@
+/** Table tests of the routing policy and the health rule (pure, no I/O). */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import type { FleetView, HostView, PlacementStateName } from '../../src/domain/fleetView.js';
+import { isHostHealthy, missedHeartbeats } from '../../src/domain/health.js';
+import { routeRequest, type RouteDecision } from '../../src/domain/routing.js';
+
+const NOW = Date.parse('2026-11-24T12:00:00Z');
+const INTERVAL = 1000;
+const ago = (ms: number) => new Date(NOW - ms).toISOString();
+
+function host(id: string, o: { state?: PlacementStateName; load?: number; lastBeatMsAgo?: number; down?: boolean; other?: string[] } = {}): HostView {
+  const placements = [
+    ...(o.state ? [{ modelId: 'm', state: o.state, lastUsedAt: null }] : []),
+    ...(o.other ?? []).map((modelId) => ({ modelId, state: 'loaded' as const, lastUsedAt: null })),
+  ];
+  return {
+    id,
+    status: o.down ? 'down' : 'up',
+    lastHeartbeatAt: ago(o.lastBeatMsAgo ?? 100),
+    placements,
+    load: o.load !== undefined ? { m: { running: o.load, queued: 0 } } : {},
+  };
+}
+
+const view = (hosts: HostView[], model = true): FleetView => ({
+  model: model ? { id: 'm', path: '/m.gguf', sha256: 'x', contextLength: 512 } : null,
+  hosts,
+  heartbeatIntervalMs: INTERVAL,
+});
+
+const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: RouteDecision }> = [
+  { name: 'unknown model → not found', view: view([host('a', { state: 'loaded' })], false), expect: { kind: 'notFound', reason: 'unknown_model' } },
+  { name: 'no hosts → not found', view: view([]), expect: { kind: 'notFound', reason: 'no_hosts' } },
+  {
+    name: 'least busy first, ties by name',
+    view: view([host('c', { state: 'loaded', load: 2 }), host('b', { state: 'loaded', load: 0 }), host('a', { state: 'loaded', load: 0 })]),
+    expect: { kind: 'serve', candidates: ['a', 'b', 'c'] },
+  },
+  {
+    name: 'queued counts as busy',
+    view: view([
+      { ...host('a', { state: 'loaded' }), load: { m: { running: 0, queued: 3 } } },
+      host('b', { state: 'loaded', load: 1 }),
+    ]),
+    expect: { kind: 'serve', candidates: ['b', 'a'] },
+  },
+  {
+    name: 'unhealthy hosts are skipped',
+    view: view([host('a', { state: 'loaded', lastBeatMsAgo: 3 * INTERVAL + 1 }), host('b', { state: 'loaded', load: 5 })]),
+    expect: { kind: 'serve', candidates: ['b'] },
+  },
+  {
+    name: 'a host that missed two heartbeats is still routable',
+    view: view([host('a', { state: 'loaded', lastBeatMsAgo: 2 * INTERVAL + 500 })]),
+    expect: { kind: 'serve', candidates: ['a'] },
+  },
+  {
+    name: 'a deregistered host is skipped',
+    view: view([host('a', { state: 'loaded', down: true }), host('b', { state: 'loaded' })]),
+    expect: { kind: 'serve', candidates: ['b'] },
+  },
+  {
+    name: 'excluded (already tried) hosts are not offered again',
+    view: view([host('a', { state: 'loaded' }), host('b', { state: 'loaded' })]),
+    exclude: ['a'],
+    expect: { kind: 'serve', candidates: ['b'] },
+  },
+  {
+    name: 'every loaded replica tried → busy wait, not another load',
+    view: view([host('a', { state: 'loaded' }), host('b')]),
+    exclude: ['a'],
+    expect: { kind: 'wait', reason: 'all_tried', retryAfterSeconds: 1 },
+  },
+  {
+    name: 'nothing loaded → cold load on the emptiest host, ties by name',
+    view: view([host('b'), host('a', { other: ['x'] }), host('c')]),
+    expect: { kind: 'coldLoad', hostId: 'b' },
+  },
+  {
+    name: 'loading somewhere → wait with Retry-After',
+    view: view([host('a', { state: 'loading' }), host('b')]),
+    expect: { kind: 'wait', reason: 'loading', retryAfterSeconds: 2 },
+  },
+  {
+    name: 'a failed placement may be retried on the same host',
+    view: view([host('a', { state: 'failed' })]),
+    expect: { kind: 'coldLoad', hostId: 'a' },
+  },
+  {
+    name: 'only unhealthy hosts → 503 wait',
+    view: view([host('a', { state: 'loaded', lastBeatMsAgo: 10 * INTERVAL })]),
+    expect: { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: 5 },
+  },
+];
+
+for (const c of cases) {
+  test(`routeRequest: ${c.name}`, () => {
+    assert.deepEqual(routeRequest(c.view, { now: NOW, exclude: c.exclude }), c.expect);
+  });
+}
+
+test('routeRequest is deterministic: input order does not matter', () => {
+  const hosts = [host('b', { state: 'loaded', load: 1 }), host('a', { state: 'loaded', load: 1 }), host('c', { state: 'loaded', load: 0 })];
+  const forward = routeRequest(view(hosts), { now: NOW });
+  const backward = routeRequest(view([...hosts].reverse()), { now: NOW });
+  assert.deepEqual(forward, backward);
+  assert.deepEqual(forward, { kind: 'serve', candidates: ['c', 'a', 'b'] });
+});
+
+const health: Array<[string, number, boolean, number]> = [
+  ['fresh heartbeat', 10, true, 0],
+  ['one missed', INTERVAL + 10, true, 1],
+  ['two missed', 2 * INTERVAL + 10, true, 2],
+  ['three missed in a row → unhealthy', 3 * INTERVAL + 10, false, 3],
+  ['long gone', 60 * INTERVAL, false, 60],
+];
+for (const [name, age, healthy, missed] of health) {
+  test(`health: ${name}`, () => {
+    assert.equal(missedHeartbeats(ago(age), NOW, INTERVAL), missed);
+    assert.equal(isHostHealthy({ status: 'up', lastHeartbeatAt: ago(age) }, NOW, INTERVAL), healthy);
+  });
+}
+
+test('health: one heartbeat resets the count; an unparsable timestamp is unhealthy', () => {
+  assert.equal(isHostHealthy({ status: 'up', lastHeartbeatAt: ago(0) }, NOW, INTERVAL), true);
+  assert.equal(isHostHealthy({ status: 'up', lastHeartbeatAt: 'garbage' }, NOW, INTERVAL), false);
+  assert.equal(isHostHealthy({ status: 'down', lastHeartbeatAt: ago(0) }, NOW, INTERVAL), false);
+});

@@ -1,0 +1,184 @@
+/**
+ * The workflows on the real Temporal server with fake activities (the only place fakes are
+ * allowed): routing, fall-through, cold load, typed failures. Each test describes its fleet;
+ * the fakes look the scenario up by workflow id.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { after, before, test } from 'node:test';
+import { Context } from '@temporalio/activity';
+import { WorkflowFailedError } from '@temporalio/client';
+import { ApplicationFailure } from '@temporalio/common';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { Client } from '@temporalio/client';
+import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
+import type { HostActivities } from '../../src/activities/host.js';
+import { FailureType } from '../../src/common/failures.js';
+import type { GenerateInput, InferenceRequestInput, InferenceResult } from '../../src/common/inference.js';
+import { hostQueue } from '../../src/common/taskQueues.js';
+import type { FleetView, HostView } from '../../src/domain/fleetView.js';
+import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
+import { log } from '../../src/logger.js';
+import { installTemporalLogging } from '../../src/temporal/runtimeLogging.js';
+import { testEnv } from '../support/env.js';
+
+interface Scenario {
+  views: FleetView[]; // successive readFleetState answers (the last one repeats)
+  hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash'>;
+  calls: string[];
+}
+const scenarios = new Map<string, Scenario>();
+const scenarioOf = () => {
+  const id = Context.current().info.workflowExecution!.workflowId;
+  return scenarios.get(id.replace(/^coldload:.*$/, 'coldload'))!;
+};
+
+const suffix = randomBytes(3).toString('hex');
+// 'gone' sorts first, so the router offers it before B.
+const HOSTS = ['a', 'b', '0gone'].map((h) => `${h}-${suffix}`) as [string, string, string];
+const [A, B, GONE] = HOSTS;
+const QUEUE = `wf-test-${suffix}`;
+
+const now = () => new Date().toISOString();
+const loaded = (id: string, state: 'loaded' | 'loading' = 'loaded'): HostView => ({
+  id,
+  status: 'up',
+  lastHeartbeatAt: now(),
+  placements: [{ modelId: 'm', state, lastUsedAt: null }],
+  load: {},
+});
+const empty = (id: string): HostView => ({ id, status: 'up', lastHeartbeatAt: now(), placements: [], load: {} });
+const view = (hosts: HostView[], model = true): FleetView => ({
+  model: model ? { id: 'm', path: '/m', sha256: 's', contextLength: 512 } : null,
+  hosts,
+  heartbeatIntervalMs: 60_000,
+});
+
+const controlPlane: Partial<ControlPlaneActivities> = {
+  async readFleetState() {
+    const s = scenarioOf();
+    s.calls.push('readFleetState');
+    return s.views.length > 1 ? s.views.shift()! : s.views[0]!;
+  },
+  async awaitColdLoad(input) {
+    scenarioOf().calls.push(`awaitColdLoad:${input.hostId}`);
+    return input;
+  },
+};
+
+function hostFakes(hostId: string): Partial<HostActivities> {
+  return {
+    async generate(input: GenerateInput) {
+      const s = scenarios.get(input.requestId)!;
+      s.calls.push(`generate:${hostId}`);
+      const b = s.hostBehaviour[hostId] ?? 'ok';
+      if (b === 'busy') throw ApplicationFailure.create({ type: FailureType.HostBusy, message: 'busy', nonRetryable: true });
+      if (b === 'context') throw ApplicationFailure.create({ type: FailureType.ContextLengthExceeded, message: 'too long', nonRetryable: true });
+      if (b === 'crash') throw new Error('segfault-ish');
+      return { text: `from ${hostId}`, finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, hostId };
+    },
+  };
+}
+
+let connection: NativeConnection;
+let client: Client;
+const workers: Worker[] = [];
+const runs: Promise<void>[] = [];
+
+before(async () => {
+  installTemporalLogging(log);
+  connection = await NativeConnection.connect({ address: testEnv.temporalAddress });
+  client = new Client({ connection });
+  workers.push(await Worker.create({ connection, taskQueue: QUEUE, workflowsPath: WORKFLOWS_PATH, activities: controlPlane }));
+  for (const h of [A, B]) workers.push(await Worker.create({ connection, taskQueue: hostQueue(h), activities: hostFakes(h) }));
+  for (const w of workers) runs.push(w.run());
+});
+
+after(async () => {
+  for (const w of workers) w.shutdown();
+  await Promise.all(runs);
+  await connection.close();
+});
+
+interface Outcome {
+  requestId: string;
+  result?: InferenceResult;
+  error?: ApplicationFailure;
+  calls: string[];
+}
+
+async function run(s: Omit<Scenario, 'calls'>): Promise<Outcome> {
+  const requestId = `wf-${randomBytes(6).toString('hex')}`;
+  const scenario = { ...s, calls: [] as string[] };
+  scenarios.set(requestId, scenario);
+  const input: InferenceRequestInput = {
+    requestId,
+    modelId: 'm',
+    input: { kind: 'completion', prompt: 'hi' },
+    params: { maxTokens: 4, temperature: 0, topP: 1, stop: [] },
+    stream: false,
+    principal: null,
+  };
+  try {
+    const result = await client.workflow.execute('inferenceRequest', { taskQueue: QUEUE, workflowId: requestId, args: [input] });
+    return { requestId, result: result as InferenceResult, calls: scenario.calls };
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError, String(err));
+    return { requestId, error: err.cause as ApplicationFailure, calls: scenario.calls };
+  }
+}
+
+test('serves from the least busy loaded host', async () => {
+  const { result, calls } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: {} });
+  assert.equal(result?.hostId, A);
+  assert.equal(result?.coldLoaded, false);
+  assert.deepEqual(calls, ['readFleetState', `generate:${A}`]);
+});
+
+test('a busy host falls through to the next replica', async () => {
+  const { result, calls } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'busy' } });
+  assert.equal(result?.hostId, B);
+  assert.deepEqual(calls, ['readFleetState', `generate:${A}`, `generate:${B}`]);
+});
+
+test('every replica busy → Unavailable with a retry hint (rate_limit_exceeded)', async () => {
+  const { error } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'busy', [B]: 'busy' } });
+  assert.equal(error?.type, FailureType.Unavailable);
+  assert.deepEqual(error?.details?.[0], { retryAfterSeconds: 1, reason: 'all_tried' });
+});
+
+test('a client error is not retried on another host', async () => {
+  const { error, calls } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'context' } });
+  assert.equal(error?.type, FailureType.ContextLengthExceeded);
+  assert.deepEqual(calls, ['readFleetState', `generate:${A}`]);
+});
+
+test('no loaded replica → cold load, then serve', async () => {
+  const { result, calls } = await run({ views: [view([empty(A)]), view([loaded(A)])], hostBehaviour: {} });
+  assert.equal(result?.coldLoaded, true);
+  assert.deepEqual(calls, ['readFleetState', `awaitColdLoad:${A}`, 'readFleetState', `generate:${A}`]);
+});
+
+test('unknown model → ModelNotFound, nothing dispatched', async () => {
+  const { error, calls } = await run({ views: [view([loaded(A)], false)], hostBehaviour: {} });
+  assert.equal(error?.type, FailureType.ModelNotFound);
+  assert.equal(error?.nonRetryable, true);
+  assert.deepEqual(calls, ['readFleetState']);
+});
+
+test('model loading → Unavailable with Retry-After', async () => {
+  const { error } = await run({ views: [view([loaded(A, 'loading')])], hostBehaviour: {} });
+  assert.equal(error?.type, FailureType.Unavailable);
+  assert.deepEqual(error?.details?.[0], { retryAfterSeconds: 2, reason: 'loading' });
+});
+
+test('a host nobody polls (dead) is skipped after the schedule-to-start timeout', async () => {
+  const { result, calls, requestId } = await run({ views: [view([loaded(GONE), loaded(B)])], hostBehaviour: {} });
+  assert.equal(result?.hostId, B);
+  const history = await client.workflow.getHandle(requestId).fetchHistory();
+  const timedOut = history.events?.filter((e) => e.activityTaskTimedOutEventAttributes) ?? [];
+  assert.equal(timedOut.length, 1, 'the dead host\'s task timed out waiting to start');
+  const scheduled = history.events?.find((e) => e.eventId?.toString() === timedOut[0]!.activityTaskTimedOutEventAttributes!.scheduledEventId?.toString());
+  assert.equal(scheduled?.activityTaskScheduledEventAttributes?.taskQueue?.name, hostQueue(GONE));
+  assert.deepEqual(calls, ['readFleetState', `generate:${B}`]);
+});
