@@ -32,9 +32,8 @@ function requireDatabaseUrl(c: FleetConfig, command: string): void {
 
 /** Runs a stack until SIGINT/SIGTERM, then stops it; a second signal exits at once. */
 async function runUntilSignal(opts: StackOptions, onReady?: (s: Stack) => Promise<void> | void): Promise<void> {
-  const stack = await startStack(opts);
-  await onReady?.(stack);
-  await new Promise<void>((resolve) => {
+  // Listen first: a signal that arrives during start-up still shuts down cleanly.
+  const signalled = new Promise<void>((resolve) => {
     let count = 0;
     const onSignal = (sig: NodeJS.Signals) => {
       if (++count > 1) process.exit(130);
@@ -44,7 +43,13 @@ async function runUntilSignal(opts: StackOptions, onReady?: (s: Stack) => Promis
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);
   });
-  await stack.stop();
+  const stack = await startStack(opts);
+  try {
+    await onReady?.(stack);
+    await signalled;
+  } finally {
+    await stack.stop();
+  }
 }
 
 function int(name: string) {

@@ -15,6 +15,8 @@
  */
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
+import { mkdir } from 'node:fs/promises';
+import path from 'node:path';
 import { writeGguf, type GgufKv, type GgufTensor } from './ggufWriter.js';
 
 export const TINY_MODEL_SIZES = {
@@ -242,6 +244,7 @@ export async function makeTinyModel(opts: TinyModelOptions): Promise<TinyModelIn
     throw new RangeError(`seed must be a uint32, got ${seed}`);
   }
   const vocab = buildVocab();
+  await mkdir(path.dirname(opts.file), { recursive: true });
   const { bytes } = await writeGguf(opts.file, {
     metadata: buildMetadata(size, seed, vocab),
     tensors: buildTensors(size, seed, vocab),

@@ -32,7 +32,9 @@ export interface DevServer {
 }
 
 // "$@" runs the server; when our end of stdin closes (we exited, however), kill it.
-const WATCHDOG = '"$@" & pid=$!; (cat >/dev/null; kill -TERM $pid 2>/dev/null) & wait $pid';
+// sh gives background jobs /dev/null as stdin unless redirected, hence the explicit fd 3.
+const WATCHDOG =
+  'exec 3<&0; "$@" </dev/null & pid=$!; (cat <&3 >/dev/null; kill -TERM $pid 2>/dev/null) & exec 3<&-; wait $pid';
 
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   return new Promise((resolve, reject) => {
