@@ -43,7 +43,6 @@ const envSchema = z.object({
   FLEET_LLAMA_GPU: z.enum(['auto', 'false']).default('auto'),
   FLEET_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
   FLEET_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
-  FLEET_GENERATE_TIMEOUT_S: z.coerce.number().int().min(1).max(3600).default(300),
 });
 
 export type FleetConfig = ReturnType<typeof toConfig>;
@@ -78,7 +77,6 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxInFlight: e.FLEET_MAX_IN_FLIGHT,
     },
     heartbeatIntervalMs: e.FLEET_HEARTBEAT_INTERVAL_MS,
-    generateTimeoutSeconds: e.FLEET_GENERATE_TIMEOUT_S,
   };
 }
 

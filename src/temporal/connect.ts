@@ -30,15 +30,24 @@ const TYPE_OF: Record<string, proto.temporal.api.enums.v1.IndexedValueType> = {
   Bool: TYPE.INDEXED_VALUE_TYPE_BOOL,
 };
 
+/** gRPC status ALREADY_EXISTS. */
+const ALREADY_EXISTS = 6;
+
 /** Idempotent: adds only the attributes the namespace does not have yet. */
 export async function ensureSearchAttributes(t: TemporalHandle, log: Logger): Promise<void> {
   const existing = await t.connection.operatorService.listSearchAttributes({ namespace: t.namespace });
   const have = new Set(Object.keys(existing.customAttributes ?? {}));
   const missing = Object.entries(SEARCH_ATTRIBUTES).filter(([name]) => !have.has(name));
   if (missing.length === 0) return;
-  await t.connection.operatorService.addSearchAttributes({
-    namespace: t.namespace,
-    searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, TYPE_OF[type]!])),
-  });
+  try {
+    await t.connection.operatorService.addSearchAttributes({
+      namespace: t.namespace,
+      searchAttributes: Object.fromEntries(missing.map(([name, type]) => [name, TYPE_OF[type]!])),
+    });
+  } catch (err) {
+    // Another process registered them between our list and our add: that is the goal reached.
+    if ((err as { code?: number }).code === ALREADY_EXISTS) return;
+    throw err;
+  }
   log.info({ added: missing.map(([n]) => n) }, 'registered search attributes');
 }
