@@ -42,6 +42,10 @@ const envSchema = z.object({
   FLEET_LLAMA_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   FLEET_LLAMA_GPU: z.enum(['auto', 'false']).default('auto'),
   FLEET_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
+  FLEET_MAX_QUEUE: z.coerce.number().int().min(0).max(10_000).optional(),
+  FLEET_ADMISSION_MAX_WAIT_MS: z.coerce.number().int().min(1).max(600_000).default(10_000),
+  FLEET_PER_PRINCIPAL_CAP: z.coerce.number().int().min(0).max(10_000).default(16),
+  FLEET_MAX_MODEL_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
   FLEET_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
 });
 
@@ -74,8 +78,16 @@ function toConfig(e: z.infer<typeof envSchema>) {
     llama: {
       threads: e.FLEET_LLAMA_THREADS ?? defaultLlamaThreads(),
       gpu: e.FLEET_LLAMA_GPU === 'auto' ? ('auto' as const) : (false as const),
-      maxInFlight: e.FLEET_MAX_IN_FLIGHT,
     },
+    /** Per model on a host. */
+    admission: {
+      maxInFlight: e.FLEET_MAX_IN_FLIGHT,
+      maxQueue: e.FLEET_MAX_QUEUE ?? e.FLEET_MAX_IN_FLIGHT * 8,
+      maxWaitMs: e.FLEET_ADMISSION_MAX_WAIT_MS,
+      perPrincipalCap: e.FLEET_PER_PRINCIPAL_CAP,
+    },
+    /** Models a host keeps loaded at once; loading another evicts the least recently used idle one. */
+    maxModelSlots: e.FLEET_MAX_MODEL_SLOTS,
     heartbeatIntervalMs: e.FLEET_HEARTBEAT_INTERVAL_MS,
   };
 }

@@ -91,7 +91,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         channel,
         threads: config.llama.threads,
         gpu: config.llama.gpu,
-        maxInFlight: config.llama.maxInFlight,
+        admission: config.admission,
+        maxModelSlots: config.maxModelSlots,
+        modelsDir: config.modelsDir,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         log,
       });

@@ -11,10 +11,9 @@ import { FailureType } from '../common/failures.js';
 import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import { readFleetState } from '../db/fleetStateRepo.js';
-import { getModel } from '../db/modelsRepo.js';
 import { setPlacementState } from '../db/placementsRepo.js';
-import type { Database } from '../db/schema.js';
-import type { CatalogModelView, FleetView } from '../domain/fleetView.js';
+import type { Database, PlacementState } from '../db/schema.js';
+import type { FleetView } from '../domain/fleetView.js';
 import type { Logger } from '../logger.js';
 
 export interface ControlPlaneDeps {
@@ -32,24 +31,9 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
       return { ...(await readFleetState(db, modelId)), heartbeatIntervalMs: deps.heartbeatIntervalMs };
     },
 
-    /** Marks the placement `loading` and returns what the host needs to load it. */
-    async beginColdLoad(input: ColdLoadInput): Promise<CatalogModelView> {
-      const model = await getModel(db, input.modelId);
-      if (!model) {
-        throw ApplicationFailure.nonRetryable(`model ${input.modelId} is not in the catalog`, FailureType.ModelNotFound);
-      }
-      await setPlacementState(db, { hostId: input.hostId, modelId: input.modelId, state: 'loading', progress: 0 });
-      return { id: model.id, path: model.path, sha256: model.sha256, contextLength: model.context_length };
-    },
-
-    async finishColdLoad(input: ColdLoadInput & { ok: boolean; error?: string }): Promise<void> {
-      await setPlacementState(db, {
-        hostId: input.hostId,
-        modelId: input.modelId,
-        state: input.ok ? 'loaded' : 'failed',
-        progress: input.ok ? 1 : 0,
-        error: input.ok ? null : (input.error ?? 'load failed'),
-      });
+    /** Records a placement's state (and load progress or the failure reason). */
+    async setPlacement(input: { hostId: string; modelId: string; state: PlacementState; progress?: number; error?: string }): Promise<void> {
+      await setPlacementState(db, input);
     },
 
     /**

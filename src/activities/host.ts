@@ -13,8 +13,8 @@ import type { Logger } from '../logger.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 import { sha256File } from './fileHash.js';
-import { ContextOverflowError, ModelNotLoadedError, type LlamaRuntime, type LoadedModelInfo } from './llama/runtime.js';
-import { QueueFullError } from './llama/sequencePool.js';
+import { AdmissionRejected } from './llama/admissionQueue.js';
+import { ContextOverflowError, ModelBusyError, ModelNotLoadedError, type LlamaRuntime, type LoadedModelInfo } from './llama/runtime.js';
 
 export interface HostActivityDeps {
   hostId: string;
@@ -22,6 +22,10 @@ export interface HostActivityDeps {
   channel: StreamChannel;
   log: Logger;
   softwareVersion: string;
+  /** Load progress (0..1) for the placement row; called often, the receiver throttles. */
+  onLoadProgress?: (modelId: string, progress: number) => void;
+  /** A model was loaded or unloaded. */
+  onModelsChanged?: () => void;
 }
 
 export interface LoadModelInput {
@@ -66,9 +70,11 @@ export function createHostActivities(deps: HostActivityDeps) {
         );
       }
       try {
-        const info = await runtime.load(input.modelId, input.path, input.contextLength, (f) =>
-          ctx.heartbeat({ phase: 'load', progress: f }),
-        );
+        const info = await runtime.load(input.modelId, input.path, input.contextLength, (f) => {
+          ctx.heartbeat({ phase: 'load', progress: f });
+          deps.onLoadProgress?.(input.modelId, f);
+        });
+        deps.onModelsChanged?.();
         log.info({ ms: Date.now() - started }, 'loadModel done');
         return info;
       } catch (err) {
@@ -79,8 +85,18 @@ export function createHostActivities(deps: HostActivityDeps) {
       }
     },
 
+    /** Refuses (ModelBusy) while the model has requests running or queued. */
     async unloadModel(input: { modelId: string }): Promise<{ unloaded: boolean }> {
-      return { unloaded: await runtime.unload(input.modelId) };
+      try {
+        const unloaded = await runtime.unload(input.modelId);
+        deps.onModelsChanged?.();
+        return { unloaded };
+      } catch (err) {
+        if (err instanceof ModelBusyError) {
+          throw ApplicationFailure.create({ message: err.message, type: FailureType.ModelBusy, nonRetryable: true });
+        }
+        throw err;
+      }
     },
 
     async describeHost(): Promise<HostDescription> {
@@ -99,18 +115,23 @@ export function createHostActivities(deps: HostActivityDeps) {
     async generate(input: GenerateInput): Promise<GenerateResult> {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
-      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, deps.log) : undefined;
+      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, hostId, deps.log) : undefined;
       let generated = 0;
+      // Heartbeats prove liveness while queued or generating, carry how much was streamed
+      // (the workflow only moves a stream to another host if nothing was sent), and are how
+      // a cancellation reaches this activity. The SDK throttles what reaches the server.
+      const beat = () => ctx.heartbeat({ chars: publisher ? publisher.published : generated });
+      const beats = setInterval(beat, 1000);
       try {
         const out = await runtime.generate(input.modelId, {
           input: input.input,
           params: input.params,
+          principal: input.principal,
           signal,
           onText: (text) => {
             generated += text.length;
             publisher?.push(text);
-            // Heartbeats carry progress and are how a cancellation reaches this activity.
-            ctx.heartbeat({ chars: generated });
+            beat();
           },
         });
         await publisher?.flush();
@@ -118,6 +139,8 @@ export function createHostActivities(deps: HostActivityDeps) {
       } catch (err) {
         await publisher?.flush();
         throw toFailure(err, signal, hostId, input.modelId);
+      } finally {
+        clearInterval(beats);
       }
     },
   };
@@ -134,11 +157,15 @@ function toFailure(err: unknown, signal: AbortSignal, hostId: string, modelId: s
       nonRetryable: true,
     });
   }
-  if (err instanceof QueueFullError) {
+  if (err instanceof AdmissionRejected) {
+    const limited = err.reason === 'principal_cap';
     return ApplicationFailure.create({
-      message: `host ${hostId} is at capacity for ${modelId}`,
-      type: FailureType.HostBusy,
+      message: limited
+        ? `Too many concurrent requests for ${modelId} from this API key. Retry after ${err.retryAfterSeconds}s.`
+        : `host ${hostId} is at capacity for ${modelId} (${err.reason})`,
+      type: limited ? FailureType.PrincipalLimited : FailureType.HostBusy,
       nonRetryable: true,
+      details: [{ retryAfterSeconds: err.retryAfterSeconds, reason: err.reason }],
     });
   }
   if (err instanceof ModelNotLoadedError) {

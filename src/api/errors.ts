@@ -94,6 +94,12 @@ export function fromWorkflowFailure(err: unknown, model: string): ApiError {
       const code = d?.reason === 'all_tried' ? 'rate_limit_exceeded' : 'service_unavailable';
       return new ApiError(503, app.message, 'server_error', code, null, retryAfter ?? 1);
     }
+    case FailureType.PrincipalLimited:
+      return new ApiError(429, app.message, 'rate_limit_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
+    case FailureType.ModelBusy:
+      return new ApiError(503, 'The model is busy. Retry shortly.', 'server_error', 'service_unavailable', null, retryAfter ?? 1);
+    case FailureType.StreamBroken:
+      return new ApiError(502, 'The inference host failed mid-stream; the answer is incomplete.', 'api_error', 'upstream_error');
     case FailureType.HostBusy:
       return new ApiError(503, 'The model is overloaded. Retry shortly.', 'server_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
     case FailureType.LoadFailed:

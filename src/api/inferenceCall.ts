@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import type { Request, Response } from 'express';
 import type { Kysely } from 'kysely';
-import type { InferenceInput, InferenceResult, SamplingParams, StreamChunk } from '../common/inference.js';
+import type { InferenceInput, InferenceResult, SamplingParams } from '../common/inference.js';
 import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
@@ -17,8 +17,8 @@ import type { StreamChannel } from '../stream/channel.js';
 import type { inferenceRequest } from '../workflows/inferenceRequest.js';
 import type { ModelCatalog } from './catalog.js';
 import { fromWorkflowFailure, toErrorResponse, type ApiError } from './errors.js';
-import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta } from './openaiFormat.js';
-import { endSse, sendEvent, startSse } from './sse.js';
+import { fullResponse, type Endpoint, type ResponseMeta } from './openaiFormat.js';
+import { StreamRelay } from './streamRelay.js';
 
 export interface ApiDeps {
   client: Client;
@@ -53,7 +53,7 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
   const started = new Date();
 
   // Subscribe before the workflow exists, so no chunk can be published before we listen.
-  const relay = call.stream ? new StreamRelay(res, meta, call.includeUsage) : undefined;
+  const relay = call.stream ? new StreamRelay(res, meta, call.includeUsage, sendError) : undefined;
   const unsubscribe = relay ? await deps.channel.subscribe(meta.id, (c) => relay.onChunk(c)) : undefined;
 
   let handle: WorkflowHandle<typeof inferenceRequest> | undefined;
@@ -124,66 +124,4 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
 export function sendError(res: Response, err: unknown): void {
   const e = toErrorResponse(err);
   res.status(e.status).set(e.headers).json(e.body);
-}
-
-/**
- * Relays chunks in offset order. Headers go out with the first text, so a request that fails
- * before producing anything still gets a plain HTTP error with the right status.
- */
-class StreamRelay {
-  private sent = 0;
-  private readonly early = new Map<number, string>();
-  private started = false;
-
-  constructor(
-    private readonly res: Response,
-    private readonly meta: ResponseMeta,
-    private readonly includeUsage: boolean,
-  ) {}
-
-  onChunk(c: StreamChunk): void {
-    if (c.offset > this.sent) {
-      this.early.set(c.offset, c.text);
-      return;
-    }
-    if (c.offset < this.sent) return; // a duplicate
-    this.write(c.text);
-    for (let next = this.early.get(this.sent); next !== undefined; next = this.early.get(this.sent)) {
-      this.early.delete(this.sent);
-      this.write(next);
-    }
-  }
-
-  private ensureStarted(): void {
-    if (this.started) return;
-    this.started = true;
-    startSse(this.res);
-    sendEvent(this.res, streamChunk(this.meta, { role: 'assistant', text: '' }, this.includeUsage));
-  }
-
-  private write(text: string): void {
-    if (this.res.destroyed || !text) return;
-    this.ensureStarted();
-    this.sent += text.length;
-    sendEvent(this.res, streamChunk(this.meta, { text }, this.includeUsage));
-  }
-
-  finish(result: InferenceResult | undefined, failure: ApiError | undefined): void {
-    if (result) {
-      // The workflow result is the durable record: send whatever the channel did not deliver.
-      this.write(result.text.slice(this.sent));
-      this.ensureStarted();
-      sendEvent(this.res, streamChunk(this.meta, { finish: result.finishReason }, this.includeUsage));
-      if (this.includeUsage) sendEvent(this.res, usageChunk(this.meta, result.usage));
-      endSse(this.res);
-      return;
-    }
-    if (!this.started) {
-      sendError(this.res, failure);
-      return;
-    }
-    // Mid-stream failure: an error event and no [DONE], never a truncated answer as complete.
-    sendEvent(this.res, toErrorResponse(failure).body);
-    this.res.end();
-  }
 }

@@ -14,6 +14,12 @@ export const FailureType = {
   Unavailable: 'Unavailable',
   /** A host refused for load (queue full, wait elapsed): the workflow tries the next one. */
   HostBusy: 'HostBusy',
+  /** The caller already has its share of this host's queue: 429 with Retry-After. */
+  PrincipalLimited: 'PrincipalLimited',
+  /** An unload was refused because requests are in flight on the model. */
+  ModelBusy: 'ModelBusy',
+  /** A stream broke after tokens were sent: it cannot move to another host. */
+  StreamBroken: 'StreamBroken',
   /** The model is not loaded on the host the request reached (placement went stale). */
   ModelNotLoaded: 'ModelNotLoaded',
   /** Loading a model failed on the host (bad file, out of memory). */
@@ -28,4 +34,5 @@ export const CLIENT_FAILURES: ReadonlySet<string> = new Set([
   FailureType.ModelNotFound,
   FailureType.ContextLengthExceeded,
   FailureType.InvalidRequest,
+  FailureType.PrincipalLimited,
 ]);

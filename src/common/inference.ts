@@ -52,6 +52,8 @@ export interface InferenceResult extends GenerateResult {
   modelId: string;
   /** Whether this request had to wait for a cold load. */
   coldLoaded: boolean;
+  /** Attempts that moved on to another replica. */
+  failovers: number;
 }
 
 export interface GenerateInput extends InferenceRequestInput {
@@ -62,6 +64,8 @@ export interface GenerateInput extends InferenceRequestInput {
 /** One coalesced piece of a streamed answer; `offset` is its position in the full text. */
 export interface StreamChunk {
   requestId: string;
+  /** The host that generated it: after a failover, chunks of two hosts must not mix. */
+  source: string;
   offset: number;
   text: string;
 }

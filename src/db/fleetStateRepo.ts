@@ -4,45 +4,18 @@
  * Temporal local activity, so it is plain JSON (ISO strings, no Dates) and recorded in history.
  */
 import type { Kysely } from 'kysely';
-import { parseHostStats, type ModelLoad } from './hostsRepo.js';
-import type { Database, HostStatus, PlacementState } from './schema.js';
+import type { FleetView, HostView } from '../domain/fleetView.js';
+import { parseHostInfo, parseHostStats } from './hostsRepo.js';
+import type { Database } from './schema.js';
 
-export interface FleetModelState {
-  id: string;
-  contextLength: number;
-  sha256: string;
-  path: string;
-}
-
-export interface FleetPlacementState {
-  modelId: string;
-  state: PlacementState;
-  /** ISO timestamp, or null if it never served. */
-  lastUsedAt: string | null;
-}
-
-export interface FleetHostState {
-  id: string;
-  taskQueue: string;
-  status: HostStatus;
-  /** ISO timestamp of the host's last heartbeat. */
-  lastHeartbeatAt: string;
-  /** Every placement on the host (any model), by model id — eviction needs all of them. */
-  placements: FleetPlacementState[];
-  /** Running/queued per model id, from the last heartbeat. */
-  load: Record<string, ModelLoad>;
-}
-
-export interface FleetState {
-  model: FleetModelState | null;
-  hosts: FleetHostState[];
-}
+/** The fleet view without the heartbeat period (configuration, added by the caller). */
+export type FleetState = Omit<FleetView, 'heartbeatIntervalMs'>;
 
 export async function readFleetState(db: Kysely<Database>, modelId: string): Promise<FleetState> {
   const [model, rows] = await Promise.all([
     db
       .selectFrom('models')
-      .select(['id', 'context_length', 'sha256', 'path'])
+      .select(['id', 'context_length', 'sha256', 'path', 'size_bytes'])
       .where('id', '=', modelId)
       .executeTakeFirst(),
     // One statement, so hosts and their placements come from the same snapshot.
@@ -55,6 +28,7 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
         'h.status',
         'h.last_heartbeat_at',
         'h.stats',
+        'h.info',
         'p.model_id',
         'p.state',
         'p.last_used_at',
@@ -64,17 +38,27 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
       .execute(),
   ]);
 
-  const hosts = new Map<string, FleetHostState>();
+  const hosts = new Map<string, HostView>();
   for (const row of rows) {
     let host = hosts.get(row.id);
     if (!host) {
+      const stats = parseHostStats(row.stats, row.id);
+      const info = parseHostInfo(row.info, row.id);
       host = {
         id: row.id,
-        taskQueue: row.task_queue,
         status: row.status,
         lastHeartbeatAt: row.last_heartbeat_at.toISOString(),
         placements: [],
-        load: parseHostStats(row.stats, row.id).models,
+        load: Object.fromEntries(
+          Object.entries(stats.models).map(([id, l]) => [id, { running: l.running, queued: l.queued, lastUsedAt: l.lastUsedAt ?? null }]),
+        ),
+        capacity: {
+          maxModelSlots: info.maxModelSlots ?? 1,
+          gpuCount: info.gpuCount ?? 0,
+          totalMemoryBytes: info.totalMemoryBytes ?? info.memoryBytes ?? 0,
+          freeMemoryBytes: stats.freeMemoryBytes ?? 0,
+        },
+        files: stats.files ?? [],
       };
       hosts.set(row.id, host);
     }
@@ -89,7 +73,7 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
 
   return {
     model: model
-      ? { id: model.id, contextLength: model.context_length, sha256: model.sha256, path: model.path }
+      ? { id: model.id, contextLength: model.context_length, sha256: model.sha256, path: model.path, sizeBytes: Number(model.size_bytes) }
       : null,
     hosts: [...hosts.values()],
   };

@@ -17,18 +17,30 @@ export const hostInfoSchema = z.looseObject({
   gpu: z.union([z.string(), z.literal(false), z.null()]).optional(),
   memoryBytes: z.number().nonnegative().optional(),
   version: z.string().optional(),
+  /** GPUs the host can use (0 on CPU). */
+  gpuCount: z.number().int().nonnegative().optional(),
+  /** Memory models load into: VRAM on a GPU host, RAM otherwise. */
+  totalMemoryBytes: z.number().nonnegative().optional(),
+  /** Models the host keeps loaded at once. */
+  maxModelSlots: z.number().int().positive().optional(),
 });
 export type HostInfo = z.output<typeof hostInfoSchema>;
 
 export const modelLoadSchema = z.object({
   running: z.number().int().nonnegative(),
   queued: z.number().int().nonnegative(),
+  /** ISO time the model last served a request on this host. */
+  lastUsedAt: z.string().nullable().optional(),
 });
 export type ModelLoad = z.output<typeof modelLoadSchema>;
 
 /** What a heartbeat carries: load per model id (plus any extra keys a host adds). */
 export const hostStatsSchema = z.looseObject({
   models: z.record(z.string(), modelLoadSchema).default({}),
+  /** Free memory of the kind models load into (VRAM or RAM). */
+  freeMemoryBytes: z.number().nonnegative().optional(),
+  /** GGUF files present in the host's models folder (absolute paths). */
+  files: z.array(z.string()).optional(),
 });
 export type HostStats = z.output<typeof hostStatsSchema>;
 export type HostStatsInput = z.input<typeof hostStatsSchema>;

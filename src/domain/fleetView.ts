@@ -13,6 +13,17 @@ export interface PlacementView {
 export interface ModelLoad {
   running: number;
   queued: number;
+  /** ISO time the model last served a request on the host (fresher than the placement's). */
+  lastUsedAt?: string | null;
+}
+
+export interface HostCapacity {
+  /** Models the host keeps loaded at once. */
+  maxModelSlots: number;
+  gpuCount: number;
+  /** Memory models load into (VRAM on a GPU host, RAM otherwise), total and free now. */
+  totalMemoryBytes: number;
+  freeMemoryBytes: number;
 }
 
 export interface HostView {
@@ -23,6 +34,9 @@ export interface HostView {
   placements: PlacementView[];
   /** Per-model load from the host's last heartbeat. */
   load: Record<string, ModelLoad>;
+  capacity: HostCapacity;
+  /** GGUF files present on the host (absolute paths). */
+  files: string[];
 }
 
 export interface CatalogModelView {
@@ -30,6 +44,7 @@ export interface CatalogModelView {
   path: string;
   sha256: string;
   contextLength: number;
+  sizeBytes: number;
 }
 
 export interface FleetView {

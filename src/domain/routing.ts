@@ -4,19 +4,21 @@
  *
  * - Serve: healthy hosts with the model loaded, least busy (running + queued) first, ties by
  *   host name.
- * - Cold load: no loaded replica but a healthy host could load it → the host with the fewest
- *   models loaded or loading, ties by name.
- * - Wait (503 + Retry-After): the model is loading somewhere, or only unhealthy hosts exist.
- * - Not found (404): the model is not in the catalog, or no host is registered at all.
+ * - Cold load: no loaded replica → the placement policy's choice among healthy hosts.
+ * - Wait (503 + Retry-After): the model is loading somewhere, every replica refused, only
+ *   unhealthy hosts could serve it, or no capable host has a free slot right now.
+ * - Not found (404): the model is not in the catalog, no host is registered, or no
+ *   registered host could ever hold it.
  */
 import type { FleetView, HostView } from './fleetView.js';
 import { isHostHealthy } from './health.js';
+import { chooseLoadTarget } from './placement.js';
 
 export type RouteDecision =
   | { kind: 'serve'; candidates: string[] }
   | { kind: 'coldLoad'; hostId: string }
-  | { kind: 'wait'; reason: 'loading' | 'no_healthy_host' | 'all_tried'; retryAfterSeconds: number }
-  | { kind: 'notFound'; reason: 'unknown_model' | 'no_hosts' };
+  | { kind: 'wait'; reason: 'loading' | 'no_healthy_host' | 'all_tried' | 'no_free_slot'; retryAfterSeconds: number }
+  | { kind: 'notFound'; reason: 'unknown_model' | 'no_hosts' | 'no_capable_host' };
 
 export interface RouteOptions {
   now: number;
@@ -57,17 +59,16 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (healthy.some((h) => stateOn(h) === 'loading')) {
     return { kind: 'wait', reason: 'loading', retryAfterSeconds: RETRY_AFTER_LOADING_S };
   }
-  const loadable = healthy
-    .filter((h) => !excluded.has(h.id) && stateOn(h) !== 'loaded')
-    .sort((a, b) => activeModels(a) - activeModels(b) || byName(a, b));
-  const target = loadable[0];
-  if (target) return { kind: 'coldLoad', hostId: target.id };
+  const placement = chooseLoadTarget(
+    model,
+    view.hosts,
+    healthy.filter((h) => !excluded.has(h.id)),
+  );
+  if (placement.kind === 'never') return { kind: 'notFound', reason: 'no_capable_host' };
+  if (placement.kind === 'load') return { kind: 'coldLoad', hostId: placement.plan.hostId };
   if (healthy.length === 0) {
     return { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
   }
-  return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
-}
-
-function activeModels(h: HostView): number {
-  return h.placements.filter((p) => p.state === 'loaded' || p.state === 'loading').length;
+  if (excluded.size > 0) return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
+  return { kind: 'wait', reason: 'no_free_slot', retryAfterSeconds: RETRY_AFTER_BUSY_S };
 }

@@ -21,7 +21,7 @@ const PG_CHANNEL = 'fleet_stream';
 /** NOTIFY payloads are capped at 8000 bytes; leave room for the envelope and escaping. */
 export const MAX_CHUNK_BYTES = 6000;
 
-const wireChunk = z.object({ r: z.string(), o: z.number().int().min(0), t: z.string() });
+const wireChunk = z.object({ r: z.string(), s: z.string(), o: z.number().int().min(0), t: z.string() });
 
 export function createPgStreamChannel(db: DbHandle, log: Logger): StreamChannel {
   const handlers = new Map<string, Set<(c: StreamChunk) => void>>();
@@ -40,13 +40,13 @@ export function createPgStreamChannel(db: DbHandle, log: Logger): StreamChannel 
     }
     const set = handlers.get(parsed.data.r);
     if (!set) return;
-    const chunk = { requestId: parsed.data.r, offset: parsed.data.o, text: parsed.data.t };
+    const chunk = { requestId: parsed.data.r, source: parsed.data.s, offset: parsed.data.o, text: parsed.data.t };
     for (const h of set) h(chunk);
   };
 
   return {
     async publish(chunk) {
-      const payload = JSON.stringify({ r: chunk.requestId, o: chunk.offset, t: chunk.text });
+      const payload = JSON.stringify({ r: chunk.requestId, s: chunk.source, o: chunk.offset, t: chunk.text });
       await db.notify(PG_CHANNEL, payload);
     },
     async subscribe(requestId, onChunk) {

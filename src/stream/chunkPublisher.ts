@@ -15,7 +15,7 @@ export interface ChunkPublisher {
   readonly published: number;
 }
 
-export function createChunkPublisher(channel: StreamChannel, requestId: string, log: Logger): ChunkPublisher {
+export function createChunkPublisher(channel: StreamChannel, requestId: string, source: string, log: Logger): ChunkPublisher {
   let pending = '';
   let offset = 0;
   let inFlight: Promise<void> | undefined;
@@ -27,7 +27,7 @@ export function createChunkPublisher(channel: StreamChannel, requestId: string, 
       const at = offset;
       offset += text.length;
       try {
-        await channel.publish({ requestId, offset: at, text });
+        await channel.publish({ requestId, source, offset: at, text });
       } catch (err) {
         // Best effort: the API fills the gap from the workflow result.
         log.warn({ err: (err as Error).message }, 'stream publish failed');

@@ -1,21 +1,23 @@
 /**
  * The GPU-host worker: one per machine, polling its own task queue `host.<id>`. It registers
- * the host, starts the heartbeat loop, and runs the host activities on a node-llama-cpp
- * runtime. Stopping it drains the worker, unloads models and marks the host down.
+ * the host with its capacity, keeps the heartbeat and load figures flowing, writes load
+ * progress to the placement, and runs the host activities on a node-llama-cpp runtime.
+ * Stopping it drains the worker, unloads models and deregisters the host (status `down`).
  */
 import { Worker } from '@temporalio/worker';
-import os from 'node:os';
 import { createHostActivities } from '../activities/host.js';
 import { LlamaRuntime } from '../activities/llama/runtime.js';
 import { hostQueue } from '../common/taskQueues.js';
 import type { DbHandle } from '../db/connect.js';
 import { markHostDown, upsertHost } from '../db/hostsRepo.js';
-import { resetHostPlacements } from '../db/placementsRepo.js';
+import { resetHostPlacements, setPlacementState } from '../db/placementsRepo.js';
+import type { AdmissionLimits } from '../domain/admission.js';
 import type { Logger } from '../logger.js';
 import type { StreamChannel } from '../stream/channel.js';
 import type { TemporalHandle } from '../temporal/connect.js';
 import { SOFTWARE_VERSION } from '../version.js';
-import { startHeartbeatLoop } from './heartbeatLoop.js';
+import { startHeartbeatLoop, type HeartbeatLoop } from './heartbeatLoop.js';
+import { staticHostFacts, watchHostFacts } from './hostFacts.js';
 
 export interface GpuHostOptions {
   hostId: string;
@@ -24,7 +26,9 @@ export interface GpuHostOptions {
   channel: StreamChannel;
   threads: number;
   gpu: 'auto' | false;
-  maxInFlight: number;
+  admission: AdmissionLimits;
+  maxModelSlots: number;
+  modelsDir: string;
   heartbeatIntervalMs: number;
   log: Logger;
 }
@@ -35,21 +39,39 @@ export interface RunningWorker {
   stop(): Promise<void>;
 }
 
+/** Load progress is written to the placement at most this often. */
+const PROGRESS_WRITE_MS = 250;
+
 export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWorker & { runtime: LlamaRuntime }> {
   const log = o.log.child({ hostId: o.hostId });
-  const maxQueue = o.maxInFlight * 8;
-  const runtime = new LlamaRuntime({ threads: o.threads, gpu: o.gpu, maxInFlight: o.maxInFlight, maxQueue, log });
+  let heartbeats: HeartbeatLoop | undefined;
+  const runtime = new LlamaRuntime({
+    threads: o.threads,
+    gpu: o.gpu,
+    admission: o.admission,
+    onLoadChange: () => heartbeats?.poke(),
+    log,
+  });
   const taskQueue = hostQueue(o.hostId);
+  const info = await staticHostFacts(runtime, { threads: o.threads, maxModelSlots: o.maxModelSlots });
+  const facts = watchHostFacts(runtime, o.modelsDir, Math.max(5_000, o.heartbeatIntervalMs));
+  await facts.start();
   const register = async () => {
-    await upsertHost(o.db.db, {
-      id: o.hostId,
-      taskQueue,
-      info: { cpuCount: os.availableParallelism(), threads: o.threads, memoryBytes: os.totalmem(), version: SOFTWARE_VERSION },
-    });
+    await upsertHost(o.db.db, { id: o.hostId, taskQueue, info });
   };
   await register();
   // A (re)started process holds no model, whatever the table said before.
   await resetHostPlacements(o.db.db, o.hostId);
+
+  const lastProgressWrite = new Map<string, number>();
+  const onLoadProgress = (modelId: string, progress: number) => {
+    const now = Date.now();
+    if (progress < 1 && now - (lastProgressWrite.get(modelId) ?? 0) < PROGRESS_WRITE_MS) return;
+    lastProgressWrite.set(modelId, now);
+    setPlacementState(o.db.db, { hostId: o.hostId, modelId, state: 'loading', progress: Math.min(1, Math.max(0, progress)) }).catch(
+      () => undefined,
+    );
+  };
 
   const worker = await Worker.create({
     connection: o.temporal.connection,
@@ -61,29 +83,33 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       channel: o.channel,
       log,
       softwareVersion: SOFTWARE_VERSION,
+      onLoadProgress,
+      onModelsChanged: () => void facts.refresh().catch(() => undefined),
     }),
-    // Admission happens in the runtime (slots + bounded queue); the worker must not be the
-    // bottleneck that hides queue state from it.
-    maxConcurrentActivityTaskExecutions: o.maxInFlight + maxQueue + 4,
+    // Admission happens in the runtime (slots, bounded queue, max wait); the worker must not
+    // be the bottleneck that hides queue state from it.
+    maxConcurrentActivityTaskExecutions: (o.admission.maxInFlight + o.admission.maxQueue) * o.maxModelSlots + 4,
     shutdownGraceTime: '10 seconds',
   });
-  const heartbeats = startHeartbeatLoop({
+  heartbeats = startHeartbeatLoop({
     db: o.db.db,
     hostId: o.hostId,
     runtime,
+    facts: facts.get,
     intervalMs: o.heartbeatIntervalMs,
     reregister: register,
     log,
   });
   const done = worker.run();
-  log.info({ taskQueue, threads: o.threads }, 'gpu-host worker running');
+  log.info({ taskQueue, threads: o.threads, slots: o.maxModelSlots, gpu: info.gpu }, 'gpu-host worker running');
 
   let stopping: Promise<void> | undefined;
   const stop = () =>
     (stopping ??= (async () => {
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done.catch((err: Error) => log.error({ err: err.message }, 'gpu-host worker failed'));
-      await heartbeats.stop();
+      facts.stop();
+      await heartbeats?.stop();
       await markHostDown(o.db.db, o.hostId).catch(() => undefined);
       await resetHostPlacements(o.db.db, o.hostId).catch(() => undefined);
       await runtime.close();

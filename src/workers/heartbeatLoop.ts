@@ -1,56 +1,86 @@
 /**
  * The GPU host's heartbeat: every interval it writes the host row with the load it has cached
- * (running/queued per model, free memory). It never awaits inference — the runtime's counters
- * are read synchronously — so a host that is busy generating never looks dead. A missing row
- * (deleted by an operator) re-registers the host.
+ * (running/queued per model, last use, free memory, files). It never awaits inference — the
+ * runtime's counters are read synchronously — so a host that is busy generating never looks
+ * dead. `poke()` writes at once when the load changes (coalesced: one write in flight at a
+ * time), so routing sees a busy replica within milliseconds, not at the next beat. A missing
+ * row (deleted by an operator) re-registers the host.
  */
-import os from 'node:os';
 import type { Kysely } from 'kysely';
+import type { LlamaRuntime } from '../activities/llama/runtime.js';
 import { recordHeartbeat } from '../db/hostsRepo.js';
 import type { Database } from '../db/schema.js';
-import type { LlamaRuntime } from '../activities/llama/runtime.js';
 import type { Logger } from '../logger.js';
+import type { DynamicFacts } from './hostFacts.js';
 
 export interface HeartbeatLoopOptions {
   db: Kysely<Database>;
   hostId: string;
   runtime: LlamaRuntime;
+  facts: () => DynamicFacts;
   intervalMs: number;
   reregister: () => Promise<void>;
   log: Logger;
 }
 
-export function startHeartbeatLoop(o: HeartbeatLoopOptions): { stop(): Promise<void> } {
+export interface HeartbeatLoop {
+  poke(): void;
+  stop(): Promise<void>;
+}
+
+export function startHeartbeatLoop(o: HeartbeatLoopOptions): HeartbeatLoop {
   let timer: NodeJS.Timeout | undefined;
   let stopped = false;
-  let current: Promise<void> = Promise.resolve();
+  let inFlight: Promise<void> | undefined;
+  let again = false;
 
-  const beat = async () => {
+  const write = async () => {
     const models = Object.fromEntries(
-      o.runtime.loadedModels().map((m) => [m.modelId, { running: m.running, queued: m.queued }]),
+      o.runtime.loadedModels().map((m) => [
+        m.modelId,
+        { running: m.running, queued: m.queued, lastUsedAt: m.lastUsedAt ? new Date(m.lastUsedAt).toISOString() : null },
+      ]),
     );
     try {
-      const known = await recordHeartbeat(o.db, o.hostId, { models, freeMemoryBytes: os.freemem() });
+      const known = await recordHeartbeat(o.db, o.hostId, { models, ...o.facts() });
       if (!known) await o.reregister();
     } catch (err) {
       o.log.warn({ err: (err as Error).message }, 'heartbeat write failed');
     }
   };
 
+  const beat = () => {
+    if (inFlight) {
+      again = true; // a change during a write: one more write after it, not one per change
+      return;
+    }
+    inFlight = write().finally(() => {
+      inFlight = undefined;
+      if (again && !stopped) {
+        again = false;
+        beat();
+      }
+    });
+  };
+
   const schedule = () => {
     if (stopped) return;
     timer = setTimeout(() => {
-      current = beat().finally(schedule);
+      beat();
+      schedule();
     }, o.intervalMs);
     timer.unref();
   };
   schedule();
 
   return {
+    poke: () => {
+      if (!stopped) beat();
+    },
     async stop() {
       stopped = true;
       clearTimeout(timer);
-      await current;
+      while (inFlight) await inFlight;
     },
   };
 }

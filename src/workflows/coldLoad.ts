@@ -1,52 +1,82 @@
 /**
  * coldLoad: load one model onto one host and record the placement. Its id is
  * `coldload:<host>:<model>`, and callers start it with the USE_EXISTING conflict policy, so
- * concurrent requests for a model nobody holds attach to a single load.
+ * concurrent requests for a model nobody holds attach to a single load. When the host's slots
+ * are full it first unloads the least recently used idle models (the placement policy's plan,
+ * made again here on fresh state); a model with requests in flight is never evicted.
  */
-import { ApplicationFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { HostActivities } from '../activities/host.js';
 import type { ColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
 import { FailureType } from '../common/failures.js';
 import { hostQueue } from '../common/taskQueues.js';
+import { planLoadOnHost } from '../domain/placement.js';
 
-const { beginColdLoad, finishColdLoad } = proxyLocalActivities<ControlPlaneActivities>({
+const { readFleetState, setPlacement } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
 
-/** Load profile: the host's queue; if nobody picks it up quickly the host is gone. */
-const LOAD_PROFILE = {
+/** Host-queue profile: if nobody picks the task up quickly the host is gone. */
+const HOST_PROFILE = {
   scheduleToStartTimeout: '15 seconds',
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 1 },
 } as const;
 
-export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult> {
-  const model = await beginColdLoad(input);
-  const host = proxyActivities<HostActivities>({ ...LOAD_PROFILE, taskQueue: hostQueue(input.hostId) });
-  try {
-    await host.loadModel({
-      modelId: model.id,
-      path: model.path,
-      sha256: model.sha256,
-      contextLength: model.contextLength,
+export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult & { evicted: string[] }> {
+  const { hostId, modelId } = input;
+  const view = await readFleetState(modelId);
+  const model = view.model;
+  if (!model) throw ApplicationFailure.create({ message: `model ${modelId} is not in the catalog`, type: FailureType.ModelNotFound, nonRetryable: true });
+  const hostView = view.hosts.find((h) => h.id === hostId);
+  const plan = hostView ? planLoadOnHost(hostView, modelId) : null;
+  if (!plan) {
+    throw ApplicationFailure.create({
+      message: `host ${hostId} has no free or evictable slot for ${modelId}`,
+      type: FailureType.Unavailable,
+      nonRetryable: true,
+      details: [{ retryAfterSeconds: 1, reason: 'no_free_slot' }],
     });
+  }
+  const host = proxyActivities<HostActivities>({ ...HOST_PROFILE, taskQueue: hostQueue(hostId) });
+
+  for (const victim of plan.evict) {
+    await setPlacement({ hostId, modelId: victim, state: 'unloading' });
+    try {
+      await host.unloadModel({ modelId: victim });
+    } catch (err) {
+      // Requests arrived since the plan was made: it stays loaded, and this load waits.
+      await setPlacement({ hostId, modelId: victim, state: 'loaded' });
+      throw ApplicationFailure.create({
+        message: `could not evict ${victim} from ${hostId}: ${describe(err)}`,
+        type: FailureType.Unavailable,
+        nonRetryable: true,
+        details: [{ retryAfterSeconds: 1, reason: 'no_free_slot' }],
+      });
+    }
+    await setPlacement({ hostId, modelId: victim, state: 'unloaded' });
+  }
+
+  await setPlacement({ hostId, modelId, state: 'loading', progress: 0 });
+  try {
+    await host.loadModel({ modelId, path: model.path, sha256: model.sha256, contextLength: model.contextLength });
   } catch (err) {
     const reason = describe(err);
-    await finishColdLoad({ ...input, ok: false, error: reason });
+    await setPlacement({ hostId, modelId, state: 'failed', error: reason });
     throw ApplicationFailure.create({
-      message: `loading ${input.modelId} on ${input.hostId} failed: ${reason}`,
+      message: `loading ${modelId} on ${hostId} failed: ${reason}`,
       type: FailureType.LoadFailed,
       nonRetryable: true,
     });
   }
-  await finishColdLoad({ ...input, ok: true });
-  return input;
+  await setPlacement({ hostId, modelId, state: 'loaded' });
+  return { hostId, modelId, evicted: plan.evict };
 }
 
 function describe(err: unknown): string {
-  const e = err as { cause?: { message?: string }; message?: string };
-  return e.cause?.message ?? e.message ?? 'unknown error';
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : 'unknown error';
 }

@@ -2,12 +2,15 @@
  * inferenceRequest: one API call. Reads fleet state (local activity), lets the routing policy
  * rank hosts, runs `generate` on the chosen host's own queue with a short schedule-to-start
  * timeout, falls through to the next replica when a host refuses or is gone, and cold-loads
- * (attaching to a shared `coldLoad` workflow) when no host holds the model.
+ * (attaching to a shared `coldLoad` workflow) when no host holds the model. A host that
+ * dies before the first token is routed around transparently, streams included; after
+ * tokens were streamed the request fails rather than splice two hosts' answers.
  * The workflow id is the request id, which is also the OpenAI response id.
  */
 import {
   ActivityFailure,
   ApplicationFailure,
+  CancelledFailure,
   proxyActivities,
   proxyLocalActivities,
   TimeoutFailure,
@@ -19,7 +22,8 @@ import { FailureType } from '../common/failures.js';
 import type { InferenceRequestInput, InferenceResult } from '../common/inference.js';
 import { FleetHost } from '../common/searchAttributes.js';
 import { hostQueue } from '../common/taskQueues.js';
-import { routeRequest, type RouteDecision } from '../domain/routing.js';
+import { classifyAttemptFailure, type AttemptFailure } from '../domain/failover.js';
+import { RETRY_AFTER_BUSY_S, routeRequest, type RouteDecision } from '../domain/routing.js';
 
 const { readFleetState } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '5 seconds',
@@ -39,7 +43,8 @@ const { awaitColdLoad } = proxyActivities<ControlPlaneActivities>({
 const GENERATE_PROFILE = {
   scheduleToStartTimeout: '5 seconds',
   startToCloseTimeout: '10 minutes',
-  heartbeatTimeout: '20 seconds',
+  // The host heartbeats every second while queued or generating.
+  heartbeatTimeout: '5 seconds',
   retry: { maximumAttempts: 1 },
 } as const;
 
@@ -49,6 +54,8 @@ const MAX_ROUNDS = 4;
 export async function inferenceRequest(input: InferenceRequestInput): Promise<InferenceResult> {
   const tried: string[] = [];
   let coldLoaded = false;
+  let failovers = 0;
+  let busyRetryAfter: number | undefined;
   let lastDecision: RouteDecision | undefined;
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
@@ -62,10 +69,16 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         nonRetryable: true,
       });
     }
-    if (decision.kind === 'wait') throw unavailable(decision);
+    if (decision.kind === 'wait') break;
     if (decision.kind === 'coldLoad') {
-      await awaitColdLoad({ hostId: decision.hostId, modelId: input.modelId });
-      coldLoaded = true;
+      try {
+        await awaitColdLoad({ hostId: decision.hostId, modelId: input.modelId });
+        coldLoaded = true;
+      } catch (err) {
+        // A load that failed or found no room on this host: another host may do better.
+        if (!isLoadRefusal(err)) throw surface(err);
+        tried.push(decision.hostId);
+      }
       continue;
     }
     const contextLength = view.model?.contextLength ?? 0;
@@ -75,40 +88,67 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
       const host = proxyActivities<HostActivities>({ ...GENERATE_PROFILE, taskQueue: hostQueue(hostId) });
       try {
         const result = await host.generate({ ...input, contextLength });
-        return { ...result, modelId: input.modelId, coldLoaded };
+        return { ...result, modelId: input.modelId, coldLoaded, failovers };
       } catch (err) {
-        if (!isFallThrough(err)) throw surface(err);
+        const facts = attemptFacts(err);
+        const verdict = classifyAttemptFailure(facts, input.stream);
+        if (verdict === 'fail') throw surface(err);
+        if (verdict === 'stream_broken') {
+          throw ApplicationFailure.create({
+            message: `the host failed after ${facts.charsStreamed} characters were streamed`,
+            type: FailureType.StreamBroken,
+            nonRetryable: true,
+          });
+        }
+        if (facts.retryAfterSeconds !== undefined) {
+          busyRetryAfter = Math.min(busyRetryAfter ?? Infinity, facts.retryAfterSeconds);
+        }
+        failovers++;
       }
     }
   }
   throw unavailable(
-    lastDecision?.kind === 'wait' ? lastDecision : { reason: 'all_tried', retryAfterSeconds: 1 },
+    lastDecision?.kind === 'wait' && busyRetryAfter === undefined
+      ? lastDecision
+      : { reason: 'all_tried', retryAfterSeconds: busyRetryAfter ?? RETRY_AFTER_BUSY_S },
   );
 }
 
 function unavailable(d: { reason: string; retryAfterSeconds: number }): ApplicationFailure {
-  const why =
-    d.reason === 'loading'
-      ? 'the model is loading'
-      : d.reason === 'no_healthy_host'
-        ? 'no healthy host can serve the model right now'
-        : 'every host serving the model is busy';
+  const why: Record<string, string> = {
+    loading: 'the model is loading',
+    no_healthy_host: 'no healthy host can serve the model right now',
+    no_free_slot: 'no host has a free slot for the model right now',
+    all_tried: 'every host serving the model is busy',
+  };
   return ApplicationFailure.create({
-    message: `Service unavailable: ${why}. Retry after ${d.retryAfterSeconds}s.`,
+    message: `Service unavailable: ${why[d.reason] ?? d.reason}. Retry after ${d.retryAfterSeconds}s.`,
     type: FailureType.Unavailable,
     nonRetryable: true,
     details: [{ retryAfterSeconds: d.retryAfterSeconds, reason: d.reason }],
   });
 }
 
-/** A refusal or a vanished host before work began: the next replica may succeed. */
-function isFallThrough(err: unknown): boolean {
-  if (!(err instanceof ActivityFailure)) return false;
+/** The facts the failover policy needs, read off a failed activity. */
+function attemptFacts(err: unknown): AttemptFailure & { retryAfterSeconds?: number } {
+  if (err instanceof CancelledFailure) return { cancelled: true, charsStreamed: 0 };
+  if (!(err instanceof ActivityFailure)) return { type: 'unknown', charsStreamed: 0 };
   const cause = err.cause;
   if (cause instanceof ApplicationFailure) {
-    return cause.type === FailureType.HostBusy || cause.type === FailureType.ModelNotLoaded;
+    const d = cause.details?.[0] as { retryAfterSeconds?: number } | undefined;
+    return { type: cause.type ?? undefined, charsStreamed: 0, retryAfterSeconds: d?.retryAfterSeconds };
   }
-  return cause instanceof TimeoutFailure && cause.timeoutType === 'SCHEDULE_TO_START';
+  if (cause instanceof TimeoutFailure) {
+    const beat = cause.lastHeartbeatDetails as { chars?: number } | undefined;
+    return { timeoutType: cause.timeoutType, charsStreamed: beat?.chars ?? 0 };
+  }
+  if (cause instanceof CancelledFailure) return { cancelled: true, charsStreamed: 0 };
+  return { type: 'unknown', charsStreamed: 0 };
+}
+
+function isLoadRefusal(err: unknown): boolean {
+  const cause = err instanceof ActivityFailure ? err.cause : undefined;
+  return cause instanceof ApplicationFailure && (cause.type === FailureType.LoadFailed || cause.type === FailureType.Unavailable);
 }
 
 /** Re-throws a host's typed failure at top level so the API sees its type directly. */

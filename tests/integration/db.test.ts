@@ -147,15 +147,18 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
     });
 
     it('readFleetState: plain JSON with placements and load', async () => {
-      await recordHeartbeat(h.db, 'h1', { models: { m1: { running: 1, queued: 3 } } });
-      await upsertHost(h.db, { id: 'h2', taskQueue: 'host.h2', info: {} });
+      await recordHeartbeat(h.db, 'h1', { models: { m1: { running: 1, queued: 3 } }, freeMemoryBytes: 500, files: ['/m/1b.gguf'] });
+      await upsertHost(h.db, { id: 'h2', taskQueue: 'host.h2', info: { maxModelSlots: 2, gpuCount: 1, totalMemoryBytes: 9000 } });
       const state = await readFleetState(h.db, 'm1');
       assert.deepEqual(JSON.parse(JSON.stringify(state)), state);
-      assert.deepEqual(state.model, { id: 'm1', contextLength: 4096, sha256: SHA, path: '/m/1b.gguf' });
+      assert.deepEqual(state.model, { id: 'm1', contextLength: 4096, sha256: SHA, path: '/m/1b.gguf', sizeBytes: 7 });
       const [h1, h2] = state.hosts;
-      assert.equal(h1?.taskQueue, 'host.h1b');
+      assert.equal(h1?.id, 'h1');
       assert.deepEqual(h1?.placements, [{ modelId: 'm1', state: 'loaded', lastUsedAt: '2030-01-01T00:00:01.000Z' }]);
-      assert.deepEqual(h1?.load, { m1: { running: 1, queued: 3 } });
+      assert.deepEqual(h1?.load, { m1: { running: 1, queued: 3, lastUsedAt: null } });
+      assert.deepEqual(h1?.files, ['/m/1b.gguf']);
+      assert.equal(h1?.capacity.freeMemoryBytes, 500);
+      assert.deepEqual(h2?.capacity, { maxModelSlots: 2, gpuCount: 1, totalMemoryBytes: 9000, freeMemoryBytes: 0 });
       assert.equal(Number.isNaN(Date.parse(h1?.lastHeartbeatAt ?? '')), false);
       assert.deepEqual(h2?.placements, []);
       assert.equal((await readFleetState(h.db, 'missing')).model, null);

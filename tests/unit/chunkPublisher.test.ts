@@ -25,20 +25,20 @@ function recordingChannel(delayMs: number, failEvery = 0) {
 
 test('text pushed while a publish is in flight goes out as one coalesced chunk', async () => {
   const { channel, published } = recordingChannel(5);
-  const p = createChunkPublisher(channel, 'r1', log);
+  const p = createChunkPublisher(channel, 'r1', 'h', log);
   p.push('a');
   for (const t of ['b', 'c', 'd']) p.push(t);
   await p.flush();
   assert.deepEqual(published, [
-    { requestId: 'r1', offset: 0, text: 'a' },
-    { requestId: 'r1', offset: 1, text: 'bcd' },
+    { requestId: 'r1', source: 'h', offset: 0, text: 'a' },
+    { requestId: 'r1', source: 'h', offset: 1, text: 'bcd' },
   ]);
   assert.equal(p.published, 4);
 });
 
 test('large text is split under the NOTIFY cap without breaking characters', async () => {
   const { channel, published } = recordingChannel(0);
-  const p = createChunkPublisher(channel, 'r2', log);
+  const p = createChunkPublisher(channel, 'r2', 'h', log);
   const text = '€'.repeat(5000) + '😀'.repeat(2000);
   p.push(text);
   await p.flush();
@@ -55,7 +55,7 @@ test('large text is split under the NOTIFY cap without breaking characters', asy
 
 test('a failed publish is skipped (the API fills gaps from the result), later chunks still flow', async () => {
   const { channel, published } = recordingChannel(1, 2);
-  const p = createChunkPublisher(channel, 'r3', log);
+  const p = createChunkPublisher(channel, 'r3', 'h', log);
   for (const t of ['x', 'y', 'z']) {
     p.push(t);
     await p.flush();

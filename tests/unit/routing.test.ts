@@ -20,11 +20,13 @@ function host(id: string, o: { state?: PlacementStateName; load?: number; lastBe
     lastHeartbeatAt: ago(o.lastBeatMsAgo ?? 100),
     placements,
     load: o.load !== undefined ? { m: { running: o.load, queued: 0 } } : {},
+    capacity: { maxModelSlots: 4, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0 },
+    files: [],
   };
 }
 
 const view = (hosts: HostView[], model = true): FleetView => ({
-  model: model ? { id: 'm', path: '/m.gguf', sha256: 'x', contextLength: 512 } : null,
+  model: model ? { id: 'm', path: '/m.gguf', sha256: 'x', contextLength: 512, sizeBytes: 1000 } : null,
   hosts,
   heartbeatIntervalMs: INTERVAL,
 });

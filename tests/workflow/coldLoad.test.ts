@@ -1,6 +1,8 @@
 /**
- * coldLoad on the real Temporal server with fake activities: it records the placement, and
- * concurrent starters attach to one execution (workflow-id conflict policy USE_EXISTING).
+ * coldLoad on the real Temporal server with fake activities: it records the placement,
+ * concurrent starters attach to one execution (workflow-id conflict policy USE_EXISTING), a
+ * full host evicts its least recently used idle model first, a busy one is never evicted,
+ * and a failed load leaves the placement `failed` with the reason.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
@@ -10,9 +12,10 @@ import { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
-import { coldLoadWorkflowId, type ColdLoadInput } from '../../src/common/coldLoad.js';
+import { coldLoadWorkflowId } from '../../src/common/coldLoad.js';
 import { FailureType } from '../../src/common/failures.js';
 import { hostQueue } from '../../src/common/taskQueues.js';
+import type { FleetView, HostView, PlacementView } from '../../src/domain/fleetView.js';
 import { log } from '../../src/logger.js';
 import { installTemporalLogging } from '../../src/temporal/runtimeLogging.js';
 import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
@@ -22,32 +25,60 @@ const suffix = randomBytes(3).toString('hex');
 const QUEUE = `wf-cold-${suffix}`;
 const GOOD = `good-${suffix}`;
 const BAD = `bad-${suffix}`;
-const placements: Array<[string, string, boolean, string?]> = [];
+const FULL = `full-${suffix}`;
+const BUSY = `busy-${suffix}`;
+const writes: string[] = [];
+const calls: string[] = [];
 let loads = 0;
 let release: () => void = () => undefined;
 const gate = new Promise<void>((r) => (release = r));
 
+function hostView(id: string, placements: PlacementView[], load: HostView['load'] = {}): HostView {
+  return {
+    id,
+    status: 'up',
+    lastHeartbeatAt: new Date().toISOString(),
+    placements,
+    load,
+    capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0 },
+    files: [],
+  };
+}
+const view: FleetView = {
+  model: { id: 'm', path: '/m.gguf', sha256: 'abc', contextLength: 512, sizeBytes: 10 },
+  heartbeatIntervalMs: 60_000,
+  hosts: [
+    hostView(GOOD, []),
+    hostView(BAD, []),
+    hostView(FULL, [{ modelId: 'old', state: 'loaded', lastUsedAt: null }]),
+    hostView(BUSY, [{ modelId: 'hot', state: 'loaded', lastUsedAt: null }], { hot: { running: 2, queued: 0 } }),
+  ],
+};
+
 const controlPlane: Partial<ControlPlaneActivities> = {
-  async beginColdLoad(input: ColdLoadInput) {
-    placements.push([input.hostId, 'loading', true]);
-    return { id: input.modelId, path: '/m.gguf', sha256: 'abc', contextLength: 512 };
+  async readFleetState() {
+    return view;
   },
-  async finishColdLoad(input) {
-    placements.push([input.hostId, input.ok ? 'loaded' : 'failed', input.ok, input.error]);
+  async setPlacement(input) {
+    writes.push(`${input.hostId.split('-')[0]}:${input.modelId}:${input.state}${input.error ? `:${input.error}` : ''}`);
   },
 };
-const good: Partial<HostActivities> = {
+const info = { path: '/m.gguf', contextLength: 512, running: 0, queued: 0, capacity: 4, avgServiceMs: 0, lastUsedAt: null };
+const hostActivities = (name: string, fail = false): Partial<HostActivities> => ({
   async loadModel(input) {
-    loads++;
-    await gate; // hold the load open so concurrent starters find it running
-    return { modelId: input.modelId, path: input.path, contextLength: 512, running: 0, queued: 0, capacity: 4 };
+    calls.push(`${name}:load:${input.modelId}`);
+    if (fail) throw ApplicationFailure.create({ type: FailureType.LoadFailed, message: 'file is corrupt', nonRetryable: true });
+    if (name === 'good') {
+      loads++;
+      await gate; // hold the load open so concurrent starters find it running
+    }
+    return { modelId: input.modelId, ...info };
   },
-};
-const bad: Partial<HostActivities> = {
-  async loadModel() {
-    throw ApplicationFailure.create({ type: FailureType.LoadFailed, message: 'file is corrupt', nonRetryable: true });
+  async unloadModel(input) {
+    calls.push(`${name}:unload:${input.modelId}`);
+    return { unloaded: true };
   },
-};
+});
 
 let connection: NativeConnection;
 let client: Client;
@@ -58,8 +89,14 @@ before(async () => {
   connection = await NativeConnection.connect({ address: testEnv.temporalAddress });
   client = new Client({ connection });
   workers.push(await Worker.create({ connection, taskQueue: QUEUE, workflowsPath: WORKFLOWS_PATH, activities: controlPlane }));
-  workers.push(await Worker.create({ connection, taskQueue: hostQueue(GOOD), activities: good }));
-  workers.push(await Worker.create({ connection, taskQueue: hostQueue(BAD), activities: bad }));
+  for (const [id, acts] of [
+    [GOOD, hostActivities('good')],
+    [BAD, hostActivities('bad', true)],
+    [FULL, hostActivities('full')],
+    [BUSY, hostActivities('busy')],
+  ] as const) {
+    workers.push(await Worker.create({ connection, taskQueue: hostQueue(id), activities: acts }));
+  }
   for (const w of workers) runs.push(w.run());
 });
 after(async () => {
@@ -76,32 +113,51 @@ const start = (hostId: string) =>
     args: [{ hostId, modelId: 'm' }],
   });
 
+const failureOf = async (p: Promise<unknown>) => {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError);
+    return err.cause as ApplicationFailure;
+  }
+  assert.fail('expected the workflow to fail');
+};
+
 test('concurrent starters attach to one load, which marks the placement loaded', async () => {
   const handles = await Promise.all(Array.from({ length: 5 }, () => start(GOOD)));
   assert.equal(new Set(handles.map((h) => h.firstExecutionRunId)).size, 1, 'one execution');
   release();
   const results = await Promise.all(handles.map((h) => h.result()));
-  assert.deepEqual(results[0], { hostId: GOOD, modelId: 'm' });
+  assert.deepEqual(results[0], { hostId: GOOD, modelId: 'm', evicted: [] });
   assert.equal(loads, 1);
   assert.deepEqual(
-    placements.filter((p) => p[0] === GOOD),
-    [
-      [GOOD, 'loading', true],
-      [GOOD, 'loaded', true, undefined],
-    ],
+    writes.filter((w) => w.startsWith('good')),
+    ['good:m:loading', 'good:m:loaded'],
   );
 });
 
+test('a full host unloads its least recently used idle model first', async () => {
+  const r = await (await start(FULL)).result();
+  assert.deepEqual(r, { hostId: FULL, modelId: 'm', evicted: ['old'] });
+  assert.deepEqual(
+    calls.filter((c) => c.startsWith('full')),
+    ['full:unload:old', 'full:load:m'],
+  );
+  assert.deepEqual(
+    writes.filter((w) => w.startsWith('full')),
+    ['full:old:unloading', 'full:old:unloaded', 'full:m:loading', 'full:m:loaded'],
+  );
+});
+
+test('a model with requests in flight is never evicted: the load is refused as unavailable', async () => {
+  const cause = await failureOf((await start(BUSY)).result());
+  assert.equal(cause.type, FailureType.Unavailable);
+  assert.equal(calls.filter((c) => c.startsWith('busy')).length, 0);
+});
+
 test('a failed load marks the placement failed and the workflow says why', async () => {
-  const h = await start(BAD);
-  await assert.rejects(h.result(), (err: unknown) => {
-    assert.ok(err instanceof WorkflowFailedError);
-    const cause = err.cause as ApplicationFailure;
-    assert.equal(cause.type, FailureType.LoadFailed);
-    assert.match(cause.message, /file is corrupt/);
-    return true;
-  });
-  const failed = placements.find((p) => p[0] === BAD && p[1] === 'failed');
-  assert.ok(failed);
-  assert.match(failed[3] ?? '', /file is corrupt/);
+  const cause = await failureOf((await start(BAD)).result());
+  assert.equal(cause.type, FailureType.LoadFailed);
+  assert.match(cause.message, /file is corrupt/);
+  assert.ok(writes.some((w) => w.startsWith('bad:m:failed') && w.includes('file is corrupt')));
 });

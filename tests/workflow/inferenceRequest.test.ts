@@ -46,10 +46,12 @@ const loaded = (id: string, state: 'loaded' | 'loading' = 'loaded'): HostView =>
   lastHeartbeatAt: now(),
   placements: [{ modelId: 'm', state, lastUsedAt: null }],
   load: {},
+  capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0 },
+  files: [],
 });
-const empty = (id: string): HostView => ({ id, status: 'up', lastHeartbeatAt: now(), placements: [], load: {} });
+const empty = (id: string): HostView => ({ ...loaded(id), placements: [] });
 const view = (hosts: HostView[], model = true): FleetView => ({
-  model: model ? { id: 'm', path: '/m', sha256: 's', contextLength: 512 } : null,
+  model: model ? { id: 'm', path: '/m', sha256: 's', contextLength: 512, sizeBytes: 100 } : null,
   hosts,
   heartbeatIntervalMs: 60_000,
 });

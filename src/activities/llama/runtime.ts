@@ -16,17 +16,19 @@ import {
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
+import os from 'node:os';
 import type { ChatMessage, FinishReason, InferenceInput, SamplingParams, Usage } from '../../common/inference.js';
 import type { Logger } from '../../logger.js';
-import { SequencePool } from './sequencePool.js';
+import type { AdmissionLimits } from '../../domain/admission.js';
+import { AdmissionQueue } from './admissionQueue.js';
 
 export interface RuntimeOptions {
   threads: number;
   gpu: 'auto' | false;
-  /** Concurrent generations per model (context sequences). */
-  maxInFlight: number;
-  /** Requests allowed to wait for a sequence. */
-  maxQueue: number;
+  /** Per loaded model: sequences (maxInFlight), queue, max wait, per-principal cap. */
+  admission: AdmissionLimits;
+  /** Called whenever running/queued counts change, so the host can publish them at once. */
+  onLoadChange?: () => void;
   log: Logger;
 }
 
@@ -37,6 +39,8 @@ export interface LoadedModelInfo {
   running: number;
   queued: number;
   capacity: number;
+  avgServiceMs: number;
+  lastUsedAt: number | null;
 }
 
 interface LoadedModel {
@@ -45,9 +49,10 @@ interface LoadedModel {
   model: LlamaModel;
   context: LlamaContext;
   chatWrapper: ChatWrapper;
-  pool: SequencePool<LlamaCompletion>;
+  pool: AdmissionQueue<LlamaCompletion>;
   /** Usable tokens per sequence. */
   contextLength: number;
+  lastUsedAt: number | null;
 }
 
 export class ContextOverflowError extends Error {
@@ -68,6 +73,8 @@ export class ContextOverflowError extends Error {
 export interface GenerateOptions {
   input: InferenceInput;
   params: SamplingParams;
+  /** Key id of the caller (null: anonymous), for the per-principal cap and fairness. */
+  principal: string | null;
   signal?: AbortSignal;
   onText?: (text: string) => void;
 }
@@ -95,13 +102,18 @@ export class LlamaRuntime {
     return { gpu: llama.gpu, threads: this.opts.threads };
   }
 
+  /** Memory models load into (VRAM with a GPU, RAM otherwise) and the GPUs in use. */
+  async resources(): Promise<{ gpu: string | false; gpuCount: number; totalMemoryBytes: number; freeMemoryBytes: number }> {
+    const llama = await this.getLlama();
+    if (llama.gpu === false) {
+      return { gpu: false, gpuCount: 0, totalMemoryBytes: os.totalmem(), freeMemoryBytes: os.freemem() };
+    }
+    const [vram, names] = await Promise.all([llama.getVramState(), llama.getGpuDeviceNames()]);
+    return { gpu: llama.gpu, gpuCount: names.length, totalMemoryBytes: vram.total, freeMemoryBytes: vram.free };
+  }
+
   loadedModels(): LoadedModelInfo[] {
-    return [...this.models.values()].map((m) => ({
-      modelId: m.modelId,
-      path: m.path,
-      contextLength: m.contextLength,
-      ...m.pool.stats,
-    }));
+    return [...this.models.values()].map((m) => this.info(m));
   }
 
   isLoaded(modelId: string): boolean {
@@ -129,7 +141,7 @@ export class LlamaRuntime {
   }
 
   private info(m: LoadedModel): LoadedModelInfo {
-    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, ...m.pool.stats };
+    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, ...m.pool.stats };
   }
 
   private async doLoad(
@@ -141,7 +153,7 @@ export class LlamaRuntime {
     const llama = await this.getLlama();
     const model = await llama.loadModel({ modelPath, onLoadProgress: onProgress });
     try {
-      const sequences = this.opts.maxInFlight;
+      const sequences = this.opts.admission.maxInFlight;
       const ctxLen = Math.min(contextLength, model.trainContextSize);
       const context = await model.createContext({
         contextSize: ctxLen,
@@ -158,8 +170,9 @@ export class LlamaRuntime {
         model,
         context,
         chatWrapper: resolveChatWrapper(model),
-        pool: new SequencePool(completions, this.opts.maxQueue),
+        pool: new AdmissionQueue(completions, this.opts.admission, this.opts.onLoadChange),
         contextLength: ctxLen,
+        lastUsedAt: null,
       };
       this.models.set(modelId, loaded);
       this.opts.log.info({ modelId, contextLength: ctxLen, sequences }, 'model loaded');
@@ -170,10 +183,14 @@ export class LlamaRuntime {
     }
   }
 
-  async unload(modelId: string): Promise<boolean> {
+  /** Unloads a model; refuses (ModelBusyError) while requests run or wait, unless forced. */
+  async unload(modelId: string, opts: { force?: boolean } = {}): Promise<boolean> {
     const m = this.models.get(modelId);
     if (!m) return false;
+    const { running, queued } = m.pool.stats;
+    if (!opts.force && running + queued > 0) throw new ModelBusyError(modelId, running + queued);
     this.models.delete(modelId);
+    this.opts.onLoadChange?.();
     m.pool.rejectAll(new Error(`model ${modelId} was unloaded`));
     await m.context.dispose();
     await m.model.dispose();
@@ -182,7 +199,7 @@ export class LlamaRuntime {
   }
 
   async close(): Promise<void> {
-    for (const id of [...this.models.keys()]) await this.unload(id);
+    for (const id of [...this.models.keys()]) await this.unload(id, { force: true });
     if (this.llama) await (await this.llama).dispose();
   }
 
@@ -205,7 +222,9 @@ export class LlamaRuntime {
     if (room < 1 || (requested !== null && requested > room)) {
       throw new ContextOverflowError(tokens.length, requested, m.contextLength);
     }
-    const completion = await m.pool.acquire(o.signal);
+    const lease = await m.pool.acquire(o.principal, o.signal);
+    const completion = lease.item;
+    m.lastUsedAt = Date.now();
     try {
       let completionTokens = 0;
       const res = await completion.generateCompletionWithMeta(tokens, {
@@ -226,8 +245,19 @@ export class LlamaRuntime {
         usage: { promptTokens: tokens.length, completionTokens },
       };
     } finally {
-      m.pool.release(completion);
+      m.lastUsedAt = Date.now();
+      lease.release();
     }
+  }
+}
+
+export class ModelBusyError extends Error {
+  override name = 'ModelBusyError';
+  constructor(
+    readonly modelId: string,
+    readonly inFlight: number,
+  ) {
+    super(`model ${modelId} has ${inFlight} request(s) in flight`);
   }
 }
 

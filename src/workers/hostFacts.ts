@@ -1,0 +1,67 @@
+/**
+ * What a GPU host tells the fleet about itself, gathered off the request path: static facts
+ * for the hosts row (GPUs, memory, slots) and the dynamic part the heartbeat carries (free
+ * memory, the GGUF files it has). Refreshed in the background; the heartbeat only reads the
+ * cached values, so it never waits on llama.cpp or the disk.
+ */
+import { readdir } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { LlamaRuntime } from '../activities/llama/runtime.js';
+import type { HostInfo } from '../db/hostsRepo.js';
+import { SOFTWARE_VERSION } from '../version.js';
+
+export interface DynamicFacts {
+  freeMemoryBytes: number;
+  files: string[];
+}
+
+async function ggufFiles(dir: string): Promise<string[]> {
+  try {
+    const entries = await readdir(dir, { recursive: true, withFileTypes: true });
+    return entries
+      .filter((e) => e.isFile() && e.name.endsWith('.gguf'))
+      .map((e) => path.join(e.parentPath ?? dir, e.name))
+      .sort();
+  } catch {
+    return [];
+  }
+}
+
+export async function staticHostFacts(runtime: LlamaRuntime, o: { threads: number; maxModelSlots: number }): Promise<HostInfo> {
+  const r = await runtime.resources();
+  return {
+    cpuCount: os.availableParallelism(),
+    threads: o.threads,
+    gpu: r.gpu,
+    gpuCount: r.gpuCount,
+    memoryBytes: os.totalmem(),
+    totalMemoryBytes: r.totalMemoryBytes,
+    maxModelSlots: o.maxModelSlots,
+    version: SOFTWARE_VERSION,
+  };
+}
+
+/** Keeps a cached copy of the dynamic facts, refreshed every `everyMs` in the background. */
+export function watchHostFacts(runtime: LlamaRuntime, modelsDir: string, everyMs: number) {
+  let current: DynamicFacts = { freeMemoryBytes: os.freemem(), files: [] };
+  let timer: NodeJS.Timeout | undefined;
+  const refresh = async () => {
+    const [r, files] = await Promise.all([runtime.resources(), ggufFiles(modelsDir)]);
+    current = { freeMemoryBytes: r.freeMemoryBytes, files };
+  };
+  const loop = () => {
+    timer = setTimeout(() => void refresh().catch(() => undefined).finally(loop), everyMs);
+    timer.unref();
+  };
+  return {
+    /** First refresh, awaited once at start so the first heartbeat carries real values. */
+    start: async () => {
+      await refresh().catch(() => undefined);
+      loop();
+    },
+    get: () => current,
+    refresh,
+    stop: () => clearTimeout(timer),
+  };
+}
