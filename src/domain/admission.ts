@@ -60,19 +60,24 @@ export interface Waiter {
 }
 
 /**
- * Index of the waiter to serve next: fewest running for its principal first (anonymous
- * callers count as one principal), then arrival order. -1 when nobody waits.
+ * Index of the waiter to serve next, or -1 when nobody waits: the principal with the fewest
+ * requests running, then the one served least recently (never served first), then arrival
+ * order. With one slot this is round-robin across principals; anonymous callers count as one.
+ * `lastServed` holds a grant counter per principal key.
  */
-export function pickNextWaiter(waiters: readonly Waiter[], runningByPrincipal: Readonly<Record<string, number>>): number {
+export function pickNextWaiter(
+  waiters: readonly Waiter[],
+  runningByPrincipal: Readonly<Record<string, number>>,
+  lastServed: Readonly<Record<string, number>> = {},
+): number {
   let best = -1;
-  let bestRunning = Infinity;
-  let bestSeq = Infinity;
+  let bestKey: [number, number, number] = [Infinity, Infinity, Infinity];
   waiters.forEach((w, i) => {
-    const running = runningByPrincipal[principalKey(w.principal)] ?? 0;
-    if (running < bestRunning || (running === bestRunning && w.seq < bestSeq)) {
+    const p = principalKey(w.principal);
+    const key: [number, number, number] = [runningByPrincipal[p] ?? 0, lastServed[p] ?? -1, w.seq];
+    if (key[0] < bestKey[0] || (key[0] === bestKey[0] && (key[1] < bestKey[1] || (key[1] === bestKey[1] && key[2] < bestKey[2])))) {
       best = i;
-      bestRunning = running;
-      bestSeq = w.seq;
+      bestKey = key;
     }
   });
   return best;

@@ -90,6 +90,16 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
     expect: { kind: 'coldLoad', hostId: 'a' },
   },
   {
+    name: 'no registered host could ever hold the model → not found (404)',
+    view: { ...view([host('a')]), hosts: [{ ...host('a'), capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 100, freeMemoryBytes: 100 } }] },
+    expect: { kind: 'notFound', reason: 'no_capable_host' },
+  },
+  {
+    name: 'every slot holds a busy model → 503 wait, no eviction',
+    view: view([{ ...host('a', { other: ['x'] }), capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0 }, load: { x: { running: 1, queued: 0 } } }]),
+    expect: { kind: 'wait', reason: 'no_free_slot', retryAfterSeconds: 1 },
+  },
+  {
     name: 'only unhealthy hosts → 503 wait',
     view: view([host('a', { state: 'loaded', lastBeatMsAgo: 10 * INTERVAL })]),
     expect: { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: 5 },

@@ -44,6 +44,9 @@ export class AdmissionQueue<T> {
   private readonly waiters: Waiter<T>[] = [];
   private readonly running = new Map<string, number>();
   private readonly perPrincipal = new Map<string, number>();
+  /** Grant counter per principal key, for round-robin among principals. */
+  private readonly lastServed = new Map<string, number>();
+  private grants = 0;
   private runningCount = 0;
   private seq = 0;
   private avgServiceMs = 0;
@@ -118,6 +121,7 @@ export class AdmissionQueue<T> {
   }
 
   private lease(item: T, principal: string | null): Lease<T> {
+    this.lastServed.set(principalKey(principal), ++this.grants);
     this.runningCount++;
     this.bump(this.running, principal, +1);
     const started = Date.now();
@@ -139,7 +143,7 @@ export class AdmissionQueue<T> {
   }
 
   private handOff(item: T): void {
-    const i = pickNextWaiter(this.waiters, Object.fromEntries(this.running));
+    const i = pickNextWaiter(this.waiters, Object.fromEntries(this.running), Object.fromEntries(this.lastServed));
     if (i < 0) {
       this.free.push(item);
       return;
