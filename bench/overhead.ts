@@ -1,21 +1,18 @@
 /**
- * bench/overhead.ts — what the gateway costs on top of the model itself.
- *
- * For the tiny generated model (seed 1), one fixed chat prompt, one max_tokens, temperature 0:
- *   - gateway: a non-streaming chat completion through the whole stack (official `openai`
- *     client → HTTP API → `inferenceRequest` workflow → `generate` activity on the GPU-host
- *     worker → node-llama-cpp), and a streaming one (time to the first content delta the
- *     `openai` client yields, and to the end of the stream);
- *   - direct: `LlamaRuntime.generate` on a runtime instance of its own in this process (same
- *     threads, GPU setting and sequences as the host's): total, and time to the first `onText`.
- * It prints medians, p95, the added overhead (median gateway − median direct) and the ratio.
- * Why: the model answers in milliseconds here, so whatever the gateway adds (HTTP, Temporal
- * round trips, Postgres) is plainly visible, and a hot-path regression shows up as a number.
- * Both sides run interleaved in one process, in rotating order, after a warm-up that includes
- * the cold load, so background load on the machine hits them equally.
- * `--profile` splits gateway JSON latency into phases from workflow history event times, plus
- * two marks taken around the host runtime's `generate` (a wrapper on the host's own runtime
- * instance, installed only with --profile); histories are fetched after the run.
+ * bench/overhead.ts — what the gateway costs on top of the model itself. For the tiny generated
+ * model (seed 1), one fixed chat prompt, one max_tokens, temperature 0:
+ *   - gateway: a non-streaming chat completion through the whole stack (official `openai` client →
+ *     HTTP API → `inferenceRequest` workflow → `generate` activity on the GPU-host worker →
+ *     node-llama-cpp), and a streaming one (first content delta the client yields; whole stream);
+ *   - direct: `LlamaRuntime.generate` on a runtime of its own in this process (same threads, GPU
+ *     setting and sequences as the host's): total, and time to the first `onText`.
+ * It prints medians, p95, the overhead (median gateway − median direct) and the ratio. Why: the
+ * model answers in milliseconds here, so whatever the gateway adds (HTTP, Temporal round trips,
+ * Postgres) is plainly visible, and a hot-path regression shows up as a number. Both sides run
+ * interleaved in one process, in rotating order, after a warm-up that includes the cold load, so
+ * background load hits them equally. `--profile` splits gateway JSON latency into phases from
+ * workflow history event times plus two marks around the host runtime's `generate` (a wrapper
+ * installed only with --profile); the histories are fetched after the run.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
@@ -26,7 +23,7 @@ import OpenAI from 'openai';
 import { pino } from 'pino';
 import { sha256File } from '../src/activities/fileHash.js';
 import { LlamaRuntime } from '../src/activities/llama/runtime.js';
-import { loadConfig } from '../src/config.js';
+import { ConfigError, loadConfig, type FleetConfig } from '../src/config.js';
 import { registerModel } from '../src/db/modelsRepo.js';
 import { configureLogger } from '../src/logger.js';
 import { makeTinyModel } from '../src/model/tinyModel.js';
@@ -50,18 +47,11 @@ const PHASES = [
 ];
 
 function options(argv: string[]) {
-  const { values: v } = parseArgs({
-    args: argv,
-    strict: true,
-    options: {
-      requests: { type: 'string', default: '50' },
-      'max-tokens': { type: 'string', default: '16' },
-      warmup: { type: 'string', default: '5' },
-      profile: { type: 'boolean', default: false },
-      'profile-sample': { type: 'string', default: '20' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
+  const str = (d: string) => ({ type: 'string', default: d }) as const;
+  const { values: v } = parseArgs({ args: argv, strict: true, options: {
+    requests: str('50'), 'max-tokens': str('16'), warmup: str('5'), 'profile-sample': str('20'),
+    profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
+  } });
   const int = (name: string, raw: string, min: number, max: number) => {
     if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) {
       throw new Error(`--${name} must be an integer from ${min} to ${max}, got '${raw}'`);
@@ -84,15 +74,15 @@ const wall = () => performance.timeOrigin + performance.now(); // comparable wit
 const cell = (x: number | string, w = 10) => (typeof x === 'number' ? x.toFixed(2) : x).padStart(w);
 
 let opts: ReturnType<typeof options>;
+let config: FleetConfig;
 try {
   opts = options(process.argv.slice(2));
+  if (opts.help) (console.log(USAGE), process.exit(0));
+  config = loadConfig();
 } catch (err) {
-  console.error(`error: ${(err as Error).message}\n${USAGE}`);
+  console.error(`error: ${(err as Error).message}${err instanceof ConfigError ? '' : `\n${USAGE}`}`);
   process.exit(2);
 }
-if (opts.help) (console.log(USAGE), process.exit(0));
-
-const config = loadConfig();
 const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2)); // stdout: figures only
 configureLogger(config.logLevel);
 const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-'));
@@ -105,22 +95,21 @@ const cleanup = () =>
     await stack?.stop();
     await rm(tmpDir, { recursive: true, force: true });
   })());
-process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+let interrupted = false;
+process.once('SIGINT', () => ((interrupted = true), void cleanup().finally(() => process.exit(130))));
 
 let exitCode = 0;
 try {
-  stack = await startStack({
-    config, log, hostIds: ['bench'],
-    devServer: { uiPort: null, port: 0, persist: false },
-    api: { host: '127.0.0.1', port: 0 },
-  });
+  const devServer = { uiPort: null, port: 0, persist: false };
+  stack = await startStack({ config, log, hostIds: ['bench'], devServer, api: { host: '127.0.0.1', port: 0 } });
   const file = path.join(tmpDir, 'tiny.gguf');
   const tiny = await makeTinyModel({ file, seed: 1 });
   const { sha256, sizeBytes } = await sha256File(file);
   await registerModel(stack.db.db, { id: MODEL, path: file, sha256, sizeBytes, contextLength: tiny.contextLength });
   const openai = new OpenAI({ baseURL: `${stack.api!.url}/v1`, apiKey: 'sk-no-key', maxRetries: 0, timeout: 120_000 });
-  const { threads, gpu, maxInFlight } = config.llama;
-  const rt = (direct = new LlamaRuntime({ threads, gpu, maxInFlight, maxQueue: maxInFlight * 8, log }));
+  const { threads, gpu } = config.llama;
+  const rt = (direct = new LlamaRuntime({ threads, gpu, admission: config.admission, log })); // as the host's
+  await rt.describe(); // initialises llama.cpp up front, as the GPU-host worker does at start
   const body = { model: MODEL, messages: MESSAGES, max_tokens: opts.maxTokens, temperature: 0 };
   let promptTokens = 0;
   let hostMarks: number[] = []; // [runtime.generate called, returned] of the latest host generation
@@ -148,9 +137,8 @@ try {
       const t0 = performance.now();
       const s = await openai.chat.completions.create({ ...body, stream: true, stream_options: { include_usage: true } });
       let firstMs: number | undefined;
-      let text = '';
       let finish: string | null | undefined;
-      let tokens = 0;
+      let [text, tokens] = ['', 0];
       for await (const c of s) {
         const d = c.choices[0]?.delta?.content;
         if (d) (firstMs ??= performance.now() - t0), (text += d);
@@ -167,6 +155,7 @@ try {
       const out = await rt.generate(MODEL, {
         input: { kind: 'chat', messages: MESSAGES },
         params: { maxTokens: opts.maxTokens, temperature: 0, topP: 1, stop: [] }, // what the API passes
+        principal: null, // anonymous, as the gateway requests are
         onText: () => (firstMs ??= performance.now() - t0),
       });
       return { ms: performance.now() - t0, firstMs, text: out.text, tokens: out.usage.completionTokens };
@@ -193,16 +182,12 @@ try {
 
   const sum = (k: Kind, f: (s: Sample) => number | undefined) => summarize(samples[k].map((s) => f(s) ?? NaN));
   const fig = {
-    gateway: sum('gateway', (s) => s.ms),
-    direct: sum('direct', (s) => s.ms),
-    streamFirstContent: sum('stream', (s) => s.firstMs),
-    directFirstText: sum('direct', (s) => s.firstMs),
+    gateway: sum('gateway', (s) => s.ms), direct: sum('direct', (s) => s.ms),
+    streamFirstContent: sum('stream', (s) => s.firstMs), directFirstText: sum('direct', (s) => s.firstMs),
     streamTotal: sum('stream', (s) => s.ms),
   };
-  const overheadMs = fig.gateway.median - fig.direct.median;
-  const ratio = fig.gateway.median / fig.direct.median;
-  const ttftOverheadMs = fig.streamFirstContent.median - fig.directFirstText.median;
-  const ttftRatio = fig.streamFirstContent.median / fig.directFirstText.median;
+  const [overheadMs, ratio] = [fig.gateway.median - fig.direct.median, fig.gateway.median / fig.direct.median];
+  const [ttftOverheadMs, ttftRatio] = [fig.streamFirstContent.median - fig.directFirstText.median, fig.streamFirstContent.median / fig.directFirstText.median];
 
   const out = [
     `overhead bench: tiny model (seed 1), ${promptTokens} prompt tokens, max_tokens ${opts.maxTokens}, temperature 0, ` +
@@ -211,17 +196,16 @@ try {
     '',
     `${'latency (ms)'.padEnd(46)}${cell('n', 5)}${cell('median')}${cell('p95')}${cell('min')}${cell('max')}`,
   ];
-  const row = (label: string, s: Summary) => out.push(`${label.padEnd(46)}${cell(String(s.n), 5)}${[s.median, s.p95, s.min, s.max].map((x) => cell(x)).join('')}`);
-  row('gateway chat completion, JSON (openai client)', fig.gateway);
-  row('direct LlamaRuntime.generate', fig.direct);
-  row('gateway SSE: first content delta (openai)', fig.streamFirstContent);
-  row('direct: first onText', fig.directFirstText);
-  row('gateway SSE: whole stream (openai)', fig.streamTotal);
+  for (const [label, s] of [
+    ['gateway chat completion, JSON (openai client)', fig.gateway], ['direct LlamaRuntime.generate', fig.direct],
+    ['gateway SSE: first content delta (openai)', fig.streamFirstContent], ['direct: first onText', fig.directFirstText],
+    ['gateway SSE: whole stream (openai)', fig.streamTotal],
+  ] as const) out.push(`${label.padEnd(46)}${cell(String(s.n), 5)}${[s.median, s.p95, s.min, s.max].map((x) => cell(x)).join('')}`);
   out.push(
     '',
     `overhead (median gateway − median direct): ${overheadMs.toFixed(2)} ms; ratio ${ratio.toFixed(2)}x`,
     `first-token overhead (SSE first content delta − direct first onText): ${ttftOverheadMs.toFixed(2)} ms; ratio ${ttftRatio.toFixed(2)}x`,
-    `cold round: gateway JSON ${cold.gateway.toFixed(0)} ms (incl. the coldLoad workflow), direct ${cold.direct.toFixed(0)} ms (incl. load)`,
+    `cold round: gateway JSON ${cold.gateway.toFixed(0)} ms (incl. the coldLoad workflow), direct ${cold.direct.toFixed(0)} ms (incl. model load)`,
     `outputs: ${texts.size === 1 ? 'identical' : `${texts.size} DIFFERENT texts`} across all requests; completion tokens ${[...tokenCounts].join('/')}`,
   );
 
@@ -237,8 +221,8 @@ try {
     if (rows.length === 0) throw new Error('--profile: no sampled request had the expected history shape');
     profile = PHASES.map((_, j) => summarize(rows.map((r) => r[j]!)));
     const total = rows.flat().reduce((a, b) => a + b, 0);
-    out.push('', `gateway JSON latency by phase (${rows.length} of ${n} sampled requests; history event times)`);
-    out.push(`${'phase (ms)'.padEnd(46)}${cell('median')}${cell('p95')}${cell('share', 8)}`);
+    out.push('', `gateway JSON latency by phase (${rows.length} of ${n} sampled requests; history event times)`,
+      `${'phase (ms)'.padEnd(46)}${cell('median')}${cell('p95')}${cell('share', 8)}`);
     PHASES.forEach((p, j) => {
       const share = rows.reduce((a, r) => a + r[j]!, 0) / total;
       out.push(`${p.padEnd(46)}${cell(profile![j]!.median)}${cell(profile![j]!.p95)}${cell(`${(share * 100).toFixed(0)}%`, 8)}`);
@@ -259,6 +243,7 @@ try {
   };
   console.log(`BENCH_JSON ${JSON.stringify(json)}`);
 } catch (err) {
+  if (interrupted) (console.error('interrupted; stopping the stack'), await cleanup());
   console.error(`bench failed: ${(err as Error).message}`);
   console.log(`BENCH_JSON ${JSON.stringify({ bench: 'overhead', failed: 1, error: (err as Error).message })}`);
   exitCode = 1;
@@ -279,16 +264,9 @@ async function phasesOf(s: Stack, sample: Sample): Promise<number[] | undefined>
   if (all((e) => e.activityTaskScheduledEventAttributes).length !== 1 || sample.marks?.length !== 4) return undefined;
   const [sentAt, genStart, genEnd, doneAt] = sample.marks;
   const marks = [
-    sentAt!,
-    at((e) => e.workflowExecutionStartedEventAttributes),
-    at((e) => e.workflowTaskStartedEventAttributes),
-    at((e) => e.activityTaskScheduledEventAttributes),
-    at((e) => e.activityTaskStartedEventAttributes),
-    genStart!,
-    genEnd!,
-    at((e) => e.activityTaskCompletedEventAttributes),
-    at((e) => e.workflowExecutionCompletedEventAttributes),
-    doneAt!,
+    sentAt!, at((e) => e.workflowExecutionStartedEventAttributes), at((e) => e.workflowTaskStartedEventAttributes),
+    at((e) => e.activityTaskScheduledEventAttributes), at((e) => e.activityTaskStartedEventAttributes), genStart!, genEnd!,
+    at((e) => e.activityTaskCompletedEventAttributes), at((e) => e.workflowExecutionCompletedEventAttributes), doneAt!,
   ];
   const phases = marks.slice(1).map((m, j) => m - marks[j]!);
   return phases.every(Number.isFinite) ? phases : undefined;

@@ -1,20 +1,34 @@
 /**
  * `fleet`: the one command line. `fleet dev` runs everything in one process tree; the other
- * subcommands run one process of DESIGN.md each, or an operator task. Output meant for people
- * is printed; everything else goes through the pino logger.
+ * subcommands run one process of DESIGN.md each, or an operator task (`status`, `models load`
+ * talk to a running API over HTTP). Output meant for people is printed; everything else goes
+ * through the pino logger.
  */
 import { Command, InvalidArgumentError } from 'commander';
+import http from 'node:http';
+import https from 'node:https';
 import path from 'node:path';
-import { ConfigError, loadConfig, type FleetConfig } from './config.js';
+import { z } from 'zod';
+import { ConfigError, HOST_ID_PATTERN, HOST_ID_RULE, loadConfig, type FleetConfig } from './config.js';
 import { openDatabase } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
 import { ensureDevModel } from './devModel.js';
 import { configureLogger, log } from './logger.js';
 import { makeTinyModel } from './model/tinyModel.js';
 import { startStack, type Stack, type StackOptions } from './stack.js';
+import { hostsResponseSchema, renderStatus } from './statusView.js';
 import { TemporalBinaryError } from './temporal/binary.js';
 
-const HOST_ID = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+/** A failure to report to the user in one line, with the process exit code. */
+class CliError extends Error {
+  override name = 'CliError';
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+  }
+}
 
 function config(): FleetConfig {
   const c = loadConfig();
@@ -61,8 +75,92 @@ function int(name: string) {
 }
 
 function hostId(v: string): string {
-  if (!HOST_ID.test(v)) throw new InvalidArgumentError('letters, digits, "_", "-", "." (max 63)');
+  if (!HOST_ID_PATTERN.test(v)) throw new InvalidArgumentError(HOST_ID_RULE);
   return v;
+}
+
+/** The API's base URL: `--url`, else this machine's FLEET_HTTP_PORT. */
+function apiBase(url: string | undefined): string {
+  const raw = url ?? `http://127.0.0.1:${config().http.port}`;
+  let parsed: URL;
+  try {
+    parsed = new URL(raw);
+  } catch {
+    throw new CliError(`--url: not a URL: ${raw}`, 2);
+  }
+  if (parsed.protocol !== 'http:' && parsed.protocol !== 'https:') throw new CliError(`--url: expected http(s), got ${raw}`, 2);
+  return parsed.href.replace(/\/+$/, '');
+}
+
+/**
+ * One JSON request to the API. node:http rather than fetch: fetch gives up on a response
+ * whose headers take over 5 minutes, and `models load` waits for a load that may.
+ */
+function callApi(method: 'GET' | 'POST', base: string, route: string): Promise<{ status: number; body: unknown }> {
+  const url = new URL(base + route);
+  const transport = url.protocol === 'https:' ? https : http;
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { accept: 'application/json' };
+    if (method === 'POST') headers['content-length'] = '0';
+    const req = transport.request(url, { method, headers }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('error', reject);
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: kept as text for the error message
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    req.on('error', (err: NodeJS.ErrnoException) => reject(new CliError(`cannot reach the API at ${base} (${err.code ?? err.message})`, 2)));
+    req.end();
+  });
+}
+
+/** The envelope's message for a non-2xx answer, as a CliError (exit 1: the API said no). */
+function apiFailure(status: number, body: unknown): CliError {
+  const envelope = z.object({ error: z.object({ message: z.string(), code: z.string().nullable().optional() }) }).safeParse(body);
+  const detail = envelope.success
+    ? `${envelope.data.error.message}${envelope.data.error.code ? ` (${envelope.data.error.code})` : ''}`
+    : String(body).slice(0, 200);
+  return new CliError(`HTTP ${status}: ${detail}`, 1);
+}
+
+async function fetchStatus(base: string): Promise<string> {
+  const { status, body } = await callApi('GET', base, '/admin/hosts');
+  if (status !== 200) throw apiFailure(status, body);
+  const parsed = hostsResponseSchema.safeParse(body);
+  if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/hosts (is this an inference-fleet API?)`, 1);
+  return renderStatus(parsed.data.data);
+}
+
+/** Re-renders every second until Ctrl-C; an API that goes away mid-watch is shown, not fatal. */
+async function watchStatus(base: string, first: string): Promise<void> {
+  let wake: () => void = () => undefined;
+  let stopped = false;
+  process.once('SIGINT', () => {
+    stopped = true;
+    wake();
+  });
+  for (let out = first; !stopped; ) {
+    const when = new Date().toLocaleTimeString();
+    // Clear the screen and home the cursor, so each frame replaces the previous one.
+    process.stdout.write(`\x1b[2J\x1b[Hfleet status  ${base}  ${when}  (Ctrl-C to stop)\n\n${out}`);
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, 1000);
+    });
+    if (stopped) break;
+    out = await fetchStatus(base).catch((err: unknown) => {
+      if (err instanceof CliError) return `${err.message}; retrying\n`;
+      throw err;
+    });
+  }
 }
 
 const program = new Command('fleet').description('inference-fleet: OpenAI-compatible gateway and GPU fleet on Temporal');
@@ -117,7 +215,7 @@ worker
   .action(async () => {
     const c = config();
     requireDatabaseUrl(c, 'worker control-plane');
-    await runUntilSignal({ config: c, log, controlPlane: true });
+    await runUntilSignal({ config: c, log, controlPlane: true, metricsPort: c.metricsPort });
   });
 worker
   .command('gpu-host')
@@ -128,7 +226,41 @@ worker
     requireDatabaseUrl(c, 'worker gpu-host');
     const id = opts.hostId ?? c.hostId;
     if (!id) throw new ConfigError('FLEET_HOST_ID: required (or pass --host-id)');
-    await runUntilSignal({ config: c, log, controlPlane: false, hostIds: [id] });
+    await runUntilSignal({ config: c, log, controlPlane: false, hostIds: [id], metricsPort: c.metricsPort });
+  });
+
+program
+  .command('status')
+  .description('hosts, their health and slots, and each model\'s state, requests and load progress (GET /admin/hosts)')
+  .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+  .option('--watch', 're-render every second until Ctrl-C')
+  .action(async (opts: { url?: string; watch?: boolean }) => {
+    const base = apiBase(opts.url);
+    // The first read decides: an API that is not there is an error, even with --watch.
+    const first = await fetchStatus(base);
+    if (opts.watch) await watchStatus(base, first);
+    else process.stdout.write(first);
+  });
+
+const models = program.command('models').description('operate on the models of a running fleet');
+models
+  .command('load <model>')
+  .description('load a model onto a host now (the coldLoad workflow a request would start) and wait until it is loaded')
+  .requiredOption('--host <id>', 'the host to load it on', hostId)
+  .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+  .action(async (model: string, opts: { host: string; url?: string }) => {
+    const base = apiBase(opts.url);
+    const started = Date.now();
+    const route = `/admin/hosts/${encodeURIComponent(opts.host)}/models/${encodeURIComponent(model)}/load`;
+    const { status, body } = await callApi('POST', base, route);
+    if (status !== 200) throw apiFailure(status, body);
+    const answer = z.object({ host: z.string(), model: z.string(), evicted: z.array(z.string()) }).safeParse(body);
+    if (!answer.success) throw new CliError(`unexpected answer from ${base}${route}`, 1);
+    const { evicted } = answer.data;
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    process.stdout.write(
+      `loaded ${answer.data.model} on ${answer.data.host} in ${seconds}s${evicted.length ? ` (evicted: ${evicted.join(', ')})` : ''}\n`,
+    );
   });
 
 program
@@ -163,6 +295,10 @@ try {
   // Handles (pg pools, the llama binding) may linger; the command is done.
   process.exit(0);
 } catch (err) {
+  if (err instanceof CliError) {
+    process.stderr.write(`fleet: ${err.message}\n`);
+    process.exit(err.exitCode);
+  }
   if (err instanceof ConfigError || err instanceof TemporalBinaryError || err instanceof InvalidArgumentError) {
     process.stderr.write(`fleet: ${err.message}\n`);
     process.exit(2);

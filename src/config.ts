@@ -12,6 +12,10 @@ const boolFromEnv = z
 
 const port = z.coerce.number().int().min(0).max(65535);
 
+/** A GPU host id: also part of a task-queue name and a workflow id, so kept to a safe alphabet. */
+export const HOST_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+export const HOST_ID_RULE = 'letters, digits, "_", "-", "." (max 63)';
+
 /** Default llama.cpp thread count: the CPU default of 4 is ~1000x slower on 2 cores than 1. */
 export function defaultLlamaThreads(cores = os.availableParallelism()): number {
   return cores <= 2 ? 1 : Math.max(1, Math.floor(cores / 2));
@@ -32,13 +36,11 @@ const envSchema = z.object({
   FLEET_MODELS_DIR: z.string().min(1).optional(),
   FLEET_HTTP_HOST: z.string().min(1).default('127.0.0.1'),
   FLEET_HTTP_PORT: port.default(8080),
+  FLEET_METRICS_PORT: port.optional(),
   FLEET_REQUIRE_AUTH: boolFromEnv.default(false),
   FLEET_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   FLEET_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  FLEET_HOST_ID: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/, 'letters, digits, "_", "-", "." (max 63)')
-    .optional(),
+  FLEET_HOST_ID: z.string().regex(HOST_ID_PATTERN, HOST_ID_RULE).optional(),
   FLEET_LLAMA_THREADS: z.coerce.number().int().min(1).max(256).optional(),
   FLEET_LLAMA_GPU: z.enum(['auto', 'false']).default('auto'),
   FLEET_MAX_IN_FLIGHT: z.coerce.number().int().min(1).max(64).default(4),
@@ -72,6 +74,11 @@ function toConfig(e: z.infer<typeof envSchema>) {
       port: e.FLEET_HTTP_PORT,
       bodyLimitBytes: e.FLEET_BODY_LIMIT_BYTES,
     },
+    /**
+     * Port of a bare `/metrics` server for processes without the API (`fleet worker …`);
+     * unset: none. The API always serves `/metrics` itself. Listens on `http.host`.
+     */
+    metricsPort: e.FLEET_METRICS_PORT,
     requireAuth: e.FLEET_REQUIRE_AUTH,
     logLevel: e.FLEET_LOG_LEVEL,
     hostId: e.FLEET_HOST_ID,

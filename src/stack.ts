@@ -3,6 +3,8 @@
  * the tests and the benchmarks all start the same real stack: Temporal (an address, or a dev
  * server we own), Postgres or PGlite with migrations, the stream channel, the control-plane
  * worker, GPU-host workers and the API. `stop()` tears down in reverse order, once.
+ * Metrics: the API serves `/metrics` (and the fleet-state gauges read this stack's database);
+ * a stack without the API serves them on `metricsPort` when one is given.
  */
 import { ModelCatalog } from './api/catalog.js';
 import { startApiServer, type ApiServer } from './api/server.js';
@@ -10,6 +12,7 @@ import type { FleetConfig } from './config.js';
 import { openDatabase, type DbHandle } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
 import type { Logger } from './logger.js';
+import { serveMetrics, watchFleetHosts, type MetricsServer } from './metrics.js';
 import { createPgStreamChannel, type StreamChannel } from './stream/channel.js';
 import { findTemporalBinary } from './temporal/binary.js';
 import { connectTemporal, ensureSearchAttributes, type TemporalHandle } from './temporal/connect.js';
@@ -29,6 +32,11 @@ export interface StackOptions {
   /** GPU-host workers to run in this process. */
   hostIds?: string[];
   api?: { host: string; port: number } | false;
+  /**
+   * Port of a bare `/metrics` server (on `config.http.host`; 0 = any free port). Used only
+   * when this stack runs no API — the API serves `/metrics` itself. Unset: no server.
+   */
+  metricsPort?: number;
 }
 
 export interface Stack {
@@ -38,6 +46,8 @@ export interface Stack {
   channel: StreamChannel;
   devServer?: DevServer;
   api?: ApiServer;
+  /** The bare metrics server, when `metricsPort` was given and there is no API. */
+  metrics?: MetricsServer;
   hosts: Map<string, RunningWorker>;
   stop(): Promise<void>;
 }
@@ -116,8 +126,15 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         bodyLimitBytes: config.http.bodyLimitBytes,
       });
       cleanups.push(() => api!.close());
+      const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, log });
+      cleanups.push(async () => unwatch());
     }
-    return { config, temporal, db, channel, devServer, api, hosts, stop };
+    let metrics: MetricsServer | undefined;
+    if (!o.api && o.metricsPort !== undefined) {
+      metrics = await serveMetrics(o.metricsPort, config.http.host, log);
+      cleanups.push(() => metrics!.close());
+    }
+    return { config, temporal, db, channel, devServer, api, metrics, hosts, stop };
   } catch (err) {
     await stop();
     throw err;

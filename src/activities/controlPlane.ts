@@ -6,15 +6,15 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Kysely } from 'kysely';
-import { coldLoadWorkflowId, type ColdLoadInput, type ColdLoadResult } from '../common/coldLoad.js';
+import type { ColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
 import { FailureType } from '../common/failures.js';
-import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
-import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import { readFleetState } from '../db/fleetStateRepo.js';
-import { setPlacementState } from '../db/placementsRepo.js';
+import { claimModelLoad, setPlacementState } from '../db/placementsRepo.js';
 import type { Database, PlacementState } from '../db/schema.js';
 import type { FleetView } from '../domain/fleetView.js';
+import { isHostHealthy } from '../domain/health.js';
 import type { Logger } from '../logger.js';
+import { startColdLoad } from '../temporal/coldLoadStarter.js';
 
 export interface ControlPlaneDeps {
   db: Kysely<Database>;
@@ -38,25 +38,29 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
 
     /**
      * Starts `coldLoad` for (host, model) or attaches to the one already running, and waits
-     * for it. Cancelling this activity stops the wait, never the shared load.
+     * for it. If another request already claimed a load of this model on some host, it waits
+     * for that one instead: a burst for a model nobody holds ends in a single load.
+     * Cancelling this activity stops the wait, never the shared load.
      */
-    async awaitColdLoad(input: ColdLoadInput): Promise<ColdLoadResult> {
+    async awaitColdLoad(requested: ColdLoadInput): Promise<ColdLoadResult> {
       const ctx = Context.current();
-      const handle = await deps.client.workflow.start('coldLoad', {
-        taskQueue: CONTROL_PLANE_QUEUE,
-        workflowId: coldLoadWorkflowId(input.hostId, input.modelId),
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        args: [input],
-        typedSearchAttributes: [
-          { key: FleetModel, value: input.modelId },
-          { key: FleetHost, value: input.hostId },
-          { key: FleetRequestKind, value: 'coldLoad' },
-        ],
-      });
+      const claim = await claimModelLoad(db, requested.hostId, requested.modelId, (h) =>
+        isHostHealthy({ status: h.status === 'up' ? 'up' : 'down', lastHeartbeatAt: h.lastHeartbeatAt }, Date.now(), deps.heartbeatIntervalMs),
+      );
+      const input = { hostId: claim.hostId, modelId: requested.modelId };
+      if (claim.kind === 'loaded') return { ...input, evicted: [] };
+      let handle;
+      try {
+        handle = await startColdLoad(deps.client, input);
+      } catch (err) {
+        // Nothing will run the load we claimed: release the claim so the model is not stuck "loading".
+        if (claim.kind === 'claimed') await setPlacementState(db, { ...input, state: 'unloaded', error: 'load could not be started' });
+        throw err;
+      }
       const beat = setInterval(() => ctx.heartbeat(), 5_000);
       try {
         // ctx.cancelled only ever rejects: a cancelled wait ends here, the load goes on.
-        return await Promise.race([handle.result() as Promise<ColdLoadResult>, ctx.cancelled]);
+        return await Promise.race([handle.result(), ctx.cancelled]);
       } catch (err) {
         if (err instanceof WorkflowFailedError) {
           const cause = err.cause as { message?: string; type?: string } | undefined;

@@ -3,6 +3,8 @@
  * load and unload models, generate (streaming through the chunk publisher), describe the
  * host. Built by a factory so tests and production pass their own runtime and channel.
  * Runtime errors become `ApplicationFailure`s with the stable types the workflow matches on.
+ * Host-side metrics (load counts and times, tokens/s, admission refusals) are recorded here,
+ * where the facts are.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
@@ -10,6 +12,7 @@ import os from 'node:os';
 import { FailureType } from '../common/failures.js';
 import type { GenerateInput, GenerateResult } from '../common/inference.js';
 import type { Logger } from '../logger.js';
+import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 import { sha256File } from './fileHash.js';
@@ -48,40 +51,54 @@ export interface HostDescription {
 export function createHostActivities(deps: HostActivityDeps) {
   const { hostId, runtime } = deps;
 
+  /** Verifies the file against the catalog's sha256, then loads it; progress in heartbeats. */
+  async function loadVerified(input: LoadModelInput, started: number): Promise<LoadedModelInfo> {
+    const ctx = Context.current();
+    const log = deps.log.child({ modelId: input.modelId, workflowId: ctx.info.workflowExecution?.workflowId });
+    let actual: string;
+    try {
+      actual = (await sha256File(input.path, (f) => ctx.heartbeat({ phase: 'verify', progress: f }))).sha256;
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(
+        `model file for ${input.modelId} is unreadable on host ${hostId}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
+        FailureType.LoadFailed,
+      );
+    }
+    if (actual !== input.sha256) {
+      throw ApplicationFailure.nonRetryable(
+        `model file for ${input.modelId} on host ${hostId} does not match the catalog's sha256`,
+        FailureType.LoadFailed,
+      );
+    }
+    try {
+      const info = await runtime.load(input.modelId, input.path, input.contextLength, (f) => {
+        ctx.heartbeat({ phase: 'load', progress: f });
+        deps.onLoadProgress?.(input.modelId, f);
+      });
+      deps.onModelsChanged?.();
+      log.info({ ms: Date.now() - started }, 'loadModel done');
+      return info;
+    } catch (err) {
+      throw ApplicationFailure.nonRetryable(
+        `loading ${input.modelId} failed on host ${hostId}: ${(err as Error).message}`,
+        FailureType.LoadFailed,
+      );
+    }
+  }
+
   return {
-    /** Verifies the file against the catalog's sha256, then loads it; progress in heartbeats. */
+    /** Verifies and loads a model (see loadVerified), counting real loads in the metrics. */
     async loadModel(input: LoadModelInput): Promise<LoadedModelInfo> {
-      const ctx = Context.current();
-      const log = deps.log.child({ modelId: input.modelId, workflowId: ctx.info.workflowExecution?.workflowId });
       const started = Date.now();
-      let actual: string;
+      // A model already resident returns at once: that is no cold load, so it is not counted.
+      const resident = runtime.isLoaded(input.modelId);
       try {
-        actual = (await sha256File(input.path, (f) => ctx.heartbeat({ phase: 'verify', progress: f }))).sha256;
-      } catch (err) {
-        throw ApplicationFailure.nonRetryable(
-          `model file for ${input.modelId} is unreadable on host ${hostId}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-          FailureType.LoadFailed,
-        );
-      }
-      if (actual !== input.sha256) {
-        throw ApplicationFailure.nonRetryable(
-          `model file for ${input.modelId} on host ${hostId} does not match the catalog's sha256`,
-          FailureType.LoadFailed,
-        );
-      }
-      try {
-        const info = await runtime.load(input.modelId, input.path, input.contextLength, (f) => {
-          ctx.heartbeat({ phase: 'load', progress: f });
-          deps.onLoadProgress?.(input.modelId, f);
-        });
-        deps.onModelsChanged?.();
-        log.info({ ms: Date.now() - started }, 'loadModel done');
+        const info = await loadVerified(input, started);
+        if (!resident) recordColdLoad(input.modelId, 'ok', (Date.now() - started) / 1000);
         return info;
       } catch (err) {
-        throw ApplicationFailure.nonRetryable(
-          `loading ${input.modelId} failed on host ${hostId}: ${(err as Error).message}`,
-          FailureType.LoadFailed,
-        );
+        if (!resident) recordColdLoad(input.modelId, 'failed', (Date.now() - started) / 1000);
+        throw err;
       }
     },
 
@@ -122,6 +139,7 @@ export function createHostActivities(deps: HostActivityDeps) {
       // a cancellation reaches this activity. The SDK throttles what reaches the server.
       const beat = () => ctx.heartbeat({ chars: publisher ? publisher.published : generated });
       const beats = setInterval(beat, 1000);
+      const started = performance.now();
       try {
         const out = await runtime.generate(input.modelId, {
           input: input.input,
@@ -129,11 +147,17 @@ export function createHostActivities(deps: HostActivityDeps) {
           principal: input.principal,
           signal,
           onText: (text) => {
+            // The first text is recorded at once ("something was streamed"); after that the
+            // interval keeps beating — a heartbeat per token costs ~0.3 ms each.
+            const first = generated === 0;
             generated += text.length;
             publisher?.push(text);
-            beat();
+            if (first) beat();
           },
         });
+        // Wall time of runtime.generate: the slot's start is not visible here, so a request
+        // that queued for admission reads slower than its decode speed.
+        recordGeneration(input.modelId, out.usage.completionTokens, (performance.now() - started) / 1000);
         await publisher?.flush();
         return { ...out, hostId };
       } catch (err) {
@@ -158,6 +182,7 @@ function toFailure(err: unknown, signal: AbortSignal, hostId: string, modelId: s
     });
   }
   if (err instanceof AdmissionRejected) {
+    recordAdmissionRejection(err.reason);
     const limited = err.reason === 'principal_cap';
     return ApplicationFailure.create({
       message: limited

@@ -1,9 +1,11 @@
 /**
  * The Express app: JSON body parsing with a size limit, auth, the OpenAI routes, operator
- * routes, health, and the one error middleware that turns anything thrown into the envelope.
+ * routes, health, Prometheus metrics, and the one error middleware that turns anything thrown
+ * into the envelope.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { sql } from 'kysely';
+import { renderMetrics } from '../metrics.js';
 import { authMiddleware } from './auth.js';
 import { ApiError, toErrorResponse } from './errors.js';
 import type { ApiDeps } from './inferenceCall.js';
@@ -26,6 +28,15 @@ export function createApp(o: AppOptions): express.Express {
       () => false,
     );
     res.status(db ? 200 : 503).json({ status: db ? 'ok' : 'degraded', database: db });
+  });
+
+  // Before auth: scrapers carry no API key. In `fleet dev` this covers every part of the
+  // fleet, since the workers share the process and so the registry.
+  app.get('/metrics', async (_req, res) => {
+    const { contentType, body } = await renderMetrics();
+    // setHeader + end, not send(): Express would re-order the content type's parameters.
+    res.status(200).setHeader('Content-Type', contentType);
+    res.end(body);
   });
 
   app.use(express.json({ limit: o.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));

@@ -1,7 +1,8 @@
 /**
  * One OpenAI call end to end: start the `inferenceRequest` workflow (its id is the response
  * id), await it, and answer as JSON or relay the host's chunks as SSE. A client that goes away
- * cancels the workflow (and so the generation); every outcome is written to the request log.
+ * cancels the workflow (and so the generation); every outcome is written to the request log
+ * and to the request metrics.
  */
 import { randomBytes } from 'node:crypto';
 import type { Client, WorkflowHandle } from '@temporalio/client';
@@ -13,6 +14,7 @@ import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
+import { recordFirstText, recordInferenceResult, recordRequest } from '../metrics.js';
 import type { StreamChannel } from '../stream/channel.js';
 import type { inferenceRequest } from '../workflows/inferenceRequest.js';
 import type { ModelCatalog } from './catalog.js';
@@ -51,9 +53,14 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
   };
   const log = deps.log.child({ requestId: meta.id, model: call.modelId });
   const started = new Date();
+  const elapsedSeconds = () => (Date.now() - started.getTime()) / 1000;
 
   // Subscribe before the workflow exists, so no chunk can be published before we listen.
-  const relay = call.stream ? new StreamRelay(res, meta, call.includeUsage, sendError) : undefined;
+  const relay = call.stream
+    ? new StreamRelay(res, meta, call.includeUsage, sendError, {
+        onFirstText: () => recordFirstText(call.endpoint, elapsedSeconds()),
+      })
+    : undefined;
   const unsubscribe = relay ? await deps.channel.subscribe(meta.id, (c) => relay.onChunk(c)) : undefined;
 
   let handle: WorkflowHandle<typeof inferenceRequest> | undefined;
@@ -101,6 +108,17 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
     if (relay) relay.finish(result, failure);
     else if (result) res.json(fullResponse(meta, result.text, result.finishReason, result.usage));
     else sendError(res, failure!);
+  }
+
+  // The outcome's status, even when a mid-stream failure went out after a 200 header.
+  recordRequest({ endpoint: call.endpoint, stream: call.stream, status: failure?.status ?? 200, seconds: elapsedSeconds() });
+  if (result) {
+    recordInferenceResult({
+      model: call.modelId,
+      promptTokens: result.usage.promptTokens,
+      completionTokens: result.usage.completionTokens,
+      failovers: result.failovers,
+    });
   }
 
   insertRequestLog(deps.db, {

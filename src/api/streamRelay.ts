@@ -11,6 +11,11 @@ import { ApiError, toErrorResponse } from './errors.js';
 import { streamChunk, usageChunk, type ResponseMeta } from './openaiFormat.js';
 import { endSse, sendEvent, startSse } from './sse.js';
 
+export interface StreamRelayOptions {
+  /** Called once, when the first text is written to the client (time-to-first-token). */
+  onFirstText?: () => void;
+}
+
 export class StreamRelay {
   private sentText = '';
   private readonly early = new Map<number, string>();
@@ -23,6 +28,7 @@ export class StreamRelay {
     private readonly meta: ResponseMeta,
     private readonly includeUsage: boolean,
     private readonly sendError: (res: Response, err: unknown) => void,
+    private readonly options: StreamRelayOptions = {},
   ) {}
 
   /** Whether any text reached the client. */
@@ -56,6 +62,7 @@ export class StreamRelay {
   private write(text: string): void {
     if (this.res.destroyed || !text) return;
     this.ensureStarted();
+    if (this.sentText.length === 0) this.options.onFirstText?.();
     this.sentText += text;
     sendEvent(this.res, streamChunk(this.meta, { text }, this.includeUsage));
   }

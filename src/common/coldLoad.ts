@@ -7,7 +7,10 @@ export interface ColdLoadInput {
   modelId: string;
 }
 
-export type ColdLoadResult = ColdLoadInput;
+export interface ColdLoadResult extends ColdLoadInput {
+  /** Models unloaded to make room. */
+  evicted: string[];
+}
 
 /** One id per (host, model): concurrent requests attach to the same load. */
 export function coldLoadWorkflowId(hostId: string, modelId: string): string {

@@ -80,3 +80,59 @@ export async function resetHostPlacements(db: Kysely<Database>, hostId: string):
     .executeTakeFirst();
   return Number(result.numUpdatedRows);
 }
+
+/**
+ * Load progress from the host, written only while the placement is still `loading`: the
+ * host's (throttled, unordered) progress writes must never undo the state the coldLoad
+ * workflow recorded after the load finished.
+ */
+export async function setLoadProgress(db: Kysely<Database>, hostId: string, modelId: string, progress: number): Promise<void> {
+  await db
+    .updateTable('placements')
+    .set({ progress: Math.min(1, Math.max(0, progress)), updated_at: sql<Date>`now()` })
+    .where('host_id', '=', hostId)
+    .where('model_id', '=', modelId)
+    .where('state', '=', PlacementState.Loading)
+    .execute();
+}
+
+export type LoadClaim =
+  /** A usable host already has it loaded: nothing to load. */
+  | { kind: 'loaded'; hostId: string }
+  /** A load is under way on this host: wait for it. */
+  | { kind: 'loading'; hostId: string }
+  /** This caller claimed the load on the requested host. */
+  | { kind: 'claimed'; hostId: string };
+
+/**
+ * Single flight per model: claims "`modelId` is loading on `hostId`" unless a usable host
+ * already holds the model or is loading it. Serialized per model with a transaction-scoped
+ * advisory lock, so a burst of requests that each decided to cold-load (from slightly
+ * different snapshots, possibly on different hosts) ends in one load. `usable` is the
+ * caller's health rule (hosts that died keep their rows until they come back).
+ */
+export async function claimModelLoad(
+  db: Kysely<Database>,
+  hostId: string,
+  modelId: string,
+  usable: (host: { status: string; lastHeartbeatAt: string }) => boolean,
+): Promise<LoadClaim> {
+  return db.transaction().execute(async (tx) => {
+    await sql`select pg_advisory_xact_lock(hashtext(${`fleet.load:${modelId}`}))`.execute(tx);
+    const rows = await tx
+      .selectFrom('placements as p')
+      .innerJoin('hosts as h', 'h.id', 'p.host_id')
+      .select(['p.host_id', 'p.state', 'h.status', 'h.last_heartbeat_at'])
+      .where('p.model_id', '=', modelId)
+      .where('p.state', 'in', [PlacementState.Loaded, PlacementState.Loading])
+      .orderBy('p.host_id')
+      .execute();
+    const live = rows.filter((r) => usable({ status: r.status, lastHeartbeatAt: r.last_heartbeat_at.toISOString() }));
+    const loaded = live.find((r) => r.state === PlacementState.Loaded);
+    if (loaded) return { kind: 'loaded', hostId: loaded.host_id };
+    const loading = live.find((r) => r.state === PlacementState.Loading);
+    if (loading) return { kind: 'loading', hostId: loading.host_id };
+    await setPlacementState(tx, { hostId, modelId, state: PlacementState.Loading, progress: 0 });
+    return { kind: 'claimed', hostId };
+  });
+}

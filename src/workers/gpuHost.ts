@@ -10,7 +10,7 @@ import { LlamaRuntime } from '../activities/llama/runtime.js';
 import { hostQueue } from '../common/taskQueues.js';
 import type { DbHandle } from '../db/connect.js';
 import { markHostDown, upsertHost } from '../db/hostsRepo.js';
-import { resetHostPlacements, setPlacementState } from '../db/placementsRepo.js';
+import { resetHostPlacements, setLoadProgress } from '../db/placementsRepo.js';
 import type { AdmissionLimits } from '../domain/admission.js';
 import type { Logger } from '../logger.js';
 import type { StreamChannel } from '../stream/channel.js';
@@ -68,9 +68,7 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
     const now = Date.now();
     if (progress < 1 && now - (lastProgressWrite.get(modelId) ?? 0) < PROGRESS_WRITE_MS) return;
     lastProgressWrite.set(modelId, now);
-    setPlacementState(o.db.db, { hostId: o.hostId, modelId, state: 'loading', progress: Math.min(1, Math.max(0, progress)) }).catch(
-      () => undefined,
-    );
+    setLoadProgress(o.db.db, o.hostId, modelId, progress).catch(() => undefined);
   };
 
   const worker = await Worker.create({

@@ -26,7 +26,7 @@ const HOST_PROFILE = {
   retry: { maximumAttempts: 1 },
 } as const;
 
-export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult & { evicted: string[] }> {
+export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult> {
   const { hostId, modelId } = input;
   const view = await readFleetState(modelId);
   const model = view.model;
@@ -34,6 +34,8 @@ export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult & {
   const hostView = view.hosts.find((h) => h.id === hostId);
   const plan = hostView ? planLoadOnHost(hostView, modelId) : null;
   if (!plan) {
+    // The placement may hold this load's claim ("loading"): release it.
+    await setPlacement({ hostId, modelId, state: 'unloaded', error: 'no free or evictable slot' });
     throw ApplicationFailure.create({
       message: `host ${hostId} has no free or evictable slot for ${modelId}`,
       type: FailureType.Unavailable,
@@ -50,6 +52,7 @@ export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult & {
     } catch (err) {
       // Requests arrived since the plan was made: it stays loaded, and this load waits.
       await setPlacement({ hostId, modelId: victim, state: 'loaded' });
+      await setPlacement({ hostId, modelId, state: 'unloaded', error: `could not evict ${victim}` });
       throw ApplicationFailure.create({
         message: `could not evict ${victim} from ${hostId}: ${describe(err)}`,
         type: FailureType.Unavailable,

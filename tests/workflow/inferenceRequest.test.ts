@@ -64,7 +64,7 @@ const controlPlane: Partial<ControlPlaneActivities> = {
   },
   async awaitColdLoad(input) {
     scenarioOf().calls.push(`awaitColdLoad:${input.hostId}`);
-    return input;
+    return { ...input, evicted: [] };
   },
 };
 

@@ -1,17 +1,24 @@
 /**
  * Operator endpoints: register a GGUF file in the catalog (its sha256 is recorded, so hosts
- * can refuse a file that differs) and list the hosts with their health and placements.
+ * can refuse a file that differs), list the hosts with their health, slots and placements
+ * (what `fleet status` shows), and load a model onto a chosen host ahead of traffic — the
+ * same `coldLoad` workflow a request would start, so an operator's load and a request's
+ * load for the same (host, model) are one load.
  */
 import { Router } from 'express';
+import { z } from 'zod';
 import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { readGgufFileInfo } from 'node-llama-cpp';
 import { sha256File } from '../../activities/fileHash.js';
-import { listHosts } from '../../db/hostsRepo.js';
+import { HOST_ID_PATTERN, HOST_ID_RULE } from '../../config.js';
+import { getHost, listHosts } from '../../db/hostsRepo.js';
 import { listPlacements } from '../../db/placementsRepo.js';
 import { registerModel } from '../../db/modelsRepo.js';
+import { PlacementState } from '../../db/schema.js';
 import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
-import { invalidRequest } from '../errors.js';
+import { startColdLoad } from '../../temporal/coldLoadStarter.js';
+import { ApiError, fromWorkflowFailure, invalidRequest, modelNotFound } from '../errors.js';
 import type { ApiDeps } from '../inferenceCall.js';
 import { describeZodError, registerModelBody } from '../schemas.js';
 
@@ -36,6 +43,18 @@ async function assertGguf(file: string): Promise<void> {
     await fh.close();
   }
 }
+
+/** Path parameters of the load endpoint, with the same rules as registration and config. */
+const loadParams = z.object({
+  host: z.string().regex(HOST_ID_PATTERN, HOST_ID_RULE),
+  model: registerModelBody.shape.id,
+});
+
+const hostNotFound = (host: string) =>
+  new ApiError(404, `The host '${host}' is not registered.`, 'invalid_request_error', 'host_not_found', 'host');
+
+/** Placements that hold (or are taking) one of the host's model slots. */
+const OCCUPIES_SLOT: ReadonlySet<string> = new Set([PlacementState.Loaded, PlacementState.Loading]);
 
 async function trainedContextLength(file: string): Promise<number | undefined> {
   const info = await readGgufFileInfo(file, { readTensorInfo: false });
@@ -84,6 +103,7 @@ export function adminRoutes(deps: AdminDeps): Router {
       object: 'list',
       data: hosts.map((h) => {
         const last = new Date(h.last_heartbeat_at).toISOString();
+        const mine = placements.filter((p) => p.host_id === h.id);
         return {
           id: h.id,
           task_queue: h.task_queue,
@@ -93,12 +113,41 @@ export function adminRoutes(deps: AdminDeps): Router {
           last_heartbeat_at: last,
           info: h.info,
           stats: h.stats,
-          placements: placements
-            .filter((p) => p.host_id === h.id)
-            .map((p) => ({ model: p.model_id, state: p.state, progress: p.progress, error: p.error })),
+          slots: { used: mine.filter((p) => OCCUPIES_SLOT.has(p.state)).length, total: h.info.maxModelSlots ?? null },
+          placements: mine.map((p) => ({
+            model: p.model_id,
+            state: p.state,
+            progress: p.progress,
+            error: p.error,
+            // From the host's last heartbeat; 0 for a model it does not report.
+            running: h.stats.models[p.model_id]?.running ?? 0,
+            queued: h.stats.models[p.model_id]?.queued ?? 0,
+          })),
         };
       }),
     });
+  });
+
+  r.post('/admin/hosts/:hostId/models/:modelId/load', async (req, res) => {
+    const parsed = loadParams.safeParse({ host: req.params.hostId, model: req.params.modelId });
+    if (!parsed.success) {
+      const { message, param } = describeZodError(parsed.error);
+      throw invalidRequest(message, param);
+    }
+    const { host, model: modelId } = parsed.data;
+    const model = await deps.catalog.get(modelId);
+    if (!model) throw modelNotFound(modelId);
+    if (!(await getHost(deps.db, host))) throw hostNotFound(host);
+    let result;
+    try {
+      // Waits for the load however long it takes; a client that leaves does not cancel it
+      // (requests may be attached to the same load).
+      result = await (await startColdLoad(deps.client, { hostId: host, modelId: model.id })).result();
+    } catch (err) {
+      throw fromWorkflowFailure(err, model.id);
+    }
+    deps.log.info({ host, model: model.id, evicted: result.evicted }, 'operator load done');
+    res.json({ host: result.hostId, model: result.modelId, evicted: result.evicted });
   });
   return r;
 }

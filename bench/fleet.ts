@@ -1,0 +1,195 @@
+/**
+ * bench/fleet.ts — how the fleet behaves with GPU hosts as separate processes
+ * (`fleet worker gpu-host`, as tests/support/processFleet.ts runs them), the `small` generated
+ * model (seed 5), one fixed prompt, one max_tokens, temperature 0:
+ *   1. throughput and latency of N closed-loop clients over 1 host, then over 3 hosts;
+ *   2. a burst of 4 × (hosts × (max in flight + max queue)) requests at once against 3 hosts
+ *      with small admission limits: shares answered 200 / 503 / 429 / other, and how fast the
+ *      refusals come compared with the answers;
+ *   3. a steady trickle across the SIGKILL of the host that served most of it: time from the
+ *      kill to the first success from another host, and the requests that failed meanwhile.
+ * Temporal: `TEMPORAL_ADDRESS`, else a dev server of its own. PostgreSQL (host processes need a
+ * real server): `DATABASE_URL`, else a private cluster in `<FLEET_TOOLS_DIR>/pg-bench`. Each
+ * fleet gets a fresh database. Figures on stdout, logs on stderr.
+ */
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { startPrivateCluster, type PrivateCluster } from '../scripts/postgres.js';
+import { ConfigError, loadConfig, type FleetConfig } from '../src/config.js';
+import { findTemporalBinary } from '../src/temporal/binary.js';
+import { freePort, startDevServer, type DevServer } from '../src/temporal/devServer.js';
+import { startProcessFleet, type ProcessFleet } from '../tests/support/processFleet.js';
+import { closedLoop, killover, overload, type ChatBody } from './fleetScenarios.js';
+import { round } from './stats.js';
+
+const USAGE =
+  'usage: npx tsx bench/fleet.ts [--requests N=192 | --seconds S] [--clients N=32] [--max-tokens N=32] [--warmup N=32]\n' +
+  '         [--overload-rounds N=2] [--overload-max-tokens N=512] [--overload-in-flight N=2] [--overload-queue N=2] [--overload-wait-ms N=2000]\n' +
+  '         [--trickle-ms N=100] [--pre-kill-s S=4] [--post-kill-s S=10] [--heartbeat-ms N=500]';
+const PROMPT = 'Tell the fleet something about the sea and the wind.';
+
+function options(argv: string[]) {
+  const str = (d?: string) => ({ type: 'string', ...(d === undefined ? {} : { default: d }) }) as const;
+  const { values: v } = parseArgs({ args: argv, strict: true, options: {
+    requests: str(), seconds: str(), clients: str('32'), 'max-tokens': str('32'), warmup: str('32'),
+    'overload-rounds': str('2'), 'overload-max-tokens': str('512'), 'overload-in-flight': str('2'), 'overload-queue': str('2'), 'overload-wait-ms': str('2000'),
+    'trickle-ms': str('100'), 'pre-kill-s': str('4'), 'post-kill-s': str('10'), 'heartbeat-ms': str('500'),
+    help: { type: 'boolean', short: 'h', default: false },
+  } });
+  const int = (name: keyof typeof v, min: number, max: number, raw = v[name] as string) => {
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got '${raw}'`);
+    return Number(raw);
+  };
+  if (v.requests !== undefined && v.seconds !== undefined) throw new Error('give --requests or --seconds, not both');
+  return {
+    help: v.help,
+    requests: v.seconds === undefined ? int('requests', 1, 100_000, v.requests ?? '192') : undefined,
+    seconds: v.seconds === undefined ? undefined : int('seconds', 1, 3600),
+    clients: int('clients', 1, 1000),
+    maxTokens: int('max-tokens', 1, 1024), // the small model's context is 2048
+    warmup: int('warmup', 0, 100_000),
+    overloadRounds: int('overload-rounds', 1, 100),
+    overloadMaxTokens: int('overload-max-tokens', 1, 1024),
+    overloadInFlight: int('overload-in-flight', 1, 64),
+    overloadQueue: int('overload-queue', 0, 10_000),
+    overloadWaitMs: int('overload-wait-ms', 1, 600_000),
+    trickleMs: int('trickle-ms', 10, 60_000),
+    preKillS: int('pre-kill-s', 1, 600),
+    postKillS: int('post-kill-s', 1, 600),
+    heartbeatMs: int('heartbeat-ms', 100, 60_000),
+  };
+}
+
+let opts: ReturnType<typeof options>;
+let config: FleetConfig;
+try {
+  opts = options(process.argv.slice(2));
+  if (opts.help) (console.log(USAGE), process.exit(0));
+  config = loadConfig();
+} catch (err) {
+  console.error(`error: ${(err as Error).message}${err instanceof ConfigError ? '' : `\n${USAGE}`}`);
+  process.exit(2);
+}
+const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2)); // stdout: figures only
+const body: ChatBody = { model: 'small', messages: [{ role: 'user', content: PROMPT }], max_tokens: opts.maxTokens, temperature: 0 };
+const loadAtStart = os.loadavg()[0]!;
+
+let devServer: DevServer | undefined;
+let cluster: PrivateCluster | undefined;
+let fleet: ProcessFleet | undefined;
+let cleaning: Promise<void> | undefined;
+const cleanup = () =>
+  (cleaning ??= (async () => {
+    await fleet?.stop().catch((err: Error) => log.warn({ err: err.message }, 'fleet stop failed'));
+    await devServer?.stop();
+    cluster?.stop();
+  })());
+process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
+
+async function newFleet(hosts: number, hostEnv: Record<string, string>, temporalAddress: string, databaseUrl: string) {
+  const env = { FLEET_HEARTBEAT_INTERVAL_MS: String(opts.heartbeatMs), FLEET_LLAMA_THREADS: String(config.llama.threads), ...hostEnv };
+  fleet = await startProcessFleet({ hosts, hostEnv: env, temporalAddress, databaseUrl });
+  await fleet.addModel('small', 'small', 5);
+  return fleet;
+}
+async function loadAndWarm(f: ProcessFleet, hostIds: string[], warmup: number) {
+  for (const h of hostIds) await f.load(h, 'small');
+  if (warmup > 0) await closedLoop(f.apiUrl, body, Math.min(opts.clients, warmup), { requests: warmup });
+}
+
+let exitCode = 0;
+try {
+  let temporalAddress = config.temporal.address;
+  if (!temporalAddress) {
+    const binary = await findTemporalBinary({ cliPath: config.temporal.cliPath, toolsDir: config.toolsDir, log });
+    devServer = await startDevServer({ binary, port: 0, uiPort: null, namespace: 'default', log });
+    temporalAddress = devServer.address;
+  }
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    cluster = startPrivateCluster(path.join(config.toolsDir, 'pg-bench'), await freePort());
+    databaseUrl = cluster.url;
+  }
+  const limit = { requests: opts.requests, seconds: opts.seconds };
+  // Throughput fleet: admission as configured for slots, a queue and wait that never refuse here.
+  const roomy = { FLEET_MAX_IN_FLIGHT: String(config.admission.maxInFlight), FLEET_MAX_QUEUE: '10000', FLEET_ADMISSION_MAX_WAIT_MS: '600000' };
+  log.info('throughput over 1 host');
+  let f = await newFleet(1, roomy, temporalAddress, databaseUrl);
+  await loadAndWarm(f, ['h0'], opts.warmup);
+  const one = await closedLoop(f.apiUrl, body, opts.clients, limit);
+  log.info('throughput over 3 hosts');
+  for (const h of ['h1', 'h2']) await f.startHost(h);
+  await loadAndWarm(f, ['h1', 'h2'], opts.warmup);
+  const three = await closedLoop(f.apiUrl, body, opts.clients, limit);
+  log.info('host kill');
+  const kill = await killover(f, body, opts.trickleMs, opts.preKillS, opts.postKillS);
+  await f.stop();
+  fleet = undefined;
+
+  log.info('overload');
+  const small = { FLEET_MAX_IN_FLIGHT: String(opts.overloadInFlight), FLEET_MAX_QUEUE: String(opts.overloadQueue), FLEET_ADMISSION_MAX_WAIT_MS: String(opts.overloadWaitMs) };
+  f = await newFleet(3, small, temporalAddress, databaseUrl);
+  await loadAndWarm(f, ['h0', 'h1', 'h2'], Math.min(opts.warmup, 3 * opts.overloadInFlight));
+  const burst = 4 * 3 * (opts.overloadInFlight + opts.overloadQueue);
+  const over = await overload(f.apiUrl, { ...body, max_tokens: opts.overloadMaxTokens }, burst, opts.overloadRounds);
+  await f.stop();
+  fleet = undefined;
+
+  const notOk = (s: Record<string, number>) => Object.entries(s).reduce((a, [k, n]) => a + (k === '200' ? 0 : n), 0);
+  const failed = notOk(one.statuses) + notOk(three.statuses) + over.other;
+  const loadAtEnd = os.loadavg()[0]!;
+  const machine = `${os.availableParallelism()} cores shared with other jobs (1-min load ${loadAtStart.toFixed(2)} at start, ${loadAtEnd.toFixed(2)} at end): figures are indicative`;
+  const c = (x: unknown, w = 9) => String(x ?? '-').padStart(w);
+  const st = (s: Record<string, number>) => Object.entries(s).map(([k, n]) => `${k}×${n}`).join(' ');
+  const pctS = (x: number) => `${(x * 100).toFixed(1)}%`;
+  const lines = [
+    `fleet bench: small model (seed 5), max_tokens ${opts.maxTokens}, temperature 0, ${config.llama.threads} llama thread(s) per host process, ` +
+      `heartbeat ${opts.heartbeatMs} ms; temporal ${config.temporal.address ?? 'dev server started by the bench'}; postgres ${config.databaseUrl ? 'DATABASE_URL' : 'private cluster'}`,
+    `machine: ${machine}`,
+    '',
+    `1. throughput: ${opts.clients} closed-loop clients, ${opts.requests ? `${opts.requests} requests` : `${opts.seconds} s`} per run ` +
+      `(host admission: ${config.admission.maxInFlight} in flight, queue/wait unbounded for this run)`,
+    `${'hosts'.padEnd(6)}${c('requests')}${c('wall s')}${c('req/s')}${c('tok/s', 10)}${c('tok/ans')}${c('p50 ms')}${c('p99 ms')}  statuses`,
+    ...[[1, one], [3, three]].map(([n, r]) => {
+      const x = r as typeof one;
+      return `${String(n).padEnd(6)}${c(x.requests)}${c(x.wallS)}${c(x.reqPerS)}${c(x.completionTokPerS, 10)}${c(x.tokensPerAnswer)}${c(x.p50Ms)}${c(x.p99Ms)}  ${st(x.statuses)}`;
+    }),
+    `   3 hosts / 1 host: ${(three.reqPerS / one.reqPerS).toFixed(2)}x req/s (all host processes share the machine's ${os.availableParallelism()} cores)`,
+    '',
+    `2. overload: ${burst} requests at once × ${opts.overloadRounds} round(s) against 3 hosts, max_tokens ${opts.overloadMaxTokens} ` +
+      `(in flight ${opts.overloadInFlight}, queue ${opts.overloadQueue}, max wait ${opts.overloadWaitMs} ms per host)`,
+    `   200 ${pctS(over.share200)}   503 ${pctS(over.share503)} (${st(over.codes503)})   429 ${pctS(over.share429)}   other ${over.other}`,
+    `   time to 503: p50 ${over.p50Ms503 ?? '-'} ms, p99 ${over.p99Ms503 ?? '-'} ms, max ${over.maxMs503 ?? '-'} ms;  time to 200: p50 ${over.p50Ms200 ?? '-'} ms`,
+    '',
+    `3. host kill: trickle of 1 request / ${opts.trickleMs} ms; after ${opts.preKillS} s SIGKILL of ${kill.killed} ` +
+      `(served ${st(kill.preKillServedBy)} before); trickle goes on ${opts.postKillS} s`,
+    `   first success from another host, routed after the kill: ${kill.firstRoutedAfterKillOkMs ?? '-'} ms after the kill (sent at +${kill.firstRoutedAfterKillSentMs ?? '-'} ms)`,
+    `   first success from another host, any request: ${kill.firstAnyOkElsewhereMs ?? '-'} ms after the kill`,
+    `   failed (non-2xx): ${kill.failed} of ${kill.openAtKill + kill.sentAfterKill} (${kill.openAtKill} open at the kill + ${kill.sentAfterKill} sent after) ${st(kill.failedStatuses)}`,
+    `   successes that failed over: ${kill.okWithFailover}; sent after the kill: latency p50 ${kill.sentAfterKillP50Ms} ms, max ${kill.sentAfterKillMaxMs} ms, ${kill.sentAfterKillSlowOver4s} over 4 s`,
+  ];
+  console.log(lines.join('\n'));
+  const json = {
+    bench: 'fleet', model: 'small-seed5', maxTokens: opts.maxTokens, clients: opts.clients, requests: opts.requests ?? null,
+    seconds: opts.seconds ?? null, threadsPerHost: config.llama.threads, heartbeatMs: opts.heartbeatMs, cores: os.availableParallelism(),
+    sharedMachine: true, loadAvg1m: { start: round(loadAtStart), end: round(loadAtEnd) },
+    temporal: config.temporal.address ? 'address' : 'dev-server', db: config.databaseUrl ? 'DATABASE_URL' : 'private-cluster',
+    throughput: { hosts1: one, hosts3: three, speedup: round(three.reqPerS / one.reqPerS) },
+    overload: { ...over, hosts: 3, maxTokens: opts.overloadMaxTokens, inFlight: opts.overloadInFlight, queue: opts.overloadQueue, maxWaitMs: opts.overloadWaitMs },
+    hostKill: kill, failed,
+  };
+  console.log(`BENCH_JSON ${JSON.stringify(json)}`);
+  if (failed > 0) {
+    console.error(`${failed} request(s) answered other than 200 in the throughput runs or other than 200/429/503 under overload`);
+    exitCode = 1;
+  }
+} catch (err) {
+  console.error(`bench failed: ${(err as Error).stack ?? (err as Error).message}`);
+  console.log(`BENCH_JSON ${JSON.stringify({ bench: 'fleet', failed: 1, error: (err as Error).message })}`);
+  exitCode = 1;
+} finally {
+  await cleanup();
+}
+process.exit(exitCode);

@@ -1,0 +1,182 @@
+/**
+ * The three measurements of bench/fleet.ts, each against a running process fleet
+ * (tests/support/processFleet.ts): a closed loop of concurrent clients, a burst far over the
+ * fleet's admission capacity, and a steady trickle across the SIGKILL of the busiest host.
+ * Requests go out with plain `fetch` so every status is counted, not thrown.
+ */
+import { performance } from 'node:perf_hooks';
+import type { InferenceResult } from '../src/common/inference.js';
+import type { ProcessFleet } from '../tests/support/processFleet.js';
+import { median, percentile, round } from './stats.js';
+
+export interface ChatBody {
+  model: string;
+  messages: Array<{ role: 'user'; content: string }>;
+  max_tokens: number;
+  temperature: number;
+}
+
+export interface Outcome {
+  status: number; // 0: no HTTP answer (connection error)
+  sentAt: number; // performance.now()
+  doneAt: number;
+  id?: string;
+  code?: string;
+  completionTokens: number;
+}
+
+export async function chat(apiUrl: string, body: ChatBody): Promise<Outcome> {
+  const sentAt = performance.now();
+  try {
+    const res = await fetch(`${apiUrl}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const json = (await res.json().catch(() => ({}))) as { id?: string; usage?: { completion_tokens?: number }; error?: { code?: string } };
+    const out = { status: res.status, sentAt, doneAt: performance.now(), id: json.id, code: json.error?.code };
+    return { ...out, completionTokens: res.status === 200 ? (json.usage?.completion_tokens ?? 0) : 0 };
+  } catch (err) {
+    return { status: 0, sentAt, doneAt: performance.now(), code: (err as Error).message, completionTokens: 0 };
+  }
+}
+
+const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
+const ms = (o: Outcome) => o.doneAt - o.sentAt;
+const pct = (xs: number[], p: number) => (xs.length ? round(percentile(xs, p)) : null);
+const share = (n: number, of: number) => (of ? round(n / of, 4) : 0);
+export const byStatus = (outs: Outcome[]) =>
+  outs.reduce<Record<string, number>>((acc, o) => ((acc[o.status] = (acc[o.status] ?? 0) + 1), acc), {});
+
+/** Closed loop: `clients` callers, each sends its next request when the previous answer arrived. */
+export async function closedLoop(apiUrl: string, body: ChatBody, clients: number, limit: { requests?: number; seconds?: number }) {
+  const outs: Outcome[] = [];
+  const t0 = performance.now();
+  const deadline = limit.seconds ? t0 + limit.seconds * 1000 : Infinity;
+  let issued = 0;
+  const more = () => (limit.requests === undefined || issued < limit.requests) && performance.now() < deadline;
+  await Promise.all(
+    Array.from({ length: clients }, async () => {
+      while (more()) {
+        issued++;
+        outs.push(await chat(apiUrl, body));
+      }
+    }),
+  );
+  const wallS = (Math.max(...outs.map((o) => o.doneAt)) - t0) / 1000;
+  const ok = outs.filter((o) => o.status === 200);
+  const lat = ok.map(ms);
+  return {
+    clients,
+    requests: outs.length,
+    wallS: round(wallS),
+    statuses: byStatus(outs),
+    reqPerS: round(ok.length / wallS),
+    completionTokPerS: round(ok.reduce((a, o) => a + o.completionTokens, 0) / wallS),
+    tokensPerAnswer: ok.length ? round(ok.reduce((a, o) => a + o.completionTokens, 0) / ok.length) : 0,
+    p50Ms: pct(lat, 50),
+    p99Ms: pct(lat, 99),
+  };
+}
+
+/** `rounds` bursts of `concurrency` requests sent at once; each burst is awaited in full. */
+export async function overload(apiUrl: string, body: ChatBody, concurrency: number, rounds: number) {
+  const outs: Outcome[] = [];
+  for (let r = 0; r < rounds; r++) {
+    outs.push(...(await Promise.all(Array.from({ length: concurrency }, () => chat(apiUrl, body)))));
+  }
+  const of = (s: number) => outs.filter((o) => o.status === s);
+  const [ok, r503, r429] = [of(200), of(503), of(429)];
+  const other = outs.length - ok.length - r503.length - r429.length;
+  const codes503 = r503.reduce<Record<string, number>>((acc, o) => ((acc[o.code ?? '?'] = (acc[o.code ?? '?'] ?? 0) + 1), acc), {});
+  return {
+    concurrency,
+    rounds,
+    requests: outs.length,
+    share200: share(ok.length, outs.length),
+    share503: share(r503.length, outs.length),
+    share429: share(r429.length, outs.length),
+    other,
+    statuses: byStatus(outs),
+    codes503,
+    p50Ms503: pct(r503.map(ms), 50),
+    p99Ms503: pct(r503.map(ms), 99),
+    maxMs503: r503.length ? round(Math.max(...r503.map(ms))) : null,
+    p50Ms200: pct(ok.map(ms), 50),
+  };
+}
+
+/** Host that served each successful request, from request_log (written just after the answer). */
+async function servedBy(f: ProcessFleet, ids: string[]): Promise<Map<string, string | null>> {
+  const found = new Map<string, string | null>();
+  for (let tries = 0; tries < 50 && found.size < ids.length; tries++) {
+    if (tries) await sleep(100);
+    const rows = await f.stack.db.db.selectFrom('request_log').select(['id', 'host_id']).where('id', 'in', ids).execute();
+    for (const r of rows) found.set(r.id, r.host_id);
+  }
+  return found;
+}
+
+/**
+ * An open-loop trickle (one request every `intervalMs`, none waits for another) for `preS`
+ * seconds; then SIGKILL of the host that served most of it; the trickle goes on for `postS`
+ * seconds and every request is awaited. Measured from the kill: the first success served by
+ * another host among requests sent after the kill (so routed after it), the first success
+ * from another host of any request, failures among requests still open at the kill or sent
+ * after it, and how many of those successes needed a failover (workflow result).
+ */
+export async function killover(f: ProcessFleet, body: ChatBody, intervalMs: number, preS: number, postS: number) {
+  const pending: Array<Promise<Outcome>> = [];
+  const done: Outcome[] = [];
+  let stopAt = Infinity;
+  const sending = (async () => {
+    while (performance.now() < stopAt) {
+      pending.push(chat(f.apiUrl, body).then((o) => (done.push(o), o)));
+      await sleep(intervalMs);
+    }
+  })();
+  await sleep(preS * 1000);
+  const preHosts = await servedBy(f, done.filter((o) => o.status === 200 && o.id).map((o) => o.id!)); // trickle goes on
+  const counts: Record<string, number> = {};
+  for (const h of preHosts.values()) if (h) counts[h] = (counts[h] ?? 0) + 1;
+  const victim = Object.entries(counts).sort((a, b) => b[1] - a[1])[0]?.[0];
+  if (!victim) throw new Error('killover: no request succeeded before the kill');
+  const firstAfter = pending.length;
+  const killAt = performance.now();
+  const killed = f.kill(victim, 'SIGKILL');
+  stopAt = killAt + postS * 1000;
+  await sending;
+  await killed;
+  const all = await Promise.all(pending);
+  const affected = all.filter((o, i) => i >= firstAfter || o.doneAt > killAt); // open at the kill or sent after it
+  const ok = affected.filter((o) => o.status === 200 && o.id);
+  const hosts = await servedBy(f, ok.map((o) => o.id!));
+  const elsewhere = ok.filter((o) => hosts.get(o.id!) && hosts.get(o.id!) !== victim).sort((a, b) => a.doneAt - b.doneAt);
+  const routedAfter = elsewhere.filter((o) => o.sentAt >= killAt);
+  let failedOver = 0;
+  for (const o of ok) {
+    const r = (await f.stack.temporal.client.workflow.getHandle(o.id!).result()) as InferenceResult;
+    if (r.failovers > 0) failedOver++;
+  }
+  const sentAfter = all.slice(firstAfter);
+  const lat = (xs: Outcome[]) => xs.map(ms);
+  return {
+    intervalMs,
+    preS,
+    postS,
+    preKillServedBy: counts,
+    killed: victim,
+    firstRoutedAfterKillOkMs: routedAfter[0] ? round(routedAfter[0].doneAt - killAt) : null,
+    firstRoutedAfterKillSentMs: routedAfter[0] ? round(routedAfter[0].sentAt - killAt) : null,
+    firstAnyOkElsewhereMs: elsewhere[0] ? round(elsewhere[0].doneAt - killAt) : null,
+    servedByVictimAfterKill: ok.filter((o) => hosts.get(o.id!) === victim && o.doneAt > killAt).length,
+    openAtKill: affected.length - sentAfter.length,
+    sentAfterKill: sentAfter.length,
+    failed: affected.filter((o) => o.status !== 200).length,
+    failedStatuses: byStatus(affected.filter((o) => o.status !== 200)),
+    okWithFailover: failedOver,
+    sentAfterKillP50Ms: sentAfter.length ? round(median(lat(sentAfter))) : null,
+    sentAfterKillMaxMs: sentAfter.length ? round(Math.max(...lat(sentAfter))) : null,
+    sentAfterKillSlowOver4s: sentAfter.filter((o) => ms(o) > 4000).length,
+  };
+}

@@ -1,0 +1,260 @@
+/**
+ * Prometheus metrics for every fleet process, on one process-wide registry, so `fleet dev`
+ * (API, control plane and GPU host in one process) exposes everything through the API's
+ * `/metrics`, and a split worker exposes its own part through `serveMetrics`.
+ *
+ * Label values are kept small and bounded: endpoints, HTTP statuses, model ids from the
+ * catalog, host ids, fixed reason/outcome sets — never request ids or principals. Callers
+ * record through the typed helpers below rather than touching metric objects, so a label
+ * set cannot drift between call sites.
+ *
+ * The fleet-state gauges (running/queued per host and model, host health) are not pushed by
+ * anyone: they are read from the hosts table when scraped (`watchFleetHosts`), so every API
+ * replica reports the same fleet-wide picture and a host that went away simply vanishes.
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Kysely } from 'kysely';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { RejectReason } from './domain/admission.js';
+import { isHostHealthy } from './domain/health.js';
+import { listHosts } from './db/hostsRepo.js';
+import type { Database } from './db/schema.js';
+import type { Logger } from './logger.js';
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'fleet_' });
+
+const registers = [registry];
+
+// Buckets: an inference request spans milliseconds (a refusal) to minutes (a cold load
+// followed by a long answer); load times span a tiny test model to tens of GB.
+const requestDuration = new Histogram({
+  name: 'fleet_request_duration_seconds',
+  help: 'Inference requests through the API, from arrival to the last byte, by endpoint, streaming and HTTP status.',
+  labelNames: ['endpoint', 'stream', 'status'] as const,
+  buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+  registers,
+});
+
+const timeToFirstToken = new Histogram({
+  name: 'fleet_time_to_first_token_seconds',
+  help: 'Streaming requests: time from arrival at the API to the first text written to the client.',
+  labelNames: ['endpoint'] as const,
+  buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
+  registers,
+});
+
+const tokensPerSecond = new Histogram({
+  name: 'fleet_tokens_per_second',
+  help: 'Completion tokens per second of one generation on a GPU host (wall time of the generation, admission wait included).',
+  labelNames: ['model'] as const,
+  buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2500],
+  registers,
+});
+
+const admissionRejections = new Counter({
+  name: 'fleet_admission_rejections_total',
+  help: 'Requests a GPU host refused at admission, by reason.',
+  labelNames: ['reason'] as const,
+  registers,
+});
+
+const coldLoads = new Counter({
+  name: 'fleet_cold_loads_total',
+  help: 'Model loads on a GPU host (a model already resident is not counted), by outcome.',
+  labelNames: ['model', 'outcome'] as const,
+  registers,
+});
+
+const coldLoadDuration = new Histogram({
+  name: 'fleet_cold_load_duration_seconds',
+  help: 'Successful model loads on a GPU host: file verification plus loading.',
+  labelNames: ['model'] as const,
+  buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+  registers,
+});
+
+const failovers = new Counter({
+  name: 'fleet_failovers_total',
+  help: 'Attempts of successful inference requests that moved on to another replica.',
+  labelNames: ['model'] as const,
+  registers,
+});
+
+const tokens = new Counter({
+  name: 'fleet_tokens_total',
+  help: 'Tokens of successful inference requests, by model and kind (prompt or completion).',
+  labelNames: ['model', 'kind'] as const,
+  registers,
+});
+
+export type EndpointLabel = 'chat' | 'completion';
+
+/** One inference request answered by the API (any outcome). */
+export function recordRequest(o: { endpoint: EndpointLabel; stream: boolean; status: number; seconds: number }): void {
+  requestDuration.observe({ endpoint: o.endpoint, stream: String(o.stream), status: String(o.status) }, o.seconds);
+}
+
+/** The first text of a streamed answer reached the client. */
+export function recordFirstText(endpoint: EndpointLabel, seconds: number): void {
+  timeToFirstToken.observe({ endpoint }, seconds);
+}
+
+/** Usage and failovers of a successful inference request. */
+export function recordInferenceResult(o: { model: string; promptTokens: number; completionTokens: number; failovers: number }): void {
+  if (o.promptTokens > 0) tokens.inc({ model: o.model, kind: 'prompt' }, o.promptTokens);
+  if (o.completionTokens > 0) tokens.inc({ model: o.model, kind: 'completion' }, o.completionTokens);
+  if (o.failovers > 0) failovers.inc({ model: o.model }, o.failovers);
+}
+
+/** One generation on a GPU host; nothing is recorded for an empty or instantaneous one. */
+export function recordGeneration(model: string, completionTokens: number, seconds: number): void {
+  if (completionTokens > 0 && seconds > 0) tokensPerSecond.observe({ model }, completionTokens / seconds);
+}
+
+export function recordAdmissionRejection(reason: RejectReason): void {
+  admissionRejections.inc({ reason });
+}
+
+/** A model load on a GPU host; the duration is observed for successful loads only. */
+export function recordColdLoad(model: string, outcome: 'ok' | 'failed', seconds: number): void {
+  coldLoads.inc({ model, outcome });
+  if (outcome === 'ok') coldLoadDuration.observe({ model }, seconds);
+}
+
+// ---- fleet state, read from the hosts table at scrape time ----
+
+interface HostSnapshot {
+  host: string;
+  healthy: boolean;
+  models: Record<string, { running: number; queued: number }>;
+}
+
+type HostSource = () => Promise<HostSnapshot[]>;
+
+const hostSources = new Set<HostSource>();
+let pendingSnapshot: Promise<HostSnapshot[]> | undefined;
+
+/**
+ * The registry collects all metrics of a scrape in parallel, so the three gauges below start
+ * their collect() in the same tick: they share one in-flight read instead of three queries.
+ */
+function fleetSnapshot(): Promise<HostSnapshot[]> {
+  pendingSnapshot ??= Promise.all([...hostSources].map((source) => source()))
+    .then((all) => all.flat())
+    .finally(() => {
+      pendingSnapshot = undefined;
+    });
+  return pendingSnapshot;
+}
+
+new Gauge({
+  name: 'fleet_host_healthy',
+  help: 'Whether a registered GPU host is healthy (1) or not (0): down, or 3 heartbeats missed in a row.',
+  labelNames: ['host'] as const,
+  registers,
+  async collect() {
+    const hosts = await fleetSnapshot();
+    // Reset first: a host removed from the table must vanish, not keep its last value.
+    this.reset();
+    for (const h of hosts) this.set({ host: h.host }, h.healthy ? 1 : 0);
+  },
+});
+
+/**
+ * Only healthy hosts report load: a host that stopped heartbeating left its last figures in
+ * the table, and summing those stale numbers would show work nobody is doing.
+ */
+function loadGauge(name: string, help: string, pick: (l: { running: number; queued: number }) => number): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: ['host', 'model'] as const,
+    registers,
+    async collect() {
+      const hosts = await fleetSnapshot();
+      this.reset();
+      for (const h of hosts) {
+        if (!h.healthy) continue;
+        for (const [model, load] of Object.entries(h.models)) this.set({ host: h.host, model }, pick(load));
+      }
+    },
+  });
+}
+loadGauge('fleet_running_requests', 'Requests generating on a healthy GPU host, per model (from its last heartbeat).', (l) => l.running);
+loadGauge('fleet_queued_requests', 'Requests waiting for a slot on a healthy GPU host, per model (from its last heartbeat).', (l) => l.queued);
+
+/**
+ * Makes the fleet-state gauges read this database's hosts table at each scrape; returns the
+ * function that stops it (a stopped stack's closed database must not break later scrapes).
+ * A failed read is logged and skipped, so one bad source never fails the whole scrape.
+ */
+export function watchFleetHosts(o: { db: Kysely<Database>; heartbeatIntervalMs: number; log: Logger }): () => void {
+  const source: HostSource = async () => {
+    try {
+      const now = Date.now();
+      return (await listHosts(o.db)).map((h) => ({
+        host: h.id,
+        healthy: isHostHealthy({ status: h.status, lastHeartbeatAt: new Date(h.last_heartbeat_at).toISOString() }, now, o.heartbeatIntervalMs),
+        models: h.stats.models,
+      }));
+    } catch (err) {
+      o.log.warn({ err: (err as Error).message }, 'metrics: reading hosts failed');
+      return [];
+    }
+  };
+  hostSources.add(source);
+  return () => {
+    hostSources.delete(source);
+  };
+}
+
+// ---- exposition ----
+
+export async function renderMetrics(): Promise<{ contentType: string; body: string }> {
+  return { contentType: registry.contentType, body: await registry.metrics() };
+}
+
+export interface MetricsServer {
+  /** Base URL; the metrics are at `${url}/metrics`. */
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A bare `GET /metrics` server for processes without the API (split GPU-host and
+ * control-plane workers), so Prometheus can scrape every process of a deployment.
+ */
+export async function serveMetrics(port: number, host: string, log?: Logger): Promise<MetricsServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
+      res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try GET /metrics\n');
+      return;
+    }
+    renderMetrics().then(
+      ({ contentType, body }) => res.writeHead(200, { 'Content-Type': contentType }).end(req.method === 'HEAD' ? undefined : body),
+      (err: Error) => {
+        log?.warn({ err: err.message }, 'metrics: rendering failed');
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' }).end('metrics unavailable\n');
+      },
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  const bound = (server.address() as AddressInfo).port;
+  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
+  const url = `http://${shown}:${bound}`;
+  log?.info({ url: `${url}/metrics` }, 'metrics listening');
+  return {
+    url,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}

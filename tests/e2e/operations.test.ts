@@ -1,0 +1,192 @@
+/**
+ * Operating the fleet, on the real stack (Temporal, PGlite, node-llama-cpp, one host): the
+ * operator's load endpoint and its errors, `/admin/hosts` slots and per-placement figures,
+ * Prometheus `/metrics` after real traffic, the bare metrics server of split workers, and the
+ * `fleet status` / `fleet models load` commands run as child processes against the API.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import { serveMetrics } from '../../src/metrics.js';
+import { startTestFleet, type TestFleet } from '../support/stack.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const run = promisify(execFile);
+
+/** Runs `fleet …` as a child process; resolves with its exit code and output, never rejects. */
+async function fleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [path.join(root, 'bin/fleet.js'), ...args], { timeout: 120_000 });
+    return { code: 0, stdout, stderr };
+  } catch (err) {
+    const e = err as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
+  }
+}
+
+/** The value of the first sample of `name` whose labels include `labels` (Prometheus text format). */
+function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
+  for (const line of text.split('\n')) {
+    const m = /^([A-Za-z_:][\w:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const got = Object.fromEntries([...(m[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)].map((x) => [x[1], x[2]]));
+    if (Object.entries(labels).every(([k, v]) => got[k] === v)) return Number(m[3]);
+  }
+  return undefined;
+}
+
+interface HostsAnswer {
+  data: Array<{
+    id: string;
+    healthy: boolean;
+    slots: { used: number; total: number | null };
+    placements: Array<{ model: string; state: string; progress: number; running: number; queued: number }>;
+  }>;
+}
+
+describe('operations', () => {
+  let f: TestFleet;
+  let api: string;
+  let host: string;
+  before(async () => {
+    f = await startTestFleet({ db: 'pglite' });
+    api = f.stack.api!.url;
+    host = f.hostIds[0]!;
+  });
+  after(async () => {
+    await f?.stop();
+  });
+
+  test('POST /admin/hosts/:host/models/:model/load loads the model before any request', async () => {
+    const r = await fetch(`${api}/admin/hosts/${host}/models/tiny/load`, { method: 'POST' });
+    assert.equal(r.status, 200);
+    assert.deepEqual(await r.json(), { host, model: 'tiny', evicted: [] });
+
+    const hosts = (await (await fetch(`${api}/admin/hosts`)).json()) as HostsAnswer;
+    const h = hosts.data.find((x) => x.id === host)!;
+    assert.deepEqual(h.slots, { used: 1, total: 1 });
+    const p = h.placements.find((x) => x.model === 'tiny')!;
+    assert.equal(p.state, 'loaded');
+    assert.equal(p.progress, 1);
+    assert.equal(p.running, 0);
+    assert.equal(p.queued, 0);
+
+    // The same workflow a request's cold load is: same id, so the two would share one load.
+    const desc = await f.stack.temporal.client.workflow.getHandle(`coldload:${host}:tiny`).describe();
+    assert.equal(desc.status.name, 'COMPLETED');
+    assert.equal(desc.typedSearchAttributes.get({ name: 'FleetRequestKind', type: 'KEYWORD' } as never), 'coldLoad');
+  });
+
+  test('load errors come in the OpenAI envelope', async () => {
+    const cases: Array<{ path: string; status: number; code: string | null; param: string }> = [
+      { path: `/admin/hosts/no-such-host/models/tiny/load`, status: 404, code: 'host_not_found', param: 'host' },
+      { path: `/admin/hosts/${host}/models/gpt-17/load`, status: 404, code: 'model_not_found', param: 'model' },
+      { path: `/admin/hosts/-bad/models/tiny/load`, status: 400, code: null, param: 'host' },
+      { path: `/admin/hosts/${host}/models/bad%20model/load`, status: 400, code: null, param: 'model' },
+    ];
+    for (const c of cases) {
+      const r = await fetch(api + c.path, { method: 'POST' });
+      assert.equal(r.status, c.status, c.path);
+      const body = (await r.json()) as { error: { message: string; type: string; param: string | null; code: string | null } };
+      assert.equal(body.error.code, c.code, c.path);
+      assert.equal(body.error.param, c.param, c.path);
+      assert.equal(body.error.type, 'invalid_request_error', c.path);
+      assert.ok(body.error.message.length > 0);
+    }
+  });
+
+  test('/metrics answers with the fleet metrics after real traffic', async () => {
+    await f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 });
+    const stream = await f.openai.chat.completions.create({
+      model: 'tiny',
+      messages: [{ role: 'user', content: 'stream please' }],
+      max_tokens: 8,
+      stream: true,
+    });
+    for await (const _chunk of stream) {
+      // drain
+    }
+
+    const r = await fetch(`${api}/metrics`);
+    assert.equal(r.status, 200);
+    assert.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4; charset=utf-8$/);
+    const text = await r.text();
+    for (const name of [
+      'fleet_request_duration_seconds',
+      'fleet_time_to_first_token_seconds',
+      'fleet_tokens_per_second',
+      'fleet_running_requests',
+      'fleet_queued_requests',
+      'fleet_host_healthy',
+      'fleet_admission_rejections_total',
+      'fleet_cold_loads_total',
+      'fleet_cold_load_duration_seconds',
+      'fleet_failovers_total',
+      'fleet_tokens_total',
+    ]) {
+      assert.match(text, new RegExp(`^# TYPE ${name} `, 'm'), name);
+    }
+    // Default Node metrics, under the prefix (prom-client prepends it to its own names).
+    assert.match(text, /^fleet_process_cpu_user_seconds_total /m);
+    assert.match(text, /^fleet_nodejs_eventloop_lag_seconds /m);
+
+    const chat = { endpoint: 'chat', status: '200' };
+    assert.ok(sample(text, 'fleet_request_duration_seconds_count', { ...chat, stream: 'false' })! >= 1);
+    assert.ok(sample(text, 'fleet_request_duration_seconds_count', { ...chat, stream: 'true' })! >= 1);
+    assert.ok(sample(text, 'fleet_time_to_first_token_seconds_count', { endpoint: 'chat' })! >= 1);
+    assert.ok(sample(text, 'fleet_tokens_total', { model: 'tiny', kind: 'completion' })! > 0);
+    assert.ok(sample(text, 'fleet_tokens_total', { model: 'tiny', kind: 'prompt' })! > 0);
+    assert.ok(sample(text, 'fleet_tokens_per_second_count', { model: 'tiny' })! >= 2);
+    // Loaded once, by the operator; the requests found it resident.
+    assert.equal(sample(text, 'fleet_cold_loads_total', { model: 'tiny', outcome: 'ok' }), 1);
+    assert.equal(sample(text, 'fleet_cold_loads_total', { model: 'tiny', outcome: 'failed' }), undefined);
+    assert.equal(sample(text, 'fleet_cold_load_duration_seconds_count', { model: 'tiny' }), 1);
+    assert.equal(sample(text, 'fleet_host_healthy', { host }), 1);
+    assert.equal(sample(text, 'fleet_running_requests', { host, model: 'tiny' }), 0);
+    assert.equal(sample(text, 'fleet_queued_requests', { host, model: 'tiny' }), 0);
+  });
+
+  test('/metrics needs no API key', async () => {
+    // Mounted before auth: a scraper has no key even when FLEET_REQUIRE_AUTH=true.
+    const r = await fetch(`${api}/metrics`, { headers: { authorization: 'Bearer sk-unknown' } });
+    assert.equal(r.status, 200);
+  });
+
+  test('serveMetrics: a bare /metrics server for workers without the API', async () => {
+    const m = await serveMetrics(0, '127.0.0.1');
+    try {
+      const r = await fetch(`${m.url}/metrics`);
+      assert.equal(r.status, 200);
+      assert.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4/);
+      assert.match(await r.text(), /^# TYPE fleet_cold_loads_total counter$/m);
+      assert.equal((await fetch(`${m.url}/other`)).status, 404);
+    } finally {
+      await m.close();
+    }
+  });
+
+  test('`fleet status` prints the host, its health, slots and the model', async () => {
+    const { code, stdout, stderr } = await fleet('status', '--url', api);
+    assert.equal(code, 0, stderr);
+    assert.match(stdout, /^HOST\s+HEALTH\s+SLOTS\s+MODEL\s+STATE/m);
+    assert.match(stdout, new RegExp(`^${host}\\s+healthy\\s+1/1\\s+tiny\\s+loaded\\s+0/0`, 'm'));
+  });
+
+  test('`fleet models load` loads through the API and reports errors', async () => {
+    const ok = await fleet('models', 'load', 'tiny', '--host', host, '--url', api);
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stdout, new RegExp(`^loaded tiny on ${host} in [\\d.]+s\\n$`));
+    const missing = await fleet('models', 'load', 'tiny', '--host', 'no-such-host', '--url', api);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /HTTP 404: .*host_not_found/);
+  });
+
+  test('`fleet status` against an unreachable API exits 2 with a clear message', async () => {
+    const { code, stderr } = await fleet('status', '--url', 'http://127.0.0.1:1');
+    assert.equal(code, 2);
+    assert.match(stderr, /^fleet: cannot reach the API at http:\/\/127\.0\.0\.1:1 \(ECONNREFUSED\)$/m);
+  });
+});

@@ -1,0 +1,165 @@
+/**
+ * A fleet with GPU hosts as separate processes (`fleet worker gpu-host`), as in production:
+ * the suite's Temporal server, a fresh PostgreSQL database, the control-plane worker and the
+ * API in the test process, and N host processes that can be killed (SIGKILL), paused
+ * (SIGSTOP) and resumed. Hosts share one generated model file. The benchmarks pass their own
+ * Temporal address and PostgreSQL server instead of the suite's.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import OpenAI from 'openai';
+import pg from 'pg';
+import { sha256File } from '../../src/activities/fileHash.js';
+import { coldLoadWorkflowId } from '../../src/common/coldLoad.js';
+import { CONTROL_PLANE_QUEUE } from '../../src/common/taskQueues.js';
+import { loadConfig } from '../../src/config.js';
+import { listHosts } from '../../src/db/hostsRepo.js';
+import { registerModel } from '../../src/db/modelsRepo.js';
+import { configureLogger, log } from '../../src/logger.js';
+import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from '../../src/model/tinyModel.js';
+import { startStack, type Stack } from '../../src/stack.js';
+import { createTestDatabase } from './databases.js';
+import { testConfig, testEnv } from './env.js';
+import { waitFor } from './wait.js';
+
+const root = path.resolve(import.meta.dirname, '../..');
+
+export interface HostProcess {
+  id: string;
+  child: ChildProcess;
+  output: () => string;
+}
+
+export interface ProcessFleet {
+  stack: Stack;
+  apiUrl: string;
+  openai: OpenAI;
+  hosts: Map<string, HostProcess>;
+  tmpDir: string;
+  /** Generates a model file and registers it under `id`. */
+  addModel(id: string, size?: TinyModelSize, seed?: number): Promise<string>;
+  /** Loads a model on a host through the coldLoad workflow, as an operator would. */
+  load(hostId: string, modelId: string): Promise<unknown>;
+  startHost(id: string): Promise<HostProcess>;
+  kill(id: string, signal?: NodeJS.Signals): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ProcessFleetOptions {
+  hosts: number;
+  /** Extra environment for the host processes (admission limits, slots, heartbeat). */
+  hostEnv?: Record<string, string>;
+  /** Temporal frontend (host:port); default the suite's. */
+  temporalAddress?: string;
+  /** A PostgreSQL server URL to create the fleet's fresh database in; default the suite's. */
+  databaseUrl?: string;
+}
+
+export async function startProcessFleet(o: ProcessFleetOptions): Promise<ProcessFleet> {
+  const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-proc-'));
+  const database = o.databaseUrl ? await createDatabaseOn(o.databaseUrl) : await createTestDatabase();
+  const temporalAddress = o.temporalAddress ?? testEnv.temporalAddress;
+  const heartbeat = o.hostEnv?.FLEET_HEARTBEAT_INTERVAL_MS ?? '500';
+  const stackEnv = { DATABASE_URL: database.url, FLEET_DATA_DIR: tmpDir, FLEET_MODELS_DIR: tmpDir, FLEET_HEARTBEAT_INTERVAL_MS: heartbeat };
+  // testConfig reads the suite's Temporal address, which a bench run does not have.
+  const config = o.temporalAddress
+    ? loadConfig({ FLEET_LOG_LEVEL: 'warn', ...stackEnv, TEMPORAL_ADDRESS: temporalAddress })
+    : testConfig(stackEnv);
+  configureLogger(config.logLevel);
+  const stack = await startStack({ config, log, hostIds: [], api: { host: '127.0.0.1', port: 0 } });
+  const hosts = new Map<string, HostProcess>();
+  const apiUrl = stack.api!.url;
+
+  const startHost = async (id: string): Promise<HostProcess> => {
+    const env: NodeJS.ProcessEnv = {
+      PATH: process.env.PATH,
+      HOME: process.env.HOME,
+      DATABASE_URL: database.url,
+      TEMPORAL_ADDRESS: temporalAddress,
+      FLEET_MODELS_DIR: tmpDir,
+      FLEET_DATA_DIR: path.join(tmpDir, id),
+      FLEET_LOG_LEVEL: 'warn',
+      FLEET_HEARTBEAT_INTERVAL_MS: heartbeat,
+      ...o.hostEnv,
+    };
+    const child = spawn(process.execPath, [path.join(root, 'bin/fleet.js'), 'worker', 'gpu-host', '--host-id', id], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
+    const host = { id, child, output: () => out };
+    hosts.set(id, host);
+    const up = await waitFor(async () => {
+      if (child.exitCode !== null) return false;
+      const rows = await listHosts(stack.db.db);
+      return rows.some((h) => h.id === id && h.status === 'up' && Date.now() - h.last_heartbeat_at.getTime() < 2000) ? true : undefined;
+    }, 60_000);
+    if (up !== true) throw new Error(`host ${id} did not come up:\n${out}`);
+    return host;
+  };
+
+  const kill = async (id: string, signal: NodeJS.Signals = 'SIGKILL') => {
+    const h = hosts.get(id);
+    if (!h || h.child.exitCode !== null || h.child.signalCode !== null) return;
+    const exited = new Promise<void>((r) => h.child.once('exit', () => r()));
+    h.child.kill(signal);
+    await exited;
+  };
+
+  for (let i = 0; i < o.hosts; i++) await startHost(`h${i}`);
+
+  return {
+    stack,
+    apiUrl,
+    openai: new OpenAI({ baseURL: `${apiUrl}/v1`, apiKey: 'sk-no-key', maxRetries: 0, timeout: 120_000 }),
+    hosts,
+    tmpDir,
+    async addModel(id, size = 'tiny', seed = 3) {
+      const file = path.join(tmpDir, `${id}.gguf`);
+      await makeTinyModel({ file, seed, size });
+      const { sha256, sizeBytes } = await sha256File(file);
+      await registerModel(stack.db.db, { id, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES[size].contextLength });
+      return id;
+    },
+    async load(hostId, modelId) {
+      const handle = await stack.temporal.client.workflow.start('coldLoad', {
+        taskQueue: CONTROL_PLANE_QUEUE,
+        workflowId: coldLoadWorkflowId(hostId, modelId),
+        workflowIdConflictPolicy: 'USE_EXISTING',
+        args: [{ hostId, modelId }],
+      });
+      return handle.result();
+    },
+    startHost,
+    kill,
+    async stop() {
+      for (const id of hosts.keys()) await kill(id, 'SIGTERM');
+      await stack.stop();
+      await database.drop();
+      await rm(tmpDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A fresh database on the given server (as createTestDatabase does on the suite's). */
+async function createDatabaseOn(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `fleet_bench_${randomBytes(5).toString('hex')}`;
+  const admin = async (sql: string) => {
+    const c = new pg.Client({ connectionString: serverUrl });
+    await c.connect();
+    try {
+      await c.query(sql);
+    } finally {
+      await c.end();
+    }
+  };
+  await admin(`CREATE DATABASE ${name}`);
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
+}
