@@ -57,7 +57,13 @@ export function createHostActivities(deps: HostActivityDeps) {
     const log = deps.log.child({ modelId: input.modelId, workflowId: ctx.info.workflowExecution?.workflowId });
     let actual: string;
     try {
-      actual = (await sha256File(input.path, (f) => ctx.heartbeat({ phase: 'verify', progress: f }))).sha256;
+      // Hashing a multi-gigabyte file takes a while: it is the first half of the progress bar.
+      actual = (
+        await sha256File(input.path, (f) => {
+          ctx.heartbeat({ phase: 'verify', progress: f });
+          deps.onLoadProgress?.(input.modelId, f / 2);
+        })
+      ).sha256;
     } catch (err) {
       throw ApplicationFailure.nonRetryable(
         `model file for ${input.modelId} is unreadable on host ${hostId}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
@@ -73,7 +79,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     try {
       const info = await runtime.load(input.modelId, input.path, input.contextLength, (f) => {
         ctx.heartbeat({ phase: 'load', progress: f });
-        deps.onLoadProgress?.(input.modelId, f);
+        deps.onLoadProgress?.(input.modelId, 0.5 + f / 2);
       });
       deps.onModelsChanged?.();
       log.info({ ms: Date.now() - started }, 'loadModel done');
