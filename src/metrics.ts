@@ -13,7 +13,7 @@
  * replica reports the same fleet-wide picture and a host that went away simply vanishes.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { listen } from './httpListen.js';
 import type { Kysely } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { RejectReason } from './domain/admission.js';
@@ -241,20 +241,7 @@ export async function serveMetrics(port: number, host: string, log?: Logger): Pr
       },
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
-  const bound = (server.address() as AddressInfo).port;
-  const shown = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;
-  const url = `http://${shown}:${bound}`;
-  log?.info({ url: `${url}/metrics` }, 'metrics listening');
-  return {
-    url,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeAllConnections();
-      }),
-  };
+  const listening = await listen(server, host, port);
+  log?.info({ url: `${listening.url}/metrics` }, 'metrics listening');
+  return listening;
 }

@@ -9,17 +9,12 @@ import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
 import { Client, WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
 import { coldLoadWorkflowId } from '../../src/common/coldLoad.js';
 import { FailureType } from '../../src/common/failures.js';
-import { hostQueue } from '../../src/common/taskQueues.js';
 import type { FleetView, HostView, PlacementView } from '../../src/domain/fleetView.js';
-import { log } from '../../src/logger.js';
-import { installTemporalLogging } from '../../src/temporal/runtimeLogging.js';
-import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
-import { testEnv } from '../support/env.js';
+import { startFakeWorkers, type FakeWorkers } from '../support/fakeWorkers.js';
 
 const suffix = randomBytes(3).toString('hex');
 const QUEUE = `wf-cold-${suffix}`;
@@ -80,29 +75,14 @@ const hostActivities = (name: string, fail = false): Partial<HostActivities> => 
   },
 });
 
-let connection: NativeConnection;
+let fakes: FakeWorkers;
 let client: Client;
-const workers: Worker[] = [];
-const runs: Promise<void>[] = [];
 before(async () => {
-  installTemporalLogging(log);
-  connection = await NativeConnection.connect({ address: testEnv.temporalAddress });
-  client = new Client({ connection });
-  workers.push(await Worker.create({ connection, taskQueue: QUEUE, workflowsPath: WORKFLOWS_PATH, activities: controlPlane }));
-  for (const [id, acts] of [
-    [GOOD, hostActivities('good')],
-    [BAD, hostActivities('bad', true)],
-    [FULL, hostActivities('full')],
-    [BUSY, hostActivities('busy')],
-  ] as const) {
-    workers.push(await Worker.create({ connection, taskQueue: hostQueue(id), activities: acts }));
-  }
-  for (const w of workers) runs.push(w.run());
+  fakes = await startFakeWorkers({ queue: QUEUE, controlPlane, hosts: { [GOOD]: hostActivities('good'), [BAD]: hostActivities('bad', true), [FULL]: hostActivities('full'), [BUSY]: hostActivities('busy') } });
+  client = fakes.client;
 });
 after(async () => {
-  for (const w of workers) w.shutdown();
-  await Promise.all(runs);
-  await connection.close();
+  await fakes?.stop();
 });
 
 const start = (hostId: string) =>

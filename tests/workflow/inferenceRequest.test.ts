@@ -9,7 +9,6 @@ import { after, before, test } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { NativeConnection, Worker } from '@temporalio/worker';
 import { Client } from '@temporalio/client';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
@@ -17,10 +16,7 @@ import { FailureType } from '../../src/common/failures.js';
 import type { GenerateInput, InferenceRequestInput, InferenceResult } from '../../src/common/inference.js';
 import { hostQueue } from '../../src/common/taskQueues.js';
 import type { FleetView, HostView } from '../../src/domain/fleetView.js';
-import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
-import { log } from '../../src/logger.js';
-import { installTemporalLogging } from '../../src/temporal/runtimeLogging.js';
-import { testEnv } from '../support/env.js';
+import { startFakeWorkers, type FakeWorkers } from '../support/fakeWorkers.js';
 
 interface Scenario {
   views: FleetView[]; // successive readFleetState answers (the last one repeats)
@@ -82,24 +78,14 @@ function hostFakes(hostId: string): Partial<HostActivities> {
   };
 }
 
-let connection: NativeConnection;
+let fakes: FakeWorkers;
 let client: Client;
-const workers: Worker[] = [];
-const runs: Promise<void>[] = [];
-
 before(async () => {
-  installTemporalLogging(log);
-  connection = await NativeConnection.connect({ address: testEnv.temporalAddress });
-  client = new Client({ connection });
-  workers.push(await Worker.create({ connection, taskQueue: QUEUE, workflowsPath: WORKFLOWS_PATH, activities: controlPlane }));
-  for (const h of [A, B]) workers.push(await Worker.create({ connection, taskQueue: hostQueue(h), activities: hostFakes(h) }));
-  for (const w of workers) runs.push(w.run());
+  fakes = await startFakeWorkers({ queue: QUEUE, controlPlane, hosts: { [A]: hostFakes(A), [B]: hostFakes(B) } });
+  client = fakes.client;
 });
-
 after(async () => {
-  for (const w of workers) w.shutdown();
-  await Promise.all(runs);
-  await connection.close();
+  await fakes?.stop();
 });
 
 interface Outcome {

@@ -1,0 +1,41 @@
+/**
+ * Workers with fake activities on the suite's Temporal server, for the workflows' own unit
+ * tests (the only place fakes are allowed): the real workflow bundle on a private queue, and
+ * one worker per fake host on that host's queue.
+ */
+import { Client } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
+import type { HostActivities } from '../../src/activities/host.js';
+import { hostQueue } from '../../src/common/taskQueues.js';
+import { log } from '../../src/logger.js';
+import { installTemporalLogging } from '../../src/temporal/runtimeLogging.js';
+import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
+import { testEnv } from './env.js';
+
+export interface FakeWorkers {
+  client: Client;
+  stop(): Promise<void>;
+}
+
+export async function startFakeWorkers(o: {
+  queue: string;
+  controlPlane: Partial<ControlPlaneActivities>;
+  hosts: Record<string, Partial<HostActivities>>;
+}): Promise<FakeWorkers> {
+  installTemporalLogging(log);
+  const connection = await NativeConnection.connect({ address: testEnv.temporalAddress });
+  const workers = [await Worker.create({ connection, taskQueue: o.queue, workflowsPath: WORKFLOWS_PATH, activities: o.controlPlane })];
+  for (const [hostId, activities] of Object.entries(o.hosts)) {
+    workers.push(await Worker.create({ connection, taskQueue: hostQueue(hostId), activities }));
+  }
+  const runs = workers.map((w) => w.run());
+  return {
+    client: new Client({ connection }),
+    async stop() {
+      for (const w of workers) w.shutdown();
+      await Promise.all(runs);
+      await connection.close();
+    },
+  };
+}
