@@ -14,7 +14,7 @@ import { openDatabase } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
 import { ensureDevModel } from './devModel.js';
 import { configureLogger, log } from './logger.js';
-import { makeTinyModel } from './model/tinyModel.js';
+import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from './model/tinyModel.js';
 import { startStack, type Stack, type StackOptions } from './stack.js';
 import { hostsResponseSchema, renderStatus } from './statusView.js';
 import { TemporalBinaryError } from './temporal/binary.js';
@@ -281,10 +281,10 @@ program
   .command('make-tiny-model <file>')
   .description('write a deterministic random-weight llama GGUF that node-llama-cpp loads (no download)')
   .option('--seed <n>', 'PRNG seed', int('seed'), 1)
-  .option('--size <size>', 'tiny | small', 'tiny')
+  .option('--size <size>', 'tiny | small | medium', 'tiny')
   .action(async (file: string, opts: { seed: number; size: string }) => {
-    if (opts.size !== 'tiny' && opts.size !== 'small') throw new InvalidArgumentError('--size must be tiny or small');
-    const made = await makeTinyModel({ file: path.resolve(file), seed: opts.seed, size: opts.size });
+    if (!(opts.size in TINY_MODEL_SIZES)) throw new InvalidArgumentError('--size must be tiny, small or medium');
+    const made = await makeTinyModel({ file: path.resolve(file), seed: opts.seed, size: opts.size as TinyModelSize });
     process.stdout.write(
       `${made.file}\n  size ${made.size}, seed ${made.seed}, ${made.bytes} bytes, context ${made.contextLength}\n  sha256 ${made.sha256}\n`,
     );

@@ -36,6 +36,15 @@ export const TINY_MODEL_SIZES = {
     feedForwardLength: 768,
     contextLength: 2048,
   },
+  /** ~0.4 GB: slow enough on a CPU to watch a load or a generation happen (demos, benchmarks). */
+  medium: {
+    embeddingLength: 1024,
+    blockCount: 8,
+    headCount: 16,
+    headCountKv: 8,
+    feedForwardLength: 2816,
+    contextLength: 2048,
+  },
 } as const;
 
 export type TinyModelSize = keyof typeof TINY_MODEL_SIZES;
