@@ -25,9 +25,9 @@ import { closedLoop, killover, overload, type ChatBody } from './fleetScenarios.
 import { round } from './stats.js';
 
 const USAGE =
-  'usage: npx tsx bench/fleet.ts [--requests N=192 | --seconds S] [--clients N=32] [--max-tokens N=32] [--warmup N=32]\n' +
+  'usage: npx tsx bench/fleet.ts [--requests N=320 | --seconds S] [--clients N=32] [--max-tokens N=32] [--warmup N=32]\n' +
   '         [--overload-rounds N=2] [--overload-max-tokens N=512] [--overload-in-flight N=2] [--overload-queue N=2] [--overload-wait-ms N=2000]\n' +
-  '         [--trickle-ms N=100] [--pre-kill-s S=4] [--post-kill-s S=10] [--heartbeat-ms N=500]';
+  '         [--trickle-ms N=100] [--trickle-max-tokens N=32] [--pre-kill-s S=4] [--post-kill-s S=8] [--kill-rounds N=3] [--heartbeat-ms N=500]';
 const PROMPT = 'Tell the fleet something about the sea and the wind.';
 
 function options(argv: string[]) {
@@ -35,7 +35,7 @@ function options(argv: string[]) {
   const { values: v } = parseArgs({ args: argv, strict: true, options: {
     requests: str(), seconds: str(), clients: str('32'), 'max-tokens': str('32'), warmup: str('32'),
     'overload-rounds': str('2'), 'overload-max-tokens': str('512'), 'overload-in-flight': str('2'), 'overload-queue': str('2'), 'overload-wait-ms': str('2000'),
-    'trickle-ms': str('100'), 'pre-kill-s': str('4'), 'post-kill-s': str('10'), 'heartbeat-ms': str('500'),
+    'trickle-ms': str('100'), 'trickle-max-tokens': str('32'), 'pre-kill-s': str('4'), 'post-kill-s': str('8'), 'kill-rounds': str('3'), 'heartbeat-ms': str('500'),
     help: { type: 'boolean', short: 'h', default: false },
   } });
   const int = (name: keyof typeof v, min: number, max: number, raw = v[name] as string) => {
@@ -45,7 +45,7 @@ function options(argv: string[]) {
   if (v.requests !== undefined && v.seconds !== undefined) throw new Error('give --requests or --seconds, not both');
   return {
     help: v.help,
-    requests: v.seconds === undefined ? int('requests', 1, 100_000, v.requests ?? '192') : undefined,
+    requests: v.seconds === undefined ? int('requests', 1, 100_000, v.requests ?? '320') : undefined,
     seconds: v.seconds === undefined ? undefined : int('seconds', 1, 3600),
     clients: int('clients', 1, 1000),
     maxTokens: int('max-tokens', 1, 1024), // the small model's context is 2048
@@ -56,8 +56,10 @@ function options(argv: string[]) {
     overloadQueue: int('overload-queue', 0, 10_000),
     overloadWaitMs: int('overload-wait-ms', 1, 600_000),
     trickleMs: int('trickle-ms', 10, 60_000),
+    trickleMaxTokens: int('trickle-max-tokens', 1, 1024),
     preKillS: int('pre-kill-s', 1, 600),
     postKillS: int('post-kill-s', 1, 600),
+    killRounds: int('kill-rounds', 1, 20),
     heartbeatMs: int('heartbeat-ms', 100, 60_000),
   };
 }
@@ -90,13 +92,13 @@ process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
 
 async function newFleet(hosts: number, hostEnv: Record<string, string>, temporalAddress: string, databaseUrl: string) {
   const env = { FLEET_HEARTBEAT_INTERVAL_MS: String(opts.heartbeatMs), FLEET_LLAMA_THREADS: String(config.llama.threads), ...hostEnv };
-  fleet = await startProcessFleet({ hosts, hostEnv: env, temporalAddress, databaseUrl });
+  fleet = await startProcessFleet({ hosts, hostEnv: env, temporalAddress, databaseUrl, log });
   await fleet.addModel('small', 'small', 5);
   return fleet;
 }
 async function loadAndWarm(f: ProcessFleet, hostIds: string[], warmup: number) {
   for (const h of hostIds) await f.load(h, 'small');
-  if (warmup > 0) await closedLoop(f.apiUrl, body, Math.min(opts.clients, warmup), { requests: warmup });
+  if (warmup > 0) await closedLoop(f, body, Math.min(opts.clients, warmup), { requests: warmup });
 }
 
 let exitCode = 0;
@@ -118,13 +120,18 @@ try {
   log.info('throughput over 1 host');
   let f = await newFleet(1, roomy, temporalAddress, databaseUrl);
   await loadAndWarm(f, ['h0'], opts.warmup);
-  const one = await closedLoop(f.apiUrl, body, opts.clients, limit);
+  const one = await closedLoop(f, body, opts.clients, limit);
   log.info('throughput over 3 hosts');
   for (const h of ['h1', 'h2']) await f.startHost(h);
   await loadAndWarm(f, ['h1', 'h2'], opts.warmup);
-  const three = await closedLoop(f.apiUrl, body, opts.clients, limit);
-  log.info('host kill');
-  const kill = await killover(f, body, opts.trickleMs, opts.preKillS, opts.postKillS);
+  const three = await closedLoop(f, body, opts.clients, limit);
+  const kills: Array<Awaited<ReturnType<typeof killover>>> = [];
+  for (let r = 0; r < opts.killRounds; r++) {
+    log.info({ round: r + 1 }, 'host kill');
+    const k = await killover(f, { ...body, max_tokens: opts.trickleMaxTokens }, opts.trickleMs, opts.preKillS, opts.postKillS);
+    kills.push(k);
+    if (r + 1 < opts.killRounds) (await f.startHost(k.killed), await f.load(k.killed, 'small')); // back to 3 hosts
+  }
   await f.stop();
   fleet = undefined;
 
@@ -133,7 +140,7 @@ try {
   f = await newFleet(3, small, temporalAddress, databaseUrl);
   await loadAndWarm(f, ['h0', 'h1', 'h2'], Math.min(opts.warmup, 3 * opts.overloadInFlight));
   const burst = 4 * 3 * (opts.overloadInFlight + opts.overloadQueue);
-  const over = await overload(f.apiUrl, { ...body, max_tokens: opts.overloadMaxTokens }, burst, opts.overloadRounds);
+  const over = await overload(f, { ...body, max_tokens: opts.overloadMaxTokens }, burst, opts.overloadRounds);
   await f.stop();
   fleet = undefined;
 
@@ -151,10 +158,10 @@ try {
     '',
     `1. throughput: ${opts.clients} closed-loop clients, ${opts.requests ? `${opts.requests} requests` : `${opts.seconds} s`} per run ` +
       `(host admission: ${config.admission.maxInFlight} in flight, queue/wait unbounded for this run)`,
-    `${'hosts'.padEnd(6)}${c('requests')}${c('wall s')}${c('req/s')}${c('tok/s', 10)}${c('tok/ans')}${c('p50 ms')}${c('p99 ms')}  statuses`,
+    `${'hosts'.padEnd(6)}${c('requests')}${c('wall s')}${c('req/s')}${c('tok/s', 10)}${c('tok/ans')}${c('p50 ms')}${c('p99 ms')}  statuses  served by`,
     ...[[1, one], [3, three]].map(([n, r]) => {
       const x = r as typeof one;
-      return `${String(n).padEnd(6)}${c(x.requests)}${c(x.wallS)}${c(x.reqPerS)}${c(x.completionTokPerS, 10)}${c(x.tokensPerAnswer)}${c(x.p50Ms)}${c(x.p99Ms)}  ${st(x.statuses)}`;
+      return `${String(n).padEnd(6)}${c(x.requests)}${c(x.wallS)}${c(x.reqPerS)}${c(x.completionTokPerS, 10)}${c(x.tokensPerAnswer)}${c(x.p50Ms)}${c(x.p99Ms)}  ${st(x.statuses)}  ${st(x.servedBy)}`;
     }),
     `   3 hosts / 1 host: ${(three.reqPerS / one.reqPerS).toFixed(2)}x req/s (all host processes share the machine's ${os.availableParallelism()} cores)`,
     '',
@@ -162,13 +169,17 @@ try {
       `(in flight ${opts.overloadInFlight}, queue ${opts.overloadQueue}, max wait ${opts.overloadWaitMs} ms per host)`,
     `   200 ${pctS(over.share200)}   503 ${pctS(over.share503)} (${st(over.codes503)})   429 ${pctS(over.share429)}   other ${over.other}`,
     `   time to 503: p50 ${over.p50Ms503 ?? '-'} ms, p99 ${over.p99Ms503 ?? '-'} ms, max ${over.maxMs503 ?? '-'} ms;  time to 200: p50 ${over.p50Ms200 ?? '-'} ms`,
+    `   first attempt went to: ${st(over.firstAttemptHost)};  host attempts per refused request: ${st(over.attemptsPerRefused)}`,
+    `   attempt outcomes (all requests): ${st(over.attemptOutcomes)}`,
     '',
-    `3. host kill: trickle of 1 request / ${opts.trickleMs} ms; after ${opts.preKillS} s SIGKILL of ${kill.killed} ` +
-      `(served ${st(kill.preKillServedBy)} before); trickle goes on ${opts.postKillS} s`,
-    `   first success from another host, routed after the kill: ${kill.firstRoutedAfterKillOkMs ?? '-'} ms after the kill (sent at +${kill.firstRoutedAfterKillSentMs ?? '-'} ms)`,
-    `   first success from another host, any request: ${kill.firstAnyOkElsewhereMs ?? '-'} ms after the kill`,
-    `   failed (non-2xx): ${kill.failed} of ${kill.openAtKill + kill.sentAfterKill} (${kill.openAtKill} open at the kill + ${kill.sentAfterKill} sent after) ${st(kill.failedStatuses)}`,
-    `   successes that failed over: ${kill.okWithFailover}; sent after the kill: latency p50 ${kill.sentAfterKillP50Ms} ms, max ${kill.sentAfterKillMaxMs} ms, ${kill.sentAfterKillSlowOver4s} over 4 s`,
+    `3. host kill: open-loop trickle of 1 request / ${opts.trickleMs} ms (max_tokens ${opts.trickleMaxTokens}) over 3 hosts; after ${opts.preKillS} s SIGKILL of the host that served most ` +
+      `of it; trickle goes on ${opts.postKillS} s; ${opts.killRounds} round(s), the killed host restarted in between`,
+    `   first ok elsewhere = first success from another host among requests sent after the kill (ms after the kill; sent at +ms)`,
+    `round killed  served before   first ok elsewhere  (sent)  any ok elsewhere  failed/open+sent  failed over  >4 s  routed to dead (last sent)  attempts on dead`,
+    ...kills.map((k, i) =>
+      `${String(i + 1).padEnd(6)}${k.killed.padEnd(8)}${st(k.preKillServedBy).padEnd(16)}${c(k.firstRoutedAfterKillOkMs, 19)}${c(`+${k.firstRoutedAfterKillSentMs ?? '-'}`, 9)}` +
+      `${c(k.firstAnyOkElsewhereMs, 18)}${c(`${k.failed}/${k.openAtKill}+${k.sentAfterKill}`, 18)}${c(k.okWithFailover, 13)}${c(k.sentAfterKillSlowOver4s, 6)}` +
+      `${c(`${k.routedToVictimAfterKill} (+${k.lastRoutedToVictimSentMs ?? "-"})`, 28)}  ${st(k.victimAttemptOutcomes)}${k.failed ? `; failed: ${st(k.failedStatuses)}` : ""}`),
   ];
   console.log(lines.join('\n'));
   const json = {
@@ -178,7 +189,7 @@ try {
     temporal: config.temporal.address ? 'address' : 'dev-server', db: config.databaseUrl ? 'DATABASE_URL' : 'private-cluster',
     throughput: { hosts1: one, hosts3: three, speedup: round(three.reqPerS / one.reqPerS) },
     overload: { ...over, hosts: 3, maxTokens: opts.overloadMaxTokens, inFlight: opts.overloadInFlight, queue: opts.overloadQueue, maxWaitMs: opts.overloadWaitMs },
-    hostKill: kill, failed,
+    hostKill: { trickleMaxTokens: opts.trickleMaxTokens, rounds: kills }, failed,
   };
   console.log(`BENCH_JSON ${JSON.stringify(json)}`);
   if (failed > 0) {

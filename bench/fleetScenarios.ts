@@ -5,7 +5,6 @@
  * Requests go out with plain `fetch` so every status is counted, not thrown.
  */
 import { performance } from 'node:perf_hooks';
-import type { InferenceResult } from '../src/common/inference.js';
 import type { ProcessFleet } from '../tests/support/processFleet.js';
 import { median, percentile, round } from './stats.js';
 
@@ -45,12 +44,13 @@ const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 const ms = (o: Outcome) => o.doneAt - o.sentAt;
 const pct = (xs: number[], p: number) => (xs.length ? round(percentile(xs, p)) : null);
 const share = (n: number, of: number) => (of ? round(n / of, 4) : 0);
-export const byStatus = (outs: Outcome[]) =>
-  outs.reduce<Record<string, number>>((acc, o) => ((acc[o.status] = (acc[o.status] ?? 0) + 1), acc), {});
+const tally = (xs: string[]) => xs.reduce<Record<string, number>>((acc, x) => ((acc[x] = (acc[x] ?? 0) + 1), acc), {});
+const byStatus = (outs: Outcome[]) => tally(outs.map((o) => String(o.status)));
 
 /** Closed loop: `clients` callers, each sends its next request when the previous answer arrived. */
-export async function closedLoop(apiUrl: string, body: ChatBody, clients: number, limit: { requests?: number; seconds?: number }) {
+export async function closedLoop(f: ProcessFleet, body: ChatBody, clients: number, limit: { requests?: number; seconds?: number }) {
   const outs: Outcome[] = [];
+  const since = new Date();
   const t0 = performance.now();
   const deadline = limit.seconds ? t0 + limit.seconds * 1000 : Infinity;
   let issued = 0;
@@ -59,13 +59,14 @@ export async function closedLoop(apiUrl: string, body: ChatBody, clients: number
     Array.from({ length: clients }, async () => {
       while (more()) {
         issued++;
-        outs.push(await chat(apiUrl, body));
+        outs.push(await chat(f.apiUrl, body));
       }
     }),
   );
   const wallS = (Math.max(...outs.map((o) => o.doneAt)) - t0) / 1000;
   const ok = outs.filter((o) => o.status === 200);
   const lat = ok.map(ms);
+  const hosts = (await loggedSince(f, since, outs.length)).map((r) => r.host_id ?? 'none');
   return {
     clients,
     requests: outs.length,
@@ -76,19 +77,25 @@ export async function closedLoop(apiUrl: string, body: ChatBody, clients: number
     tokensPerAnswer: ok.length ? round(ok.reduce((a, o) => a + o.completionTokens, 0) / ok.length) : 0,
     p50Ms: pct(lat, 50),
     p99Ms: pct(lat, 99),
+    servedBy: tally(hosts),
   };
 }
 
 /** `rounds` bursts of `concurrency` requests sent at once; each burst is awaited in full. */
-export async function overload(apiUrl: string, body: ChatBody, concurrency: number, rounds: number) {
+export async function overload(f: ProcessFleet, body: ChatBody, concurrency: number, rounds: number) {
   const outs: Outcome[] = [];
+  const since = new Date();
   for (let r = 0; r < rounds; r++) {
-    outs.push(...(await Promise.all(Array.from({ length: concurrency }, () => chat(apiUrl, body)))));
+    outs.push(...(await Promise.all(Array.from({ length: concurrency }, () => chat(f.apiUrl, body)))));
   }
+  // Every request's attempts, from its history (a 503 body carries no id: the request log has it).
+  const rows = await loggedSince(f, since, outs.length);
+  const attempts = await Promise.all(rows.map(async (r) => ({ ok: r.status === 'ok', a: await attemptsOf(f, r.id) })));
+  const refused = attempts.filter((x) => !x.ok);
   const of = (s: number) => outs.filter((o) => o.status === s);
   const [ok, r503, r429] = [of(200), of(503), of(429)];
   const other = outs.length - ok.length - r503.length - r429.length;
-  const codes503 = r503.reduce<Record<string, number>>((acc, o) => ((acc[o.code ?? '?'] = (acc[o.code ?? '?'] ?? 0) + 1), acc), {});
+  const codes503 = tally(r503.map((o) => o.code ?? '?'));
   return {
     concurrency,
     rounds,
@@ -103,7 +110,36 @@ export async function overload(apiUrl: string, body: ChatBody, concurrency: numb
     p99Ms503: pct(r503.map(ms), 99),
     maxMs503: r503.length ? round(Math.max(...r503.map(ms))) : null,
     p50Ms200: pct(ok.map(ms), 50),
+    firstAttemptHost: tally(attempts.map((x) => x.a[0]?.host ?? 'none')),
+    attemptsPerRefused: tally(refused.map((x) => String(x.a.length))),
+    attemptOutcomes: tally(attempts.flatMap((x) => x.a.map((y) => y.outcome))),
   };
+}
+
+/** request_log rows of requests that started since `since`, once `n` are there (written just after the answer). */
+async function loggedSince(f: ProcessFleet, since: Date, n: number) {
+  const q = () => f.stack.db.db.selectFrom('request_log').select(['id', 'status', 'host_id']).where('started_at', '>=', since).execute();
+  let rows = await q();
+  for (let tries = 0; tries < 50 && rows.length < n; tries++) (await sleep(100), (rows = await q()));
+  return rows;
+}
+
+/** Per host attempt of one request (workflow history): the host and how the attempt ended. */
+async function attemptsOf(f: ProcessFleet, id: string): Promise<Array<{ host: string; outcome: string }>> {
+  const events = (await f.stack.temporal.client.workflow.getHandle(id).fetchHistory()).events ?? [];
+  const out: Array<{ host: string; outcome: string }> = [];
+  for (const e of events) {
+    const q = e.activityTaskScheduledEventAttributes?.taskQueue?.name;
+    if (q?.startsWith('host.')) out.push({ host: q.slice(5), outcome: 'open' });
+    const last = out[out.length - 1];
+    if (!last) continue;
+    if (e.activityTaskCompletedEventAttributes) last.outcome = 'ok';
+    const failed = e.activityTaskFailedEventAttributes?.failure?.message;
+    if (failed) last.outcome = /\((\w+)\)$/.exec(failed)?.[1] ?? 'failed'; // "… at capacity for m (queue_full)"
+    const timedOut = e.activityTaskTimedOutEventAttributes?.failure?.message;
+    if (timedOut) last.outcome = timedOut.replace(/^activity /, '').replace(/ timeout$/, '_timeout'); // ScheduleToStart_timeout
+  }
+  return out;
 }
 
 /** Host that served each successful request, from request_log (written just after the answer). */
@@ -123,7 +159,8 @@ async function servedBy(f: ProcessFleet, ids: string[]): Promise<Map<string, str
  * seconds and every request is awaited. Measured from the kill: the first success served by
  * another host among requests sent after the kill (so routed after it), the first success
  * from another host of any request, failures among requests still open at the kill or sent
- * after it, and how many of those successes needed a failover (workflow result).
+ * after it, how many of those successes needed a failover, and how many successes sent after
+ * the kill were still routed to the dead host first (workflow histories).
  */
 export async function killover(f: ProcessFleet, body: ChatBody, intervalMs: number, preS: number, postS: number) {
   const pending: Array<Promise<Outcome>> = [];
@@ -153,11 +190,8 @@ export async function killover(f: ProcessFleet, body: ChatBody, intervalMs: numb
   const hosts = await servedBy(f, ok.map((o) => o.id!));
   const elsewhere = ok.filter((o) => hosts.get(o.id!) && hosts.get(o.id!) !== victim).sort((a, b) => a.doneAt - b.doneAt);
   const routedAfter = elsewhere.filter((o) => o.sentAt >= killAt);
-  let failedOver = 0;
-  for (const o of ok) {
-    const r = (await f.stack.temporal.client.workflow.getHandle(o.id!).result()) as InferenceResult;
-    if (r.failovers > 0) failedOver++;
-  }
+  const tried = await Promise.all(ok.map(async (o) => ({ o, a: await attemptsOf(f, o.id!) })));
+  const toVictim = tried.filter((x) => x.o.sentAt >= killAt && x.a[0]?.host === victim).map((x) => x.o.sentAt - killAt);
   const sentAfter = all.slice(firstAfter);
   const lat = (xs: Outcome[]) => xs.map(ms);
   return {
@@ -174,7 +208,10 @@ export async function killover(f: ProcessFleet, body: ChatBody, intervalMs: numb
     sentAfterKill: sentAfter.length,
     failed: affected.filter((o) => o.status !== 200).length,
     failedStatuses: byStatus(affected.filter((o) => o.status !== 200)),
-    okWithFailover: failedOver,
+    okWithFailover: tried.filter((x) => x.a.length > 1).length,
+    victimAttemptOutcomes: tally(tried.flatMap((x) => x.a.filter((y) => y.host === victim).map((y) => y.outcome))),
+    routedToVictimAfterKill: toVictim.length,
+    lastRoutedToVictimSentMs: toVictim.length ? round(Math.max(...toVictim)) : null,
     sentAfterKillP50Ms: sentAfter.length ? round(median(lat(sentAfter))) : null,
     sentAfterKillMaxMs: sentAfter.length ? round(Math.max(...lat(sentAfter))) : null,
     sentAfterKillSlowOver4s: sentAfter.filter((o) => ms(o) > 4000).length,

@@ -18,7 +18,7 @@ import { CONTROL_PLANE_QUEUE } from '../../src/common/taskQueues.js';
 import { loadConfig } from '../../src/config.js';
 import { listHosts } from '../../src/db/hostsRepo.js';
 import { registerModel } from '../../src/db/modelsRepo.js';
-import { configureLogger, log } from '../../src/logger.js';
+import { configureLogger, log, type Logger } from '../../src/logger.js';
 import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from '../../src/model/tinyModel.js';
 import { startStack, type Stack } from '../../src/stack.js';
 import { createTestDatabase } from './databases.js';
@@ -56,6 +56,8 @@ export interface ProcessFleetOptions {
   temporalAddress?: string;
   /** A PostgreSQL server URL to create the fleet's fresh database in; default the suite's. */
   databaseUrl?: string;
+  /** Logger of the in-process stack; default the project's (stdout). */
+  log?: Logger;
 }
 
 export async function startProcessFleet(o: ProcessFleetOptions): Promise<ProcessFleet> {
@@ -69,7 +71,7 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
     ? loadConfig({ FLEET_LOG_LEVEL: 'warn', ...stackEnv, TEMPORAL_ADDRESS: temporalAddress })
     : testConfig(stackEnv);
   configureLogger(config.logLevel);
-  const stack = await startStack({ config, log, hostIds: [], api: { host: '127.0.0.1', port: 0 } });
+  const stack = await startStack({ config, log: o.log ?? log, hostIds: [], api: { host: '127.0.0.1', port: 0 } });
   const hosts = new Map<string, HostProcess>();
   const apiUrl = stack.api!.url;
 
