@@ -57,6 +57,8 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
           gpuCount: info.gpuCount ?? 0,
           totalMemoryBytes: info.totalMemoryBytes ?? info.memoryBytes ?? 0,
           freeMemoryBytes: stats.freeMemoryBytes ?? 0,
+          maxInFlight: info.maxInFlight,
+          maxQueue: info.maxQueue,
         },
         files: stats.files ?? [],
       };

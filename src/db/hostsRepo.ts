@@ -23,6 +23,9 @@ export const hostInfoSchema = z.looseObject({
   totalMemoryBytes: z.number().nonnegative().optional(),
   /** Models the host keeps loaded at once. */
   maxModelSlots: z.number().int().positive().optional(),
+  /** Admission limits per model, so routing can skip a replica that would refuse. */
+  maxInFlight: z.number().int().positive().optional(),
+  maxQueue: z.number().int().nonnegative().optional(),
 });
 export type HostInfo = z.output<typeof hostInfoSchema>;
 

@@ -24,6 +24,9 @@ export interface HostCapacity {
   /** Memory models load into (VRAM on a GPU host, RAM otherwise), total and free now. */
   totalMemoryBytes: number;
   freeMemoryBytes: number;
+  /** Admission limits per model (unknown: never considered full). */
+  maxInFlight?: number;
+  maxQueue?: number;
 }
 
 export interface HostView {

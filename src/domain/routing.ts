@@ -38,6 +38,17 @@ const busy = (h: HostView, modelId: string) => {
 
 const byName = (a: HostView, b: HostView) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 
+/**
+ * A replica whose last report shows every slot and every queue place taken would refuse at
+ * once: offering it only costs a round trip, and a burst would pay it on every host.
+ */
+export function isSaturated(h: HostView, modelId: string): boolean {
+  const l = h.load[modelId];
+  const { maxInFlight, maxQueue } = h.capacity;
+  if (!l || maxInFlight === undefined || maxQueue === undefined) return false;
+  return l.running >= maxInFlight && l.queued >= maxQueue;
+}
+
 export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision {
   const model = view.model;
   if (!model) return { kind: 'notFound', reason: 'unknown_model' };
@@ -48,11 +59,12 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   const stateOn = (h: HostView) => h.placements.find((p) => p.modelId === model.id)?.state;
 
   const loaded = healthy
-    .filter((h) => stateOn(h) === 'loaded' && !excluded.has(h.id))
+    .filter((h) => stateOn(h) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, model.id))
     .sort((a, b) => busy(a, model.id) - busy(b, model.id) || byName(a, b));
   if (loaded.length > 0) return { kind: 'serve', candidates: loaded.map((h) => h.id) };
 
-  // Every loaded replica already refused this request: that is load, not a reason to load more.
+  // Every loaded replica refused this request already, or is full and would: that is load,
+  // answered at once with 503 + Retry-After, and not a reason to load more copies.
   if (healthy.some((h) => stateOn(h) === 'loaded')) {
     return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
   }

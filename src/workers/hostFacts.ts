@@ -28,7 +28,10 @@ async function ggufFiles(dir: string): Promise<string[]> {
   }
 }
 
-export async function staticHostFacts(runtime: LlamaRuntime, o: { threads: number; maxModelSlots: number }): Promise<HostInfo> {
+export async function staticHostFacts(
+  runtime: LlamaRuntime,
+  o: { threads: number; maxModelSlots: number; maxInFlight: number; maxQueue: number },
+): Promise<HostInfo> {
   const r = await runtime.resources();
   return {
     cpuCount: os.availableParallelism(),
@@ -38,6 +41,8 @@ export async function staticHostFacts(runtime: LlamaRuntime, o: { threads: numbe
     memoryBytes: os.totalmem(),
     totalMemoryBytes: r.totalMemoryBytes,
     maxModelSlots: o.maxModelSlots,
+    maxInFlight: o.maxInFlight,
+    maxQueue: o.maxQueue,
     version: SOFTWARE_VERSION,
   };
 }

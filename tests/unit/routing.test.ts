@@ -25,6 +25,13 @@ function host(id: string, o: { state?: PlacementStateName; load?: number; lastBe
   };
 }
 
+/** Reports 2 running + 4 queued against limits of 2 and 4. */
+const full = (h: HostView): HostView => ({
+  ...h,
+  load: { m: { running: 2, queued: 4 } },
+  capacity: { ...h.capacity, maxInFlight: 2, maxQueue: 4 },
+});
+
 const view = (hosts: HostView[], model = true): FleetView => ({
   model: model ? { id: 'm', path: '/m.gguf', sha256: 'x', contextLength: 512, sizeBytes: 1000 } : null,
   hosts,
@@ -72,6 +79,16 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
     name: 'every loaded replica tried → busy wait, not another load',
     view: view([host('a', { state: 'loaded' }), host('b')]),
     exclude: ['a'],
+    expect: { kind: 'wait', reason: 'all_tried', retryAfterSeconds: 1 },
+  },
+  {
+    name: 'a replica reporting every slot and queue place taken is skipped',
+    view: view([full(host('a', { state: 'loaded' })), host('b', { state: 'loaded', load: 3 })]),
+    expect: { kind: 'serve', candidates: ['b'] },
+  },
+  {
+    name: 'every replica full → 503 at once, no attempt, no extra load',
+    view: view([full(host('a', { state: 'loaded' })), full(host('b', { state: 'loaded' })), host('c')]),
     expect: { kind: 'wait', reason: 'all_tried', retryAfterSeconds: 1 },
   },
   {
