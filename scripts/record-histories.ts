@@ -2,20 +2,27 @@
  * Records workflow histories from a real run (real Temporal, PGlite, node-llama-cpp) into
  * tests/fixtures/histories/, for the replay test that catches determinism breaks. Rerun it
  * (with the env `npm test` sets: FLEET_TEST_TEMPORAL_ADDRESS, FLEET_TEST_TEMPORAL_CLI) after an intended workflow
- * change guarded by `patched()`, keeping the old files too.
+ * change guarded by `patched()`, keeping the old files too: pass names to record only those
+ * (`node --import tsx scripts/record-histories.ts inferenceRequest-cancelled`).
  */
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
+import { sha256File } from '../src/activities/fileHash.js';
 import { coldLoadWorkflowId } from '../src/common/coldLoad.js';
+import { registerModel } from '../src/db/modelsRepo.js';
+import { makeTinyModel, TINY_MODEL_SIZES } from '../src/model/tinyModel.js';
 import { testEnv } from '../tests/support/env.js';
 import { startTestFleet } from '../tests/support/stack.js';
 
 const out = path.resolve(import.meta.dirname, '../tests/fixtures/histories');
+const only = new Set(process.argv.slice(2));
+const wanted = (name: string) => only.size === 0 || only.has(name);
 const f = await startTestFleet({ db: 'pglite' });
 try {
   const client = f.stack.temporal.client;
   const save = async (name: string, workflowId: string) => {
+    if (!wanted(name)) return;
     await client.workflow.getHandle(workflowId).result().catch(() => undefined);
     // The canonical JSON history, exactly as operators export it from the CLI.
     const json = execFileSync(
@@ -43,6 +50,30 @@ try {
   const failed = requests.find((r) => r.error_code === 'context_length_exceeded');
   if (bad.status !== 400 || !failed) throw new Error('expected a context_length_exceeded failure to record');
   await save('inferenceRequest-context-exceeded', failed.id);
+  if (wanted('inferenceRequest-cancelled')) {
+    // A client that leaves mid-stream: a generation long enough (small model) to be cancelled.
+    const file = path.join(f.tmpDir, 'small.gguf');
+    await makeTinyModel({ file, seed: 5, size: 'small' });
+    const { sha256, sizeBytes } = await sha256File(file);
+    await registerModel(f.stack.db.db, { id: 'small', path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES.small.contextLength });
+    const abort = new AbortController();
+    const long = await f.openai.chat.completions.create(
+      { model: 'small', messages: [{ role: 'user', content: 'cancel me' }], max_tokens: 1800, stream: true },
+      { signal: abort.signal },
+    );
+    let cancelledId = '';
+    try {
+      for await (const c of long) {
+        cancelledId = c.id;
+        abort.abort();
+      }
+    } catch {
+      // the abort ends the stream
+    }
+    const closed = await client.workflow.getHandle(cancelledId).result().then(() => 'completed', () => 'cancelled');
+    if (closed !== 'cancelled') throw new Error('the long generation finished before the cancellation reached it');
+    await save('inferenceRequest-cancelled', cancelledId);
+  }
 } catch (err) {
   process.stderr.write(`recording failed: ${(err as Error).stack}\n`);
   process.exitCode = 1;

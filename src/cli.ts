@@ -1,8 +1,8 @@
 /**
  * `fleet`: the one command line. `fleet dev` runs everything in one process tree; the other
- * subcommands run one process of DESIGN.md each, or an operator task (`status`, `models load`
- * talk to a running API over HTTP). Output meant for people is printed; everything else goes
- * through the pino logger.
+ * subcommands run one process of DESIGN.md each, or an operator task (`status`, `models load`,
+ * `keys` talk to a running API over HTTP, with the admin token). Output meant for people is
+ * printed; everything else goes through the pino logger.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import http from 'node:http';
@@ -13,6 +13,7 @@ import { ConfigError, HOST_ID_PATTERN, HOST_ID_RULE, loadConfig, type FleetConfi
 import { openDatabase } from './db/connect.js';
 import { migrateToLatest } from './db/migrate.js';
 import { ensureDevModel } from './devModel.js';
+import { keyAnswerSchema, keysListSchema, renderKeys } from './keysView.js';
 import { configureLogger, log } from './logger.js';
 import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from './model/tinyModel.js';
 import { startStack, type Stack, type StackOptions } from './stack.js';
@@ -93,32 +94,42 @@ function apiBase(url: string | undefined): string {
 }
 
 /**
- * One JSON request to the API. node:http rather than fetch: fetch gives up on a response
+ * One JSON request to the API, with the admin token (FLEET_ADMIN_TOKEN) when one is set: every
+ * command here talks to `/admin/*`. node:http rather than fetch: fetch gives up on a response
  * whose headers take over 5 minutes, and `models load` waits for a load that may.
  */
-function callApi(method: 'GET' | 'POST', base: string, route: string): Promise<{ status: number; body: unknown }> {
+function callApi(
+  method: 'GET' | 'POST' | 'DELETE',
+  base: string,
+  route: string,
+  body?: unknown,
+): Promise<{ status: number; body: unknown }> {
   const url = new URL(base + route);
   const transport = url.protocol === 'https:' ? https : http;
+  const adminToken = loadConfig().adminToken;
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body), 'utf8');
   return new Promise((resolve, reject) => {
     const headers: Record<string, string> = { accept: 'application/json' };
-    if (method === 'POST') headers['content-length'] = '0';
+    if (adminToken) headers.authorization = `Bearer ${adminToken}`;
+    if (payload) headers['content-type'] = 'application/json';
+    if (method !== 'GET') headers['content-length'] = String(payload?.length ?? 0);
     const req = transport.request(url, { method, headers }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('error', reject);
       res.on('end', () => {
         const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
+        let parsed: unknown = text;
         try {
-          body = JSON.parse(text);
+          parsed = JSON.parse(text);
         } catch {
           // not JSON: kept as text for the error message
         }
-        resolve({ status: res.statusCode ?? 0, body });
+        resolve({ status: res.statusCode ?? 0, body: parsed });
       });
     });
     req.on('error', (err: NodeJS.ErrnoException) => reject(new CliError(`cannot reach the API at ${base} (${err.code ?? err.message})`, 2)));
-    req.end();
+    req.end(payload);
   });
 }
 
@@ -261,6 +272,64 @@ models
     process.stdout.write(
       `loaded ${answer.data.model} on ${answer.data.host} in ${seconds}s${evicted.length ? ` (evicted: ${evicted.join(', ')})` : ''}\n`,
     );
+  });
+
+const keys = program
+  .command('keys')
+  .description('API keys of a running fleet (POST/GET/DELETE /admin/keys; sends FLEET_ADMIN_TOKEN when set)');
+keys
+  .command('create')
+  .description('create a key for an account (created if new); the key is printed once and cannot be shown again')
+  .requiredOption('--account <id>', 'account the key belongs to')
+  .option('--name <name>', 'a label for the key')
+  .option('--balance <tokens>', 'hard balance: lifetime tokens (prompt + completion) the key may spend', int('balance'))
+  .option('--window-tokens <tokens>', 'rolling window: at most this many tokens …', int('window-tokens'))
+  .option('--window-seconds <s>', '… in any window of this many seconds', int('window-seconds'))
+  .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+  .action(async (opts: { account: string; name?: string; balance?: number; windowTokens?: number; windowSeconds?: number; url?: string }) => {
+    if ((opts.windowTokens === undefined) !== (opts.windowSeconds === undefined)) {
+      throw new InvalidArgumentError('--window-tokens and --window-seconds go together');
+    }
+    const base = apiBase(opts.url);
+    const { status, body } = await callApi('POST', base, '/admin/keys', {
+      account: opts.account,
+      name: opts.name ?? null,
+      balance_tokens: opts.balance ?? null,
+      window_tokens: opts.windowTokens ?? null,
+      window_seconds: opts.windowSeconds ?? null,
+    });
+    if (status !== 201) throw apiFailure(status, body);
+    const answer = keyAnswerSchema.safeParse(body);
+    if (!answer.success) throw new CliError(`unexpected answer from ${base}/admin/keys`, 1);
+    const k = answer.data;
+    process.stdout.write(
+      `created key ${k.id} for account ${k.account}\n${k.key}\n` +
+        'Store it now: this is the only time it is shown (only a hash is kept).\n',
+    );
+  });
+keys
+  .command('list')
+  .description('keys with their budgets and spend (never a secret)')
+  .option('--account <id>', 'only this account\'s keys')
+  .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+  .action(async (opts: { account?: string; url?: string }) => {
+    const base = apiBase(opts.url);
+    const route = `/admin/keys${opts.account ? `?account=${encodeURIComponent(opts.account)}` : ''}`;
+    const { status, body } = await callApi('GET', base, route);
+    if (status !== 200) throw apiFailure(status, body);
+    const parsed = keysListSchema.safeParse(body);
+    if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/keys`, 1);
+    process.stdout.write(renderKeys(parsed.data.data));
+  });
+keys
+  .command('revoke <id>')
+  .description('revoke a key: refused at once by this API process, within seconds by others')
+  .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+  .action(async (id: string, opts: { url?: string }) => {
+    const base = apiBase(opts.url);
+    const { status, body } = await callApi('DELETE', base, `/admin/keys/${encodeURIComponent(id)}`);
+    if (status !== 200) throw apiFailure(status, body);
+    process.stdout.write(`revoked key ${id}\n`);
   });
 
 program

@@ -21,6 +21,14 @@ export function defaultLlamaThreads(cores = os.availableParallelism()): number {
   return cores <= 2 ? 1 : Math.max(1, Math.floor(cores / 2));
 }
 
+/**
+ * A request's workflow must close before its budget reservation expires (else the sweep could
+ * release a hold whose request still runs): the API's workflow execution timeout is the
+ * reservation TTL minus this margin, which covers settling after the close.
+ */
+export const RESERVATION_MARGIN_S = 60;
+const MIN_RESERVATION_TTL_S = 2 * RESERVATION_MARGIN_S;
+
 const envSchema = z.object({
   TEMPORAL_ADDRESS: z.string().regex(/^[^\s:]+:\d+$/, 'expected host:port').optional(),
   TEMPORAL_NAMESPACE: z.string().min(1).default('default'),
@@ -38,6 +46,8 @@ const envSchema = z.object({
   FLEET_HTTP_PORT: port.default(8080),
   FLEET_METRICS_PORT: port.optional(),
   FLEET_REQUIRE_AUTH: boolFromEnv.default(false),
+  FLEET_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').regex(/^\S+$/, 'must not contain whitespace').optional(),
+  FLEET_RESERVATION_TTL_S: z.coerce.number().int().min(MIN_RESERVATION_TTL_S).max(7 * 24 * 3600).default(900),
   FLEET_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   FLEET_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
   FLEET_HOST_ID: z.string().regex(HOST_ID_PATTERN, HOST_ID_RULE).optional(),
@@ -80,6 +90,14 @@ function toConfig(e: z.infer<typeof envSchema>) {
      */
     metricsPort: e.FLEET_METRICS_PORT,
     requireAuth: e.FLEET_REQUIRE_AUTH,
+    /** Bearer token for `/admin/*`; unset: admin endpoints are open (local dev), with a warning. */
+    adminToken: e.FLEET_ADMIN_TOKEN,
+    budgets: {
+      /** A reservation not settled or released by then is released by the sweep. */
+      reservationTtlS: e.FLEET_RESERVATION_TTL_S,
+      /** The API's workflowExecutionTimeout for a request: always shorter than the TTL. */
+      requestTimeoutS: e.FLEET_RESERVATION_TTL_S - RESERVATION_MARGIN_S,
+    },
     logLevel: e.FLEET_LOG_LEVEL,
     hostId: e.FLEET_HOST_ID,
     llama: {

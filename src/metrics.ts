@@ -4,7 +4,9 @@
  * `/metrics`, and a split worker exposes its own part through `serveMetrics`.
  *
  * Label values are kept small and bounded: endpoints, HTTP statuses, model ids from the
- * catalog, host ids, fixed reason/outcome sets — never request ids or principals. Callers
+ * catalog, host ids, fixed reason/outcome sets — never request ids. API key ids and accounts
+ * label only the per-key token counter: keys are created by operators (bounded), and a key
+ * id is public (the secret is not). Callers
  * record through the typed helpers below rather than touching metric objects, so a label
  * set cannot drift between call sites.
  *
@@ -89,6 +91,20 @@ const tokens = new Counter({
   registers,
 });
 
+const keyTokens = new Counter({
+  name: 'fleet_key_tokens_total',
+  help: 'Settled tokens per API key (and its account), by kind (prompt or completion); counted by the process that settled.',
+  labelNames: ['account', 'key', 'kind'] as const,
+  registers,
+});
+
+const budgetRefusals = new Counter({
+  name: 'fleet_budget_refusals_total',
+  help: 'Requests refused before dispatch by their key\'s budget, by reason (balance, window, exceeds_window).',
+  labelNames: ['reason'] as const,
+  registers,
+});
+
 export type EndpointLabel = 'chat' | 'completion';
 
 /** One inference request answered by the API (any outcome). */
@@ -106,6 +122,18 @@ export function recordInferenceResult(o: { model: string; promptTokens: number; 
   if (o.promptTokens > 0) tokens.inc({ model: o.model, kind: 'prompt' }, o.promptTokens);
   if (o.completionTokens > 0) tokens.inc({ model: o.model, kind: 'completion' }, o.completionTokens);
   if (o.failovers > 0) failovers.inc({ model: o.model }, o.failovers);
+}
+
+/** A keyed request's usage was settled (by the API, or by the host for a cancelled generation). */
+export function recordKeyTokens(o: { accountId: string; keyId: string; promptTokens: number; completionTokens: number }): void {
+  const labels = { account: o.accountId, key: o.keyId };
+  // inc(0) still creates the series, so a key shows up from its first settled request.
+  keyTokens.inc({ ...labels, kind: 'prompt' }, o.promptTokens);
+  keyTokens.inc({ ...labels, kind: 'completion' }, o.completionTokens);
+}
+
+export function recordBudgetRefusal(reason: 'balance' | 'window' | 'exceeds_window'): void {
+  budgetRefusals.inc({ reason });
 }
 
 /** One generation on a GPU host; nothing is recorded for an empty or instantaneous one. */

@@ -7,6 +7,7 @@
  * a stack without the API serves them on `metricsPort` when one is given.
  */
 import { ModelCatalog } from './api/catalog.js';
+import { KeyResolver } from './api/keyResolver.js';
 import { startApiServer, type ApiServer } from './api/server.js';
 import type { FleetConfig } from './config.js';
 import { openDatabase, type DbHandle } from './db/connect.js';
@@ -121,6 +122,9 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         catalog: new ModelCatalog(db.db),
         log,
         requireAuth: config.requireAuth,
+        adminToken: config.adminToken,
+        keys: new KeyResolver(db.db),
+        budgets: config.budgets,
         modelsDir: config.modelsDir,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         bodyLimitBytes: config.http.bodyLimitBytes,

@@ -9,6 +9,7 @@ import type { Kysely } from 'kysely';
 import type { ColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
 import { FailureType } from '../common/failures.js';
 import { readFleetState } from '../db/fleetStateRepo.js';
+import { deleteStaleWindowBuckets, releaseExpiredReservations } from '../db/budgetRepo.js';
 import { claimModelLoad, setPlacementState } from '../db/placementsRepo.js';
 import type { Database, PlacementState } from '../db/schema.js';
 import type { FleetView } from '../domain/fleetView.js';
@@ -29,6 +30,18 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
   return {
     async readFleetState(modelId: string): Promise<FleetView> {
       return { ...(await readFleetState(db, modelId)), heartbeatIntervalMs: deps.heartbeatIntervalMs };
+    },
+
+    /**
+     * The sweep: releases held budget reservations past their expiry and returns how many;
+     * also drops rolling-window buckets that no window can see any more.
+     */
+    async releaseExpiredReservations(): Promise<number> {
+      const released = await releaseExpiredReservations(db);
+      if (released > 0) deps.log.warn({ released }, 'released expired budget reservations (an API process died mid-request?)');
+      const buckets = await deleteStaleWindowBuckets(db);
+      deps.log.debug({ buckets }, 'deleted stale window buckets');
+      return released;
     },
 
     /** Records a placement's state (and load progress or the failure reason). */

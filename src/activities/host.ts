@@ -5,19 +5,31 @@
  * Runtime errors become `ApplicationFailure`s with the stable types the workflow matches on.
  * Host-side metrics (load counts and times, tokens/s, admission refusals) are recorded here,
  * where the facts are.
+ *
+ * A keyed generation cancelled by its workflow (the client went away) settles its budget
+ * reservation to the tokens it actually used before it reports the cancellation: only the
+ * host knows that count, and the workflow waits for this activity's cancellation to complete
+ * before it closes, so the API finds the reservation settled when it cleans up.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import os from 'node:os';
 import { FailureType } from '../common/failures.js';
-import type { GenerateInput, GenerateResult } from '../common/inference.js';
+import type { GenerateInput, GenerateResult, Usage } from '../common/inference.js';
 import type { Logger } from '../logger.js';
-import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
+import { recordAdmissionRejection, recordColdLoad, recordGeneration, recordKeyTokens } from '../metrics.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 import { sha256File } from './fileHash.js';
 import { AdmissionRejected } from './llama/admissionQueue.js';
-import { ContextOverflowError, ModelBusyError, ModelNotLoadedError, type LlamaRuntime, type LoadedModelInfo } from './llama/runtime.js';
+import {
+  ContextOverflowError,
+  GenerationAbortedError,
+  ModelBusyError,
+  ModelNotLoadedError,
+  type LlamaRuntime,
+  type LoadedModelInfo,
+} from './llama/runtime.js';
 
 export interface HostActivityDeps {
   hostId: string;
@@ -29,6 +41,11 @@ export interface HostActivityDeps {
   onLoadProgress?: (modelId: string, progress: number) => void;
   /** A model was loaded or unloaded. */
   onModelsChanged?: () => void;
+  /**
+   * Settles a keyed request's budget reservation to `usage` (idempotent); returns the key when
+   * this call settled it. Used for generations cancelled by their workflow. Unset: no budgets.
+   */
+  settleReservation?: (requestId: string, usage: Usage) => Promise<{ keyId: string; accountId: string } | null>;
 }
 
 export interface LoadModelInput {
@@ -89,6 +106,17 @@ export function createHostActivities(deps: HostActivityDeps) {
         `loading ${input.modelId} failed on host ${hostId}: ${(err as Error).message}`,
         FailureType.LoadFailed,
       );
+    }
+  }
+
+  /** Never throws: a failed settle leaves the hold for the API's release or the sweep. */
+  async function settleCancelled(requestId: string, usage: Usage): Promise<void> {
+    if (!deps.settleReservation) return;
+    try {
+      const settled = await deps.settleReservation(requestId, usage);
+      if (settled) recordKeyTokens({ ...settled, ...usage });
+    } catch (err) {
+      deps.log.warn({ requestId, err: (err as Error).message }, 'settling a cancelled generation failed');
     }
   }
 
@@ -168,6 +196,11 @@ export function createHostActivities(deps: HostActivityDeps) {
         return { ...out, hostId };
       } catch (err) {
         await publisher?.flush();
+        // Only a cancellation the workflow asked for: after a timeout the workflow may have
+        // moved the request to another host, whose result the API settles.
+        if (signal.aborted && input.principal !== null && ctx.cancellationDetails?.cancelRequested) {
+          await settleCancelled(input.requestId, err instanceof GenerationAbortedError ? err.usage : { promptTokens: 0, completionTokens: 0 });
+        }
         throw toFailure(err, signal, hostId, input.modelId);
       } finally {
         clearInterval(beats);

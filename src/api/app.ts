@@ -1,20 +1,24 @@
 /**
- * The Express app: JSON body parsing with a size limit, auth, the OpenAI routes, operator
- * routes, health, Prometheus metrics, and the one error middleware that turns anything thrown
- * into the envelope.
+ * The Express app: JSON body parsing with a size limit, API-key auth on `/v1/*`, the admin
+ * token on `/admin/*`, the OpenAI routes, operator routes, health, Prometheus metrics, and
+ * the one error middleware that turns anything thrown into the envelope.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { sql } from 'kysely';
 import { renderMetrics } from '../metrics.js';
-import { authMiddleware } from './auth.js';
+import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { ApiError, toErrorResponse } from './errors.js';
 import type { ApiDeps } from './inferenceCall.js';
 import { adminRoutes, type AdminDeps } from './routes/admin.js';
+import { adminKeyRoutes } from './routes/adminKeys.js';
 import { inferenceRoutes } from './routes/inference.js';
 import { modelRoutes } from './routes/models.js';
+import { usageRoutes } from './routes/usage.js';
 
 export interface AppOptions extends AdminDeps {
   bodyLimitBytes: number;
+  /** FLEET_ADMIN_TOKEN; undefined leaves `/admin/*` open (and is warned about once). */
+  adminToken: string | undefined;
 }
 
 export function createApp(o: AppOptions): express.Express {
@@ -39,11 +43,18 @@ export function createApp(o: AppOptions): express.Express {
     res.end(body);
   });
 
+  if (o.adminToken === undefined) {
+    o.log.warn('FLEET_ADMIN_TOKEN is not set: /admin endpoints are open to anyone who can reach the API');
+  }
   app.use(express.json({ limit: o.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
-  app.use(authMiddleware({ requireAuth: o.requireAuth, resolveKey: async () => null }));
+  // Each credential guards its own prefix: an admin token is no API key, and vice versa.
+  app.use('/v1', authMiddleware({ requireAuth: o.requireAuth, resolveKey: (key) => o.keys.resolve(key) }));
+  app.use('/admin', adminAuthMiddleware(o.adminToken));
   app.use(inferenceRoutes(o));
+  app.use(usageRoutes(o));
   app.use(modelRoutes(o));
   app.use(adminRoutes(o));
+  app.use(adminKeyRoutes(o));
 
   app.use((req: Request) => {
     throw new ApiError(404, `Unknown request URL: ${req.method} ${req.path}.`, 'invalid_request_error', 'unknown_url');

@@ -7,6 +7,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TemporalFailure, TimeoutFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures.js';
+import type { BudgetRefusal } from '../domain/budget.js';
 
 export type ErrorType =
   | 'invalid_request_error'
@@ -35,6 +36,43 @@ export const invalidRequest = (message: string, param: string | null = null, cod
 
 export const modelNotFound = (model: string) =>
   new ApiError(404, `The model '${model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found', 'model');
+
+/**
+ * A key's budget refused the request before dispatch. Always 429 — never 402: clients and
+ * SDKs know 429. A full rolling window says when to retry; a hard balance does not (waiting
+ * will not help); a request larger than the whole window cannot be fixed by waiting either.
+ */
+export function budgetRefused(r: BudgetRefusal): ApiError {
+  switch (r.kind) {
+    case 'window':
+      return new ApiError(
+        429,
+        `Rate limit reached: this key may use ${r.limit} tokens per ${r.seconds}s and this request may use up to ${r.amount}. Retry after ${r.retryAfterSeconds}s.`,
+        'rate_limit_error',
+        'rate_limit_exceeded',
+        null,
+        r.retryAfterSeconds,
+      );
+    case 'exceedsWindow':
+      return new ApiError(
+        429,
+        `This request may use up to ${r.amount} tokens, more than this key's limit of ${r.limit} tokens per ${r.seconds}s. Lower max_tokens (or shorten the prompt).`,
+        'rate_limit_error',
+        'rate_limit_exceeded',
+        'max_tokens',
+      );
+    case 'balance':
+      return new ApiError(
+        429,
+        `You exceeded your current quota: this request may use up to ${r.amount} tokens and this key has ${r.remaining} left` +
+          (r.reserved > 0 ? ` (${r.reserved} more are held by requests in flight).` : '.'),
+        'insufficient_quota',
+        'insufficient_quota',
+      );
+  }
+}
+
+export const keyRevoked = () => new ApiError(401, 'This API key has been revoked.', 'invalid_request_error', 'invalid_api_key');
 
 export interface ErrorResponse {
   status: number;

@@ -80,3 +80,24 @@ export function describeZodError(err: z.ZodError): { message: string; param: str
   const where = param ? `Invalid value for '${param}': ` : 'Invalid request: ';
   return { message: `${where}${issue.message}`, param };
 }
+
+/** An account id: it labels metrics and appears in usage, so a safe, short alphabet. */
+export const ACCOUNT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+const tokenLimit = z.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+
+/** POST /admin/keys. A window needs both its token limit and its length. */
+export const createKeyBody = z
+  .object({
+    account: z.string().regex(ACCOUNT_ID_PATTERN, 'letters, digits and _ . - (max 63), starting with a letter or digit'),
+    name: z.string().max(200).nullable().optional(),
+    /** Lifetime tokens (prompt + completion) the key may spend. */
+    balance_tokens: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER).nullable().optional(),
+    /** At most this many tokens in any `window_seconds`. */
+    window_tokens: tokenLimit.nullable().optional(),
+    window_seconds: z.number().int().min(1).max(31 * 24 * 3600).nullable().optional(),
+  })
+  .refine((b) => (b.window_tokens == null) === (b.window_seconds == null), {
+    message: 'window_tokens and window_seconds go together',
+    path: ['window_seconds'],
+  });
+export type CreateKeyBody = z.infer<typeof createKeyBody>;

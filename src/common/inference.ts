@@ -32,6 +32,11 @@ export interface InferenceRequestInput {
   stream: boolean;
   /** Key id of the caller, or null for anonymous; set by the API, never by the client. */
   principal: string | null;
+  /**
+   * Account of that key (null: anonymous). Informational — operators see it in the history;
+   * absent in requests recorded before keys existed.
+   */
+  accountId?: string | null;
 }
 
 export type FinishReason = 'stop' | 'length';

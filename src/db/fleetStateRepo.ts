@@ -57,8 +57,9 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
           gpuCount: info.gpuCount ?? 0,
           totalMemoryBytes: info.totalMemoryBytes ?? info.memoryBytes ?? 0,
           freeMemoryBytes: stats.freeMemoryBytes ?? 0,
-          maxInFlight: info.maxInFlight,
-          maxQueue: info.maxQueue,
+          // Omitted when unknown: the view is plain JSON (a local-activity result).
+          ...(info.maxInFlight !== undefined ? { maxInFlight: info.maxInFlight } : {}),
+          ...(info.maxQueue !== undefined ? { maxQueue: info.maxQueue } : {}),
         },
         files: stats.files ?? [],
       };

@@ -92,17 +92,85 @@ export interface RequestLogTable {
   duration_ms: number;
 }
 
+export const ReservationState = { Held: 'held', Settled: 'settled', Released: 'released' } as const;
+export type ReservationState = (typeof ReservationState)[keyof typeof ReservationState];
+
+/** A bigint column read as a number (see the int8 parser note above). */
+type BigintColumn = ColumnType<number, number | undefined, number>;
+type NullableBigint = ColumnType<number | null, number | null | undefined, number | null>;
+type NullableTimestamp = ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+
+export interface AccountsTable {
+  id: string;
+  created_at: DefaultTimestamp;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  account_id: string;
+  name: string | null;
+  /** sha256 (hex) of the key's secret. Never logged, never returned by the API. */
+  secret_hash: string;
+  balance_limit: NullableBigint;
+  window_limit: NullableBigint;
+  window_seconds: number | null;
+  /** Settled tokens over the key's lifetime. */
+  spent: BigintColumn;
+  created_at: DefaultTimestamp;
+  revoked_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+}
+
+export interface ReservationsTable {
+  /** The request id (also the workflow id). */
+  request_id: string;
+  key_id: string;
+  /** Tokens held: the request's upper bound. */
+  amount: number;
+  state: ColumnType<ReservationState, ReservationState | undefined, ReservationState>;
+  prompt_tokens: ColumnType<number, number | undefined, number>;
+  completion_tokens: ColumnType<number, number | undefined, number>;
+  created_at: DefaultTimestamp;
+  expires_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
+export interface KeyLedgerTable {
+  id: ColumnType<number, never, never>;
+  key_id: string;
+  request_id: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  tokens: number;
+  created_at: DefaultTimestamp;
+}
+
+/** The ledger summed per key and time bucket (see budgetRepo.ts); read by window checks. */
+export interface KeyWindowBucketsTable {
+  key_id: string;
+  bucket_start: Timestamp;
+  tokens: BigintColumn;
+}
+
 export interface Database {
   hosts: HostsTable;
   models: ModelsTable;
   placements: PlacementsTable;
   request_log: RequestLogTable;
+  accounts: AccountsTable;
+  api_keys: ApiKeysTable;
+  reservations: ReservationsTable;
+  key_ledger: KeyLedgerTable;
+  key_window_buckets: KeyWindowBucketsTable;
 }
 
 export type HostRow = Selectable<HostsTable>;
 export type ModelRow = Selectable<ModelsTable>;
 export type PlacementRow = Selectable<PlacementsTable>;
 export type RequestLogRow = Selectable<RequestLogTable>;
+export type ApiKeyRow = Selectable<ApiKeysTable>;
+export type ReservationRow = Selectable<ReservationsTable>;
+export type KeyLedgerRow = Selectable<KeyLedgerTable>;
 
 export type NewRequestLog = Insertable<RequestLogTable>;
 export type PlacementUpdate = Updateable<PlacementsTable>;

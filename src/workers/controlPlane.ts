@@ -1,6 +1,7 @@
 /**
  * The control-plane worker: every workflow, plus the activities that touch Postgres or start
  * other workflows. Any number of these can poll the same queue; Temporal spreads the work.
+ * At start it makes sure the reservation sweep is scheduled (idempotent).
  */
 import { Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +10,7 @@ import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import type { DbHandle } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { TemporalHandle } from '../temporal/connect.js';
+import { ensureSweepSchedule } from '../temporal/sweepSchedule.js';
 import type { RunningWorker } from './gpuHost.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -37,6 +39,10 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   });
   const done = worker.run();
   log.info({ taskQueue: CONTROL_PLANE_QUEUE }, 'control-plane worker running');
+  await ensureSweepSchedule(o.temporal.client, log).catch((err: Error) => {
+    // Not fatal: requests still settle and release; only crash leftovers wait for a later start.
+    log.error({ err: err.message }, 'could not schedule the reservation sweep');
+  });
   let stopping: Promise<void> | undefined;
   return {
     done,

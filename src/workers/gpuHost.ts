@@ -8,6 +8,7 @@ import { Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
 import { LlamaRuntime } from '../activities/llama/runtime.js';
 import { hostQueue } from '../common/taskQueues.js';
+import { settleReservation } from '../db/budgetRepo.js';
 import type { DbHandle } from '../db/connect.js';
 import { markHostDown, upsertHost } from '../db/hostsRepo.js';
 import { resetHostPlacements, setLoadProgress } from '../db/placementsRepo.js';
@@ -53,7 +54,12 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
     log,
   });
   const taskQueue = hostQueue(o.hostId);
-  const info = await staticHostFacts(runtime, { threads: o.threads, maxModelSlots: o.maxModelSlots });
+  const info = await staticHostFacts(runtime, {
+    threads: o.threads,
+    maxModelSlots: o.maxModelSlots,
+    maxInFlight: o.admission.maxInFlight,
+    maxQueue: o.admission.maxQueue,
+  });
   const facts = watchHostFacts(runtime, o.modelsDir, Math.max(5_000, o.heartbeatIntervalMs));
   await facts.start();
   const register = async () => {
@@ -83,10 +89,15 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       softwareVersion: SOFTWARE_VERSION,
       onLoadProgress,
       onModelsChanged: () => void facts.refresh().catch(() => undefined),
+      settleReservation: (requestId, usage) => settleReservation(o.db.db, requestId, usage),
     }),
     // Admission happens in the runtime (slots, bounded queue, max wait); the worker must not
     // be the bottleneck that hides queue state from it.
     maxConcurrentActivityTaskExecutions: (o.admission.maxInFlight + o.admission.maxQueue) * o.maxModelSlots + 4,
+    // A cancellation reaches an activity only in the answer to a heartbeat the SDK actually
+    // sends, which it throttles to 0.8 × heartbeatTimeout (4 s for generate). At most 1 s
+    // instead: a client that left stops costing GPU time (and budget) a few seconds sooner.
+    maxHeartbeatThrottleInterval: '1 second',
     shutdownGraceTime: '10 seconds',
   });
   heartbeats = startHeartbeatLoop({

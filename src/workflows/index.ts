@@ -1,3 +1,4 @@
 /** The workflow bundle of the control-plane worker: every workflow it runs, exported here. */
 export { coldLoad } from './coldLoad.js';
 export { inferenceRequest } from './inferenceRequest.js';
+export { sweepReservations } from './sweepReservations.js';

@@ -6,11 +6,17 @@
  * dies before the first token is routed around transparently, streams included; after
  * tokens were streamed the request fails rather than splice two hosts' answers.
  * The workflow id is the request id, which is also the OpenAI response id.
+ *
+ * Cancellation (the client went away) waits for the host's `generate` to finish cancelling:
+ * the host settles the key's budget to the tokens it produced in that time, and the API
+ * cleans up only once the workflow has closed, so it must close after the settlement.
  */
 import {
+  ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancelledFailure,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   TimeoutFailure,
@@ -47,6 +53,12 @@ const GENERATE_PROFILE = {
   heartbeatTimeout: '5 seconds',
   retry: { maximumAttempts: 1 },
 } as const;
+
+/**
+ * Histories recorded before this patch cancelled `generate` with TRY_CANCEL (the workflow
+ * closed at once); they must replay as they ran.
+ */
+const WAIT_CANCELLATION_PATCH = 'generate-wait-cancellation';
 
 /** Route → (cold load | generate) rounds before giving up with 503. */
 const MAX_ROUNDS = 4;
@@ -85,7 +97,13 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
     for (const hostId of decision.candidates) {
       tried.push(hostId);
       upsertSearchAttributes([{ key: FleetHost, value: hostId }]);
-      const host = proxyActivities<HostActivities>({ ...GENERATE_PROFILE, taskQueue: hostQueue(hostId) });
+      const host = proxyActivities<HostActivities>({
+        ...GENERATE_PROFILE,
+        taskQueue: hostQueue(hostId),
+        cancellationType: patched(WAIT_CANCELLATION_PATCH)
+          ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
+          : ActivityCancellationType.TRY_CANCEL,
+      });
       try {
         const result = await host.generate({ ...input, contextLength });
         return { ...result, modelId: input.modelId, coldLoaded, failovers };

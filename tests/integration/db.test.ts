@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { sql } from 'kysely';
+import { NO_MIGRATIONS, sql } from 'kysely';
 import pg from 'pg';
 import { openDatabase, MAX_NOTIFY_PAYLOAD_BYTES, type DbHandle } from '../../src/db/connect.js';
 import { readFleetState } from '../../src/db/fleetStateRepo.js';
@@ -69,7 +69,7 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       const others = backend.kind === 'postgres' ? [await backend.open(), await backend.open()] : [h, h];
       try {
         const runs = await Promise.all([h, ...others].map((x) => migrateToLatest(x.db, testLog)));
-        assert.deepEqual(runs.flat(), ['0001_initial']);
+        assert.deepEqual(runs.flat(), ['0001_initial', '0002_keys_budgets']);
       } finally {
         for (const o of others) if (o !== h) await o.close();
       }
@@ -77,11 +77,11 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       const { rows } = await sql<{ indexname: string }>`select indexname from pg_indexes
         where tablename = 'request_log' and indexname = 'request_log_model_started_idx'`.execute(h.db);
       assert.equal(rows.length, 1);
-      const down = await createMigrator(h.db).migrateDown();
+      const down = await createMigrator(h.db).migrateTo(NO_MIGRATIONS);
       assert.equal(down.error, undefined);
       const tables = await h.db.introspection.getTables();
       assert.deepEqual(tables.map((t) => t.name), []);
-      assert.deepEqual(await migrateToLatest(h.db, testLog), ['0001_initial']);
+      assert.deepEqual(await migrateToLatest(h.db, testLog), ['0001_initial', '0002_keys_budgets']);
     });
 
     it('hosts: register, heartbeat, mark down, re-register', async () => {

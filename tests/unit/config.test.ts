@@ -30,6 +30,8 @@ const bad: Array<[Record<string, string>, RegExp]> = [
   [{ FLEET_HOST_ID: 'bad id!' }, /FLEET_HOST_ID/],
   [{ FLEET_MAX_IN_FLIGHT: '0' }, /FLEET_MAX_IN_FLIGHT/],
   [{ FLEET_LOG_LEVEL: 'loud' }, /FLEET_LOG_LEVEL/],
+  [{ FLEET_ADMIN_TOKEN: 'short' }, /FLEET_ADMIN_TOKEN/],
+  [{ FLEET_RESERVATION_TTL_S: '60' }, /FLEET_RESERVATION_TTL_S/],
 ];
 for (const [env, name] of bad) {
   test(`a bad ${Object.keys(env)[0]} fails fast, naming the variable`, () => {
@@ -41,6 +43,23 @@ test('a bad DATABASE_URL is reported without echoing its value (it may hold a pa
   assert.throws(
     () => loadConfig({ DATABASE_URL: 'mysql://user:hunter2@db/x' }),
     (e: unknown) => e instanceof ConfigError && !e.message.includes('hunter2'),
+  );
+});
+
+test('budgets: the request timeout is always shorter than the reservation TTL', () => {
+  const d = loadConfig({});
+  assert.equal(d.budgets.reservationTtlS, 900);
+  assert.equal(d.adminToken, undefined);
+  for (const ttl of ['120', '900', '86400']) {
+    const b = loadConfig({ FLEET_RESERVATION_TTL_S: ttl }).budgets;
+    assert.ok(b.requestTimeoutS > 0 && b.requestTimeoutS < b.reservationTtlS, ttl);
+  }
+});
+
+test('a bad FLEET_ADMIN_TOKEN is reported without echoing it (it is a secret)', () => {
+  assert.throws(
+    () => loadConfig({ FLEET_ADMIN_TOKEN: 'has spaces in the secret value' }),
+    (e: unknown) => e instanceof ConfigError && /FLEET_ADMIN_TOKEN/.test(e.message) && !e.message.includes('secret value'),
   );
 });
 

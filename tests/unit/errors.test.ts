@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { ApplicationFailure, CancelledFailure, TimeoutFailure } from '@temporalio/common';
 import { FailureType } from '../../src/common/failures.js';
-import { fromWorkflowFailure, toErrorResponse } from '../../src/api/errors.js';
+import { budgetRefused, fromWorkflowFailure, keyRevoked, toErrorResponse } from '../../src/api/errors.js';
 
 const app = (type: string, details?: unknown[]) => ApplicationFailure.create({ message: `msg ${type}`, type, nonRetryable: true, details });
 
@@ -43,4 +43,34 @@ test('body-parser errors map to 400 / 413', () => {
   const unknown = toErrorResponse(new Error('secret at postgres://u:p@h/db'));
   assert.equal(unknown.status, 500);
   assert.ok(!unknown.body.error.message.includes('postgres://'));
+});
+
+test('budget refusals are 429 — rate_limit_exceeded + Retry-After for a window, insufficient_quota without — never 402', () => {
+  const window = toErrorResponse(budgetRefused({ kind: 'window', amount: 100, limit: 1000, seconds: 60, retryAfterSeconds: 17 }));
+  assert.equal(window.status, 429);
+  assert.equal(window.body.error.code, 'rate_limit_exceeded');
+  assert.equal(window.body.error.type, 'rate_limit_error');
+  assert.equal(window.headers['Retry-After'], '17');
+
+  const balance = toErrorResponse(budgetRefused({ kind: 'balance', amount: 100, remaining: 20, reserved: 50 }));
+  assert.equal(balance.status, 429);
+  assert.equal(balance.body.error.code, 'insufficient_quota');
+  assert.equal(balance.body.error.type, 'insufficient_quota');
+  assert.equal(balance.headers['Retry-After'], undefined);
+  assert.match(balance.body.error.message, /50 more are held/);
+
+  // Waiting cannot make a request bigger than the whole window fit: no Retry-After.
+  const tooBig = toErrorResponse(budgetRefused({ kind: 'exceedsWindow', amount: 2000, limit: 1000, seconds: 60 }));
+  assert.equal(tooBig.status, 429);
+  assert.equal(tooBig.body.error.code, 'rate_limit_exceeded');
+  assert.equal(tooBig.body.error.param, 'max_tokens');
+  assert.equal(tooBig.headers['Retry-After'], undefined);
+
+  for (const e of [window, balance, tooBig]) assert.notEqual(e.status, 402);
+});
+
+test('a revoked key is 401 invalid_api_key', () => {
+  const e = toErrorResponse(keyRevoked());
+  assert.equal(e.status, 401);
+  assert.equal(e.body.error.code, 'invalid_api_key');
 });

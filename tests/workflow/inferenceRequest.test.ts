@@ -20,7 +20,7 @@ import { startFakeWorkers, type FakeWorkers } from '../support/fakeWorkers.js';
 
 interface Scenario {
   views: FleetView[]; // successive readFleetState answers (the last one repeats)
-  hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash'>;
+  hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash' | 'untilCancelled'>;
   calls: string[];
 }
 const scenarios = new Map<string, Scenario>();
@@ -73,6 +73,17 @@ function hostFakes(hostId: string): Partial<HostActivities> {
       if (b === 'busy') throw ApplicationFailure.create({ type: FailureType.HostBusy, message: 'busy', nonRetryable: true });
       if (b === 'context') throw ApplicationFailure.create({ type: FailureType.ContextLengthExceeded, message: 'too long', nonRetryable: true });
       if (b === 'crash') throw new Error('segfault-ish');
+      if (b === 'untilCancelled') {
+        // Like the real host: generate until cancelled, then settle (slowly) before reporting it.
+        const ctx = Context.current();
+        while (!ctx.cancellationSignal.aborted) {
+          ctx.heartbeat();
+          await new Promise((r) => setTimeout(r, 50));
+        }
+        await new Promise((r) => setTimeout(r, 300));
+        s.calls.push(`settled:${hostId}`);
+        throw ctx.cancellationSignal.reason;
+      }
       return { text: `from ${hostId}`, finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, hostId };
     },
   };
@@ -169,4 +180,28 @@ test('a host nobody polls (dead) is skipped after the schedule-to-start timeout'
   const scheduled = history.events?.find((e) => e.eventId?.toString() === timedOut[0]!.activityTaskTimedOutEventAttributes!.scheduledEventId?.toString());
   assert.equal(scheduled?.activityTaskScheduledEventAttributes?.taskQueue?.name, hostQueue(GONE));
   assert.deepEqual(calls, ['readFleetState', `generate:${B}`]);
+});
+
+test('a cancelled request closes only after the host has finished cancelling (and settled)', async () => {
+  const requestId = `wf-${randomBytes(6).toString('hex')}`;
+  const scenario: Scenario = { views: [view([loaded(A)])], hostBehaviour: { [A]: 'untilCancelled' }, calls: [] };
+  scenarios.set(requestId, scenario);
+  const input: InferenceRequestInput = {
+    requestId,
+    modelId: 'm',
+    input: { kind: 'completion', prompt: 'hi' },
+    params: { maxTokens: 4, temperature: 0, topP: 1, stop: [] },
+    stream: true,
+    principal: 'key-1',
+    accountId: 'acct-1',
+  };
+  const handle = await client.workflow.start('inferenceRequest', { taskQueue: QUEUE, workflowId: requestId, args: [input] });
+  for (let i = 0; i < 200 && !scenario.calls.includes(`generate:${A}`); i++) await new Promise((r) => setTimeout(r, 25));
+  await handle.cancel();
+  await assert.rejects(handle.result(), WorkflowFailedError);
+  // When the client sees the close, the host's settlement has already happened.
+  assert.deepEqual(scenario.calls, ['readFleetState', `generate:${A}`, `settled:${A}`]);
+  const events = (await handle.fetchHistory()).events ?? [];
+  const at = (pick: (e: (typeof events)[number]) => unknown) => events.findIndex((e) => pick(e) != null);
+  assert.ok(at((e) => e.activityTaskCanceledEventAttributes) < at((e) => e.workflowExecutionCanceledEventAttributes));
 });

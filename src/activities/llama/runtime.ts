@@ -20,7 +20,7 @@ import os from 'node:os';
 import type { ChatMessage, FinishReason, InferenceInput, SamplingParams, Usage } from '../../common/inference.js';
 import type { Logger } from '../../logger.js';
 import type { AdmissionLimits } from '../../domain/admission.js';
-import { AdmissionQueue } from './admissionQueue.js';
+import { AdmissionQueue, type Lease } from './admissionQueue.js';
 
 export interface RuntimeOptions {
   threads: number;
@@ -222,11 +222,18 @@ export class LlamaRuntime {
     if (room < 1 || (requested !== null && requested > room)) {
       throw new ContextOverflowError(tokens.length, requested, m.contextLength);
     }
-    const lease = await m.pool.acquire(o.principal, o.signal);
+    let lease: Lease<LlamaCompletion>;
+    try {
+      lease = await m.pool.acquire(o.principal, o.signal);
+    } catch (err) {
+      // Cancelled while queued: the prompt was never evaluated, nothing was used.
+      if (o.signal?.aborted) throw new GenerationAbortedError({ promptTokens: 0, completionTokens: 0 }, err);
+      throw err;
+    }
     const completion = lease.item;
     m.lastUsedAt = Date.now();
+    let completionTokens = 0;
     try {
-      let completionTokens = 0;
       const res = await completion.generateCompletionWithMeta(tokens, {
         maxTokens: requested ?? room,
         temperature: o.params.temperature,
@@ -244,10 +251,25 @@ export class LlamaRuntime {
         finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
         usage: { promptTokens: tokens.length, completionTokens },
       };
+    } catch (err) {
+      // Cancelled mid-generation: what was used so far is what a budget must be charged.
+      if (o.signal?.aborted) throw new GenerationAbortedError({ promptTokens: tokens.length, completionTokens }, err);
+      throw err;
     } finally {
       m.lastUsedAt = Date.now();
       lease.release();
     }
+  }
+}
+
+/** The caller's signal aborted the generation; `usage` is what had been used by then. */
+export class GenerationAbortedError extends Error {
+  override name = 'GenerationAbortedError';
+  constructor(
+    readonly usage: Usage,
+    cause: unknown,
+  ) {
+    super('generation aborted', { cause });
   }
 }
 

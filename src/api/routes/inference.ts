@@ -5,9 +5,10 @@
 import { Router, type Request } from 'express';
 import type { z } from 'zod';
 import type { ChatMessage, InferenceInput, SamplingParams } from '../../common/inference.js';
+import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
+import { principalFrom } from '../auth.js';
 import { invalidRequest, modelNotFound } from '../errors.js';
 import { runInference, type ApiDeps } from '../inferenceCall.js';
-import { principalOf } from '../auth.js';
 import {
   chatCompletionBody,
   completionBody,
@@ -79,7 +80,8 @@ async function handle(
       params: samplingOf(body, maxTokens),
       stream: body.stream === true,
       includeUsage: body.stream === true && body.stream_options?.include_usage === true,
-      principal: principalOf(res),
+      principal: principalFrom(res),
+      reserveTokens: reservationUpperBound({ contextLength: model.contextLength, promptBound: promptUpperBound(input), maxTokens }),
     },
     req,
     res,
