@@ -30,8 +30,9 @@ RUN set -eux; \
 
 # NODE_LLAMA_CPP_SKIP_DOWNLOAD: never build llama.cpp from source, neither at install nor at
 # run time; use the prebuilt binaries (CUDA/Vulkan where they load, else CPU).
-# FLEET_DATA_DIR/FLEET_TOOLS_DIR: unused when DATABASE_URL and TEMPORAL_ADDRESS are set; made
-# writable for the non-root user anyway.
+# FLEET_DATA_DIR: a GPU host keeps its identity key there (hosts/<id>/identity.key); otherwise,
+# like FLEET_TOOLS_DIR, unused when DATABASE_URL and TEMPORAL_ADDRESS are set. Both writable
+# for the non-root user.
 ENV NODE_ENV=production \
     NODE_LLAMA_CPP_SKIP_DOWNLOAD=true \
     FLEET_DATA_DIR=/app/.data \

@@ -37,6 +37,13 @@ try {
   const first = await f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'hello' }], max_tokens: 8 });
   await save('inferenceRequest-coldload', first.id);
   await save('coldLoad', coldLoadWorkflowId(f.hostIds[0]!, 'tiny'));
+  if (wanted('discoveryCycle')) {
+    // The model is loaded on the one host now: a cycle that attests it and pins its key.
+    const cycle = await fetch(`${f.stack.api!.url}/admin/models/tiny/discovery`, { method: 'POST' });
+    const outcome = (await cycle.json()) as { workflowId?: string; mode?: string };
+    if (cycle.status !== 200 || outcome.mode !== 'replaced' || !outcome.workflowId) throw new Error(`expected a complete discovery cycle, got ${cycle.status}`);
+    await save('discoveryCycle', outcome.workflowId);
+  }
   const stream = await f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: 'stream' }], max_tokens: 8, stream: true });
   let id = '';
   for await (const c of stream) id = c.id;

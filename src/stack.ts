@@ -105,6 +105,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         admission: config.admission,
         maxModelSlots: config.maxModelSlots,
         modelsDir: config.modelsDir,
+        dataDir: config.dataDir,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         log,
       });

@@ -16,6 +16,9 @@ import type { FleetView } from '../domain/fleetView.js';
 import { isHostHealthy } from '../domain/health.js';
 import type { Logger } from '../logger.js';
 import { startColdLoad } from '../temporal/coldLoadStarter.js';
+import type { ServingHosts } from '../common/discovery.js';
+import { readPinSet, recordDiscoveryCycle, type CycleRecord } from '../db/pinSetsRepo.js';
+import type { PinSet } from '../domain/pinSet.js';
 
 export interface ControlPlaneDeps {
   db: Kysely<Database>;
@@ -30,6 +33,27 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
   return {
     async readFleetState(modelId: string): Promise<FleetView> {
       return { ...(await readFleetState(db, modelId)), heartbeatIntervalMs: deps.heartbeatIntervalMs };
+    },
+
+    /** The healthy hosts with the model loaded (sorted), and the catalog's sha256 of its build. */
+    async countServingHosts(modelId: string): Promise<ServingHosts> {
+      const view = await readFleetState(db, modelId);
+      const now = Date.now();
+      const hostIds = view.hosts
+        .filter((h) => isHostHealthy({ status: h.status, lastHeartbeatAt: h.lastHeartbeatAt }, now, deps.heartbeatIntervalMs))
+        .filter((h) => h.placements.some((p) => p.modelId === modelId && p.state === 'loaded'))
+        .map((h) => h.id)
+        .sort();
+      return { hostIds, sha256: view.model?.sha256 ?? null };
+    },
+
+    async readPinSet(modelId: string): Promise<PinSet> {
+      return readPinSet(db, modelId);
+    },
+
+    /** Stores a cycle's new pin set and its outcome (idempotent per workflow id). */
+    async recordDiscoveryCycle(record: CycleRecord): Promise<void> {
+      await recordDiscoveryCycle(db, record);
     },
 
     /**

@@ -1,7 +1,7 @@
 /**
  * Activities of a GPU-host worker, run only on that host's own task queue (`host.<id>`):
  * load and unload models, generate (streaming through the chunk publisher), describe the
- * host. Built by a factory so tests and production pass their own runtime and channel.
+ * host, and attest (a report signed with the host's identity key). Built by a factory so tests and production pass their own runtime and channel.
  * Runtime errors become `ApplicationFailure`s with the stable types the workflow matches on.
  * Host-side metrics (load counts and times, tokens/s, admission refusals) are recorded here,
  * where the facts are.
@@ -20,7 +20,9 @@ import type { Logger } from '../logger.js';
 import { recordAdmissionRejection, recordColdLoad, recordGeneration, recordKeyTokens } from '../metrics.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
+import { signReport, type AttestationReport } from '../domain/attestation.js';
 import { sha256File } from './fileHash.js';
+import { loadOrCreateIdentityKey } from './hostIdentity.js';
 import { AdmissionRejected } from './llama/admissionQueue.js';
 import {
   ContextOverflowError,
@@ -37,6 +39,8 @@ export interface HostActivityDeps {
   channel: StreamChannel;
   log: Logger;
   softwareVersion: string;
+  /** The host's Ed25519 identity key file, read on every attest (so a rotation applies at once). */
+  identityKeyFile: string;
   /** Load progress (0..1) for the placement row; called often, the receiver throttles. */
   onLoadProgress?: (modelId: string, progress: number) => void;
   /** A model was loaded or unloaded. */
@@ -53,6 +57,13 @@ export interface LoadModelInput {
   path: string;
   sha256: string;
   contextLength: number;
+}
+
+export interface AttestInput {
+  /** The caller's challenge, echoed in the signed report. */
+  nonce: string;
+  /** The model the cycle is about; refused (ModelNotLoaded) when it is not loaded. Every loaded model is reported. */
+  modelId: string;
 }
 
 export interface HostDescription {
@@ -148,6 +159,21 @@ export function createHostActivities(deps: HostActivityDeps) {
         }
         throw err;
       }
+    },
+
+    /** A signed report of this host's key, loaded model builds (sha256) and version, with the nonce. */
+    async attest(input: AttestInput): Promise<AttestationReport> {
+      // Unloaded since the cycle counted it (e.g. evicted): a call failure, not a lie about the build.
+      if (!runtime.isLoaded(input.modelId)) {
+        throw ApplicationFailure.create({ message: `${input.modelId} is not loaded on host ${hostId}`, type: FailureType.ModelNotLoaded, nonRetryable: true });
+      }
+      const key = await loadOrCreateIdentityKey(deps.identityKeyFile);
+      const models = [];
+      for (const m of runtime.loadedModels()) {
+        models.push({ modelId: m.modelId, sha256: (await sha256File(m.path)).sha256 });
+      }
+      models.sort((a, b) => (a.modelId < b.modelId ? -1 : a.modelId > b.modelId ? 1 : 0));
+      return signReport({ hostId, models, softwareVersion: deps.softwareVersion, nonce: input.nonce }, key);
     },
 
     async describeHost(): Promise<HostDescription> {

@@ -72,6 +72,16 @@ export const registerModelBody = z.object({
 });
 export type RegisterModelBody = z.infer<typeof registerModelBody>;
 
+/** `PATCH /admin/models/:id`: mark a model verifiable (its pin set refreshed on a schedule) or not. */
+export const patchModelBody = z
+  .object({
+    verifiable: z.boolean(),
+    /** Seconds between discovery cycles. @default 300, ≥ 10 */
+    discovery_interval_s: z.number().int().min(10).max(86_400).default(300),
+  })
+  .strict();
+export type PatchModelBody = z.infer<typeof patchModelBody>;
+
 /** A zod error as the OpenAI `param` (dotted path) and a one-line message. */
 export function describeZodError(err: z.ZodError): { message: string; param: string | null } {
   const issue = err.issues[0];

@@ -61,6 +61,27 @@ export interface ModelsTable {
   size_bytes: ColumnType<number, number | bigint, number | bigint>;
   context_length: number;
   created_at: DefaultTimestamp;
+  /** Served only by pinned hosts; its pin set is refreshed by a Schedule. */
+  verifiable: ColumnType<boolean, boolean | undefined, boolean>;
+  /** Seconds between discovery cycles (≥ 10). */
+  discovery_interval_s: ColumnType<number, number | undefined, number>;
+}
+
+export interface PinSetsTable {
+  model_id: string;
+  state: string;
+  /** Sorted, distinct key fingerprints (jsonb array of strings). */
+  fingerprints: Json;
+  updated_at: DefaultTimestamp;
+}
+
+export interface DiscoveryCyclesTable {
+  /** The discoveryCycle workflow id. */
+  workflow_id: string;
+  model_id: string;
+  started_at: Timestamp;
+  /** The cycle's outcome (jsonb). */
+  outcome: Json;
 }
 
 export interface PlacementsTable {
@@ -162,6 +183,8 @@ export interface Database {
   reservations: ReservationsTable;
   key_ledger: KeyLedgerTable;
   key_window_buckets: KeyWindowBucketsTable;
+  pin_sets: PinSetsTable;
+  discovery_cycles: DiscoveryCyclesTable;
 }
 
 export type HostRow = Selectable<HostsTable>;

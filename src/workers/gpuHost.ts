@@ -6,6 +6,7 @@
  */
 import { Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
+import { identityKeyPath, loadOrCreateIdentityKey } from '../activities/hostIdentity.js';
 import { LlamaRuntime } from '../activities/llama/runtime.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { settleReservation } from '../db/budgetRepo.js';
@@ -30,6 +31,8 @@ export interface GpuHostOptions {
   admission: AdmissionLimits;
   maxModelSlots: number;
   modelsDir: string;
+  /** `FLEET_DATA_DIR`: the host's identity key lives in `<dataDir>/hosts/<hostId>/`. */
+  dataDir: string;
   heartbeatIntervalMs: number;
   log: Logger;
 }
@@ -54,6 +57,8 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
     log,
   });
   const taskQueue = hostQueue(o.hostId);
+  const identityKeyFile = identityKeyPath(o.dataDir, o.hostId);
+  await loadOrCreateIdentityKey(identityKeyFile); // created on first start
   const info = await staticHostFacts(runtime, {
     threads: o.threads,
     maxModelSlots: o.maxModelSlots,
@@ -87,6 +92,7 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       channel: o.channel,
       log,
       softwareVersion: SOFTWARE_VERSION,
+      identityKeyFile,
       onLoadProgress,
       onModelsChanged: () => void facts.refresh().catch(() => undefined),
       settleReservation: (requestId, usage) => settleReservation(o.db.db, requestId, usage),

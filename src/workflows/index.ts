@@ -2,3 +2,4 @@
 export { coldLoad } from './coldLoad.js';
 export { inferenceRequest } from './inferenceRequest.js';
 export { sweepReservations } from './sweepReservations.js';
+export { discoveryCycle } from './discoveryCycle.js';

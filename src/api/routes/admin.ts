@@ -3,7 +3,8 @@
  * can refuse a file that differs), list the hosts with their health, slots and placements
  * (what `fleet status` shows), and load a model onto a chosen host ahead of traffic — the
  * same `coldLoad` workflow a request would start, so an operator's load and a request's
- * load for the same (host, model) are one load.
+ * load for the same (host, model) are one load. A model marked verifiable gets a pin-set
+ * refresh Schedule; a discovery cycle can also be run at once and its outcome returned.
  */
 import { Router } from 'express';
 import { z } from 'zod';
@@ -20,7 +21,9 @@ import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
 import { ApiError, fromWorkflowFailure, invalidRequest, modelNotFound } from '../errors.js';
 import type { ApiDeps } from '../inferenceCall.js';
-import { describeZodError, registerModelBody } from '../schemas.js';
+import { describeZodError, patchModelBody, registerModelBody } from '../schemas.js';
+import { setModelVerifiable } from '../../db/pinSetsRepo.js';
+import { deleteDiscoverySchedule, startDiscoveryCycle, upsertDiscoverySchedule } from '../../temporal/discovery.js';
 
 export interface AdminDeps extends ApiDeps {
   modelsDir: string;
@@ -148,6 +151,39 @@ export function adminRoutes(deps: AdminDeps): Router {
     }
     deps.log.info({ host, model: model.id, evicted: result.evicted }, 'operator load done');
     res.json({ host: result.hostId, model: result.modelId, evicted: result.evicted });
+  });
+
+  r.patch('/admin/models/:modelId', async (req, res) => {
+    const id = registerModelBody.shape.id.safeParse(req.params.modelId);
+    if (!id.success) throw invalidRequest('The model id is malformed.', 'id');
+    const parsed = patchModelBody.safeParse(req.body ?? {});
+    if (!parsed.success) {
+      const { message, param } = describeZodError(parsed.error);
+      throw invalidRequest(message, param);
+    }
+    const { verifiable, discovery_interval_s: intervalS } = parsed.data;
+    if (!(await setModelVerifiable(deps.db, id.data, verifiable, intervalS))) throw modelNotFound(id.data);
+    deps.catalog.invalidate();
+    const schedule = verifiable
+      ? await upsertDiscoverySchedule(deps.client, id.data, intervalS)
+      : (await deleteDiscoverySchedule(deps.client, id.data))
+        ? 'deleted'
+        : 'none';
+    deps.log.info({ model: id.data, verifiable, intervalS, schedule }, 'model verifiability set');
+    res.json({ id: id.data, object: 'model', verifiable, discovery_interval_s: intervalS, schedule });
+  });
+
+  r.post('/admin/models/:modelId/discovery', async (req, res) => {
+    const model = await deps.catalog.get(String(req.params.modelId));
+    if (!model) throw modelNotFound(String(req.params.modelId));
+    const handle = await startDiscoveryCycle(deps.client, { modelId: model.id });
+    let outcome;
+    try {
+      outcome = await handle.result();
+    } catch (err) {
+      throw fromWorkflowFailure(err, model.id);
+    }
+    res.json(outcome);
   });
   return r;
 }

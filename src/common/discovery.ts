@@ -1,0 +1,31 @@
+/**
+ * What a discovery cycle takes and returns, shared by the workflow, its starters (API,
+ * Schedule, CLI) and the activities. Sandbox-safe: types and pure helpers only.
+ */
+import type { PinSet, PinUpdateOutcome } from '../domain/pinSet.js';
+
+export interface DiscoveryInput {
+  modelId: string;
+}
+
+/** The count step's answer: the hosts healthy and serving the model, and the catalog hash. */
+export interface ServingHosts {
+  hostIds: string[];
+  /** The catalog's sha256 of the model build; null when the model is not in the catalog. */
+  sha256: string | null;
+}
+
+export interface DiscoveryOutcome extends PinUpdateOutcome {
+  modelId: string;
+  workflowId: string;
+  /** The pin set after this cycle. */
+  pinSet: PinSet;
+}
+
+/** Ids of the per-model Schedule and the prefix of its cycles' workflow ids. */
+export const discoveryScheduleId = (modelId: string): string => `discovery:${modelId}`;
+export const discoveryWorkflowId = (modelId: string, at: Date): string => `discovery:${modelId}:${at.toISOString()}`;
+
+/** @default interval of a model's pin-set refresh, seconds */
+export const DEFAULT_DISCOVERY_INTERVAL_S = 300;
+export const MIN_DISCOVERY_INTERVAL_S = 10;

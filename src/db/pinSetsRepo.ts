@@ -1,0 +1,61 @@
+/**
+ * Pin sets and discovery-cycle outcomes: the model's current set (validated where it is read)
+ * and a record of every cycle, written together so the set and its reason never disagree.
+ */
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import { PinSetState, type PinSet } from '../domain/pinSet.js';
+import type { Database } from './schema.js';
+
+const pinSetRow = z.object({
+  state: z.enum(Object.values(PinSetState) as [PinSetState, ...PinSetState[]]),
+  fingerprints: z.array(z.string()),
+});
+
+/** The model's pin set; `bootstrap` with nothing pinned when no cycle has run. */
+export async function readPinSet(db: Kysely<Database>, modelId: string): Promise<PinSet> {
+  const row = await db.selectFrom('pin_sets').select(['state', 'fingerprints']).where('model_id', '=', modelId).executeTakeFirst();
+  if (!row) return { state: PinSetState.bootstrap, fingerprints: [] };
+  const parsed = pinSetRow.safeParse(row);
+  if (!parsed.success) throw new Error(`pin set of ${modelId} is malformed in the database`);
+  return parsed.data;
+}
+
+export interface CycleRecord {
+  workflowId: string;
+  modelId: string;
+  startedAt: string;
+  pinSet: PinSet;
+  outcome: unknown;
+}
+
+/** Stores the new pin set and the cycle's outcome in one transaction (idempotent per workflow id). */
+export async function recordDiscoveryCycle(db: Kysely<Database>, r: CycleRecord): Promise<void> {
+  await db.transaction().execute(async (tx) => {
+    const values = { state: r.pinSet.state, fingerprints: JSON.stringify(r.pinSet.fingerprints), updated_at: new Date() };
+    await tx
+      .insertInto('pin_sets')
+      .values({ model_id: r.modelId, ...values })
+      .onConflict((oc) => oc.column('model_id').doUpdateSet(values))
+      .execute();
+    await tx
+      .insertInto('discovery_cycles')
+      .values({ workflow_id: r.workflowId, model_id: r.modelId, started_at: r.startedAt, outcome: JSON.stringify(r.outcome) })
+      .onConflict((oc) => oc.column('workflow_id').doUpdateSet({ outcome: JSON.stringify(r.outcome) }))
+      .execute();
+  });
+}
+
+export async function setModelVerifiable(
+  db: Kysely<Database>,
+  modelId: string,
+  verifiable: boolean,
+  intervalS: number,
+): Promise<boolean> {
+  const res = await db
+    .updateTable('models')
+    .set({ verifiable, discovery_interval_s: intervalS })
+    .where('id', '=', modelId)
+    .executeTakeFirst();
+  return Number(res.numUpdatedRows) > 0;
+}
