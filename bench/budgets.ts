@@ -14,6 +14,7 @@
  * Figures on stdout (last line BENCH_JSON), logs on stderr.
  */
 import { randomBytes } from 'node:crypto';
+import { startBench } from './setup.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -21,17 +22,14 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import type { Kysely } from 'kysely';
 import OpenAI from 'openai';
-import { pino } from 'pino';
 import { sha256File } from '../src/activities/fileHash.js';
 import { generateApiKey } from '../src/api/apiKey.js';
-import { ConfigError, loadConfig, type FleetConfig } from '../src/config.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../src/db/budgetRepo.js';
 import { openDatabase, type DbHandle } from '../src/db/connect.js';
 import { createKey } from '../src/db/keysRepo.js';
 import { migrateToLatest } from '../src/db/migrate.js';
 import { registerModel } from '../src/db/modelsRepo.js';
 import type { Database } from '../src/db/schema.js';
-import { configureLogger } from '../src/logger.js';
 import { makeTinyModel } from '../src/model/tinyModel.js';
 import { startStack, type Stack } from '../src/stack.js';
 import { round, summarize, type Summary } from './stats.js';
@@ -64,18 +62,7 @@ function options(argv: string[]) {
   };
 }
 
-let opts: ReturnType<typeof options>;
-let config: FleetConfig;
-try {
-  opts = options(process.argv.slice(2));
-  if (opts.help) (console.log(USAGE), process.exit(0));
-  config = loadConfig();
-} catch (err) {
-  console.error(`error: ${(err as Error).message}${err instanceof ConfigError ? '' : `\n${USAGE}`}`);
-  process.exit(2);
-}
-const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2));
-configureLogger(config.logLevel);
+const { opts, config, log } = startBench(options, USAGE);
 
 const cell = (x: number | string, w = 10) => (typeof x === 'number' ? x.toFixed(2) : x).padStart(w);
 const r2 = (s: Summary) => ({ n: s.n, median: round(s.median), p95: round(s.p95), min: round(s.min), max: round(s.max) });

@@ -13,11 +13,10 @@
  * fleet gets a fresh database. Figures on stdout, logs on stderr.
  */
 import os from 'node:os';
+import { startBench } from './setup.js';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
 import { startPrivateCluster, type PrivateCluster } from '../scripts/postgres.js';
-import { ConfigError, loadConfig, type FleetConfig } from '../src/config.js';
 import { findTemporalBinary } from '../src/temporal/binary.js';
 import { freePort, startDevServer, type DevServer } from '../src/temporal/devServer.js';
 import { startProcessFleet, type ProcessFleet } from '../tests/support/processFleet.js';
@@ -64,17 +63,7 @@ function options(argv: string[]) {
   };
 }
 
-let opts: ReturnType<typeof options>;
-let config: FleetConfig;
-try {
-  opts = options(process.argv.slice(2));
-  if (opts.help) (console.log(USAGE), process.exit(0));
-  config = loadConfig();
-} catch (err) {
-  console.error(`error: ${(err as Error).message}${err instanceof ConfigError ? '' : `\n${USAGE}`}`);
-  process.exit(2);
-}
-const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2)); // stdout: figures only
+const { opts, config, log } = startBench(options, USAGE);
 const body: ChatBody = { model: 'small', messages: [{ role: 'user', content: PROMPT }], max_tokens: opts.maxTokens, temperature: 0 };
 const loadAtStart = os.loadavg()[0]!;
 

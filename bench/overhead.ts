@@ -15,17 +15,15 @@
  * installed only with --profile); the histories are fetched after the run.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
+import { startBench } from './setup.js';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import OpenAI from 'openai';
-import { pino } from 'pino';
 import { sha256File } from '../src/activities/fileHash.js';
 import { LlamaRuntime } from '../src/activities/llama/runtime.js';
-import { ConfigError, loadConfig, type FleetConfig } from '../src/config.js';
 import { registerModel } from '../src/db/modelsRepo.js';
-import { configureLogger } from '../src/logger.js';
 import { makeTinyModel } from '../src/model/tinyModel.js';
 import { startStack, type Stack } from '../src/stack.js';
 import { round, summarize, type Summary } from './stats.js';
@@ -73,18 +71,7 @@ interface Sample { ms: number; firstMs?: number; text: string; tokens: number; i
 const wall = () => performance.timeOrigin + performance.now(); // comparable with history event times
 const cell = (x: number | string, w = 10) => (typeof x === 'number' ? x.toFixed(2) : x).padStart(w);
 
-let opts: ReturnType<typeof options>;
-let config: FleetConfig;
-try {
-  opts = options(process.argv.slice(2));
-  if (opts.help) (console.log(USAGE), process.exit(0));
-  config = loadConfig();
-} catch (err) {
-  console.error(`error: ${(err as Error).message}${err instanceof ConfigError ? '' : `\n${USAGE}`}`);
-  process.exit(2);
-}
-const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2)); // stdout: figures only
-configureLogger(config.logLevel);
+const { opts, config, log } = startBench(options, USAGE);
 const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-'));
 let stack: Stack | undefined;
 let direct: LlamaRuntime | undefined;
