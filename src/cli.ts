@@ -27,6 +27,8 @@ import { connectTemporal, type TemporalHandle } from './temporal/connect.js';
 import { startDiscoveryCycle } from './temporal/discovery.js';
 import { installTemporalLogging } from './temporal/runtimeLogging.js';
 import { WORKFLOWS_PATH } from './workers/controlPlane.js';
+import { verifyResponseSignature } from './domain/attestation.js';
+import { readFile } from 'node:fs/promises';
 
 /** A failure to report to the user in one line, with the process exit code. */
 class CliError extends Error {
@@ -448,6 +450,47 @@ discovery
     } finally {
       await t.close();
     }
+  });
+
+const signatureAnswerSchema = z.object({
+  request_id: z.string(),
+  model: z.string(),
+  signed: z.object({ request_id: z.string(), model_sha256: z.string(), response_sha256: z.string() }),
+  fingerprint: z.string(),
+  public_key: z.string(),
+  signature: z.string(),
+  algorithm: z.literal('ed25519'),
+});
+
+program
+  .command('verify <requestId>')
+  .description("fetch a verifiable model response's signature (GET /v1/signature/:id) and check it offline")
+  .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+  .option('--text-file <file>', 'the response text as received: its sha256 must be the signed one')
+  .option('--api-key <key>', 'API key for /v1 (default: $OPENAI_API_KEY)')
+  .action(async (requestId: string, opts: { url?: string; textFile?: string; apiKey?: string }) => {
+    const base = apiBase(opts.url);
+    const key = opts.apiKey ?? process.env.OPENAI_API_KEY;
+    const res = await fetch(`${base}/v1/signature/${encodeURIComponent(requestId)}`, {
+      headers: { accept: 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+    }).catch((err: Error) => {
+      throw new CliError(`cannot reach ${base}: ${err.message}`, 1);
+    });
+    const body: unknown = await res.json().catch(() => null);
+    if (res.status !== 200) throw apiFailure(res.status, body);
+    const parsed = signatureAnswerSchema.safeParse(body);
+    if (!parsed.success) throw new CliError(`${requestId}: not verified: malformed signature answer`, 1);
+    const a = parsed.data;
+    const text = opts.textFile === undefined ? undefined : await readFile(opts.textFile, 'utf8');
+    const verdict = verifyResponseSignature(
+      { signed: a.signed, fingerprint: a.fingerprint, publicKey: a.public_key, signature: a.signature },
+      { requestId, ...(text !== undefined ? { text } : {}) },
+    );
+    if (!verdict.ok) throw new CliError(`${requestId}: not verified: ${verdict.reason}`, 1);
+    process.stdout.write(
+      `${requestId}: ok (model ${a.model}, build ${a.signed.model_sha256.slice(0, 12)}…, key ${verdict.fingerprint.slice(0, 16)}…, ` +
+        `${text !== undefined ? 'response text matches' : 'response text not checked'})\n`,
+    );
   });
 
 program

@@ -20,7 +20,7 @@ import type { Logger } from '../logger.js';
 import { recordAdmissionRejection, recordColdLoad, recordGeneration, recordKeyTokens } from '../metrics.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
-import { signReport, type AttestationReport } from '../domain/attestation.js';
+import { signReport, signResponse, type AttestationReport } from '../domain/attestation.js';
 import { sha256File } from './fileHash.js';
 import { loadOrCreateIdentityKey } from './hostIdentity.js';
 import { AdmissionRejected } from './llama/admissionQueue.js';
@@ -43,6 +43,8 @@ export interface HostActivityDeps {
   identityKeyFile: string;
   /** Load progress (0..1) for the placement row; called often, the receiver throttles. */
   onLoadProgress?: (modelId: string, progress: number) => void;
+  /** An attest read the identity key (it may have been rotated): refresh what the heartbeat reports. */
+  onIdentityRead?: () => void;
   /** A model was loaded or unloaded. */
   onModelsChanged?: () => void;
   /**
@@ -168,6 +170,7 @@ export function createHostActivities(deps: HostActivityDeps) {
         throw ApplicationFailure.create({ message: `${input.modelId} is not loaded on host ${hostId}`, type: FailureType.ModelNotLoaded, nonRetryable: true });
       }
       const key = await loadOrCreateIdentityKey(deps.identityKeyFile);
+      deps.onIdentityRead?.();
       const models = [];
       for (const m of runtime.loadedModels()) {
         models.push({ modelId: m.modelId, sha256: (await sha256File(m.path)).sha256 });
@@ -219,6 +222,11 @@ export function createHostActivities(deps: HostActivityDeps) {
         // that queued for admission reads slower than its decode speed.
         recordGeneration(input.modelId, out.usage.completionTokens, (performance.now() - started) / 1000);
         await publisher?.flush();
+        if (input.sign) {
+          const key = await loadOrCreateIdentityKey(deps.identityKeyFile);
+          const signature = signResponse({ requestId: input.requestId, modelSha256: input.sign.modelSha256, text: out.text }, key);
+          return { ...out, hostId, signature };
+        }
         return { ...out, hostId };
       } catch (err) {
         await publisher?.flush();

@@ -13,6 +13,7 @@ import { adminRoutes, type AdminDeps } from './routes/admin.js';
 import { adminKeyRoutes } from './routes/adminKeys.js';
 import { inferenceRoutes } from './routes/inference.js';
 import { modelRoutes } from './routes/models.js';
+import { signatureRoutes } from './routes/signatures.js';
 import { usageRoutes } from './routes/usage.js';
 
 export interface AppOptions extends AdminDeps {
@@ -52,6 +53,7 @@ export function createApp(o: AppOptions): express.Express {
   app.use('/admin', adminAuthMiddleware(o.adminToken));
   app.use(inferenceRoutes(o));
   app.use(usageRoutes(o));
+  app.use(signatureRoutes(o));
   app.use(modelRoutes(o));
   app.use(adminRoutes(o));
   app.use(adminKeyRoutes(o));

@@ -19,6 +19,7 @@ import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../db/budgetRepo.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
+import { insertResponseSignature } from '../db/signaturesRepo.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import { recordBudgetRefusal, recordFirstText, recordInferenceResult, recordKeyTokens, recordRequest } from '../metrics.js';
@@ -174,6 +175,13 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
     if (relay) relay.finish(result, failure);
     else if (result) res.json(fullResponse(meta, result.text, result.finishReason, result.usage));
     else sendError(res, failure!);
+  }
+
+  // A verifiable model's signature, right after the response (GET /v1/signature/:requestId).
+  if (result?.signature) {
+    await insertResponseSignature(deps.db, meta.id, call.modelId, result.signature).catch((err: Error) =>
+      log.error({ err: err.message }, 'storing the response signature failed'),
+    );
   }
 
   // The outcome's status, even when a mid-stream failure went out after a 200 header.

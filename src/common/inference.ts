@@ -2,6 +2,7 @@
  * The shapes that cross the wire between API, workflows and GPU-host activities. Plain JSON
  * (they are Temporal payloads), sandbox-safe, no runtime code beyond type definitions.
  */
+import type { ResponseSignature } from '../domain/attestation.js';
 export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
 
 export interface ChatMessage {
@@ -51,6 +52,8 @@ export interface GenerateResult {
   finishReason: FinishReason;
   usage: Usage;
   hostId: string;
+  /** Verifiable models: the host's signature over (request id, model build, response hash). */
+  signature?: ResponseSignature;
 }
 
 export interface InferenceResult extends GenerateResult {
@@ -64,6 +67,8 @@ export interface InferenceResult extends GenerateResult {
 export interface GenerateInput extends InferenceRequestInput {
   /** Fleet-state facts the host needs to check before using a slot. */
   contextLength: number;
+  /** Set for a verifiable model: the host signs its response over this build hash. */
+  sign?: { modelSha256: string };
 }
 
 /** One coalesced piece of a streamed answer; `offset` is its position in the full text. */

@@ -12,10 +12,10 @@ import type { Database } from './schema.js';
 export type FleetState = Omit<FleetView, 'heartbeatIntervalMs'>;
 
 export async function readFleetState(db: Kysely<Database>, modelId: string): Promise<FleetState> {
-  const [model, rows] = await Promise.all([
+  const [model, rows, pins] = await Promise.all([
     db
       .selectFrom('models')
-      .select(['id', 'context_length', 'sha256', 'path', 'size_bytes'])
+      .select(['id', 'context_length', 'sha256', 'path', 'size_bytes', 'verifiable'])
       .where('id', '=', modelId)
       .executeTakeFirst(),
     // One statement, so hosts and their placements come from the same snapshot.
@@ -36,7 +36,9 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
       .orderBy('h.id')
       .orderBy('p.model_id')
       .execute(),
+    db.selectFrom('pin_sets').select('fingerprints').where('model_id', '=', modelId).executeTakeFirst(),
   ]);
+  const pinned = Array.isArray(pins?.fingerprints) ? (pins.fingerprints as unknown[]).filter((x): x is string => typeof x === 'string') : [];
 
   const hosts = new Map<string, HostView>();
   for (const row of rows) {
@@ -62,6 +64,7 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
           ...(info.maxQueue !== undefined ? { maxQueue: info.maxQueue } : {}),
         },
         files: stats.files ?? [],
+        ...(stats.keyFingerprint !== undefined ? { keyFingerprint: stats.keyFingerprint } : {}),
       };
       hosts.set(row.id, host);
     }
@@ -76,7 +79,15 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
 
   return {
     model: model
-      ? { id: model.id, contextLength: model.context_length, sha256: model.sha256, path: model.path, sizeBytes: Number(model.size_bytes) }
+      ? {
+          id: model.id,
+          contextLength: model.context_length,
+          sha256: model.sha256,
+          path: model.path,
+          sizeBytes: Number(model.size_bytes),
+          // Only for a verifiable model, so other models' views (and histories) keep their shape.
+          ...(model.verifiable ? { verifiable: true, pinnedFingerprints: pinned } : {}),
+        }
       : null,
     hosts: [...hosts.values()],
   };

@@ -44,6 +44,8 @@ export const hostStatsSchema = z.looseObject({
   freeMemoryBytes: z.number().nonnegative().optional(),
   /** GGUF files present in the host's models folder (absolute paths). */
   files: z.array(z.string()).optional(),
+  /** Fingerprint of the host's current identity key (refreshed after a rotation). */
+  keyFingerprint: z.string().optional(),
 });
 export type HostStats = z.output<typeof hostStatsSchema>;
 export type HostStatsInput = z.input<typeof hostStatsSchema>;

@@ -75,6 +75,17 @@ export interface PinSetsTable {
   updated_at: DefaultTimestamp;
 }
 
+export interface ResponseSignaturesTable {
+  request_id: string;
+  model_id: string;
+  fingerprint: string;
+  public_key: string;
+  /** The signed fields: { request_id, model_sha256, response_sha256 }. */
+  signed: Json;
+  signature: string;
+  created_at: DefaultTimestamp;
+}
+
 export interface DiscoveryCyclesTable {
   /** The discoveryCycle workflow id. */
   workflow_id: string;
@@ -185,6 +196,7 @@ export interface Database {
   key_window_buckets: KeyWindowBucketsTable;
   pin_sets: PinSetsTable;
   discovery_cycles: DiscoveryCyclesTable;
+  response_signatures: ResponseSignaturesTable;
 }
 
 export type HostRow = Selectable<HostsTable>;

@@ -221,3 +221,98 @@ export const ed25519Verifier: AttestationVerifier = {
     return { ok: true, fingerprint };
   },
 };
+
+// ---- response signatures -------------------------------------------------------------------
+
+/** What a host signs for a response of a verifiable model. */
+export interface ResponseSignedFields {
+  request_id: string;
+  /** Hex sha256 of the model build that produced the response. */
+  model_sha256: string;
+  /** Hex sha256 of the response text (UTF-8). */
+  response_sha256: string;
+}
+
+export interface ResponseSignature {
+  signed: ResponseSignedFields;
+  /** Hex sha256 of the raw public key. */
+  fingerprint: string;
+  /** Base64 raw 32-byte Ed25519 public key. */
+  publicKey: string;
+  /** Base64 Ed25519 signature over canonical JSON of `signed`. */
+  signature: string;
+}
+
+/** Hex sha256 of a string's UTF-8 bytes. */
+export function sha256Text(text: string): string {
+  return bytesToHex(sha256(utf8ToBytes(text)));
+}
+
+function encodeResponseFields(f: ResponseSignedFields): Uint8Array {
+  return utf8ToBytes(canonicalJson({ request_id: f.request_id, model_sha256: f.model_sha256, response_sha256: f.response_sha256 }));
+}
+
+/** The host signs (request id, model build, response hash) with its identity key. */
+export function signResponse(
+  o: { requestId: string; modelSha256: string; text: string },
+  privateKey: Uint8Array,
+): ResponseSignature {
+  const publicKey = publicKeyOf(privateKey);
+  const signed: ResponseSignedFields = { request_id: o.requestId, model_sha256: o.modelSha256, response_sha256: sha256Text(o.text) };
+  return {
+    signed,
+    fingerprint: keyFingerprint(publicKey),
+    publicKey: toBase64(publicKey),
+    signature: toBase64(ed25519.sign(encodeResponseFields(signed), privateKey)),
+  };
+}
+
+export type ResponseVerifyFailure =
+  | 'malformed'
+  | 'bad_signature'
+  | 'fingerprint_mismatch'
+  | 'wrong_request'
+  | 'wrong_model_hash'
+  | 'wrong_response_hash'
+  | 'unpinned_key';
+
+export interface ResponseExpectation {
+  requestId?: string;
+  /** The response text the client received: its sha256 must be the signed one. */
+  text?: string;
+  /** The catalog's build hash of the model. */
+  modelSha256?: string;
+  /** Fingerprints the client trusts (e.g. the model's pin set). */
+  trustedFingerprints?: readonly string[];
+}
+
+/** Offline check of a response signature: shape, signature, fingerprint, then what the client knows. */
+export function verifyResponseSignature(
+  s: ResponseSignature,
+  expected: ResponseExpectation = {},
+): { ok: true; fingerprint: string } | { ok: false; reason: ResponseVerifyFailure } {
+  const f = s?.signed;
+  if (
+    typeof s !== 'object' || s === null || typeof f !== 'object' || f === null ||
+    ![f.request_id, f.model_sha256, f.response_sha256, s.fingerprint, s.publicKey, s.signature].every(isString)
+  ) {
+    return { ok: false, reason: 'malformed' };
+  }
+  const publicKey = fromBase64(s.publicKey);
+  const signature = fromBase64(s.signature);
+  if (publicKey?.length !== PUBLIC_KEY_BYTES || signature?.length !== SIGNATURE_BYTES) return { ok: false, reason: 'malformed' };
+  let valid: boolean;
+  try {
+    valid = ed25519.verify(signature, encodeResponseFields(f), publicKey, { zip215: false });
+  } catch {
+    valid = false;
+  }
+  if (!valid) return { ok: false, reason: 'bad_signature' };
+  const fingerprint = keyFingerprint(publicKey);
+  if (fingerprint !== s.fingerprint) return { ok: false, reason: 'fingerprint_mismatch' };
+  if (expected.requestId !== undefined && f.request_id !== expected.requestId) return { ok: false, reason: 'wrong_request' };
+  if (expected.modelSha256 !== undefined && f.model_sha256 !== expected.modelSha256.toLowerCase()) return { ok: false, reason: 'wrong_model_hash' };
+  if (expected.text !== undefined && f.response_sha256 !== sha256Text(expected.text)) return { ok: false, reason: 'wrong_response_hash' };
+  if (expected.trustedFingerprints && !expected.trustedFingerprints.includes(fingerprint)) return { ok: false, reason: 'unpinned_key' };
+  return { ok: true, fingerprint };
+}

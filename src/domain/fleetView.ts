@@ -40,6 +40,8 @@ export interface HostView {
   capacity: HostCapacity;
   /** GGUF files present on the host (absolute paths). */
   files: string[];
+  /** Fingerprint of the host's current identity key, as its last heartbeat reported it. */
+  keyFingerprint?: string;
 }
 
 export interface CatalogModelView {
@@ -48,6 +50,10 @@ export interface CatalogModelView {
   sha256: string;
   contextLength: number;
   sizeBytes: number;
+  /** Only hosts whose current key is pinned may serve (or cold-load) a verifiable model. */
+  verifiable?: boolean;
+  /** The model's pin set (key fingerprints); read only when `verifiable`. */
+  pinnedFingerprints?: string[];
 }
 
 export interface FleetView {

@@ -7,6 +7,8 @@
  * - Cold load: no loaded replica → the placement policy's choice among healthy hosts.
  * - Wait (503 + Retry-After): the model is loading somewhere, every replica refused, only
  *   unhealthy hosts could serve it, or no capable host has a free slot right now.
+ * - Verifiable model: only hosts whose current key fingerprint is in the pin set are offered
+ *   or cold-loaded; none healthy and pinned → wait `no_pinned_host` (fail closed).
  * - Not found (404): the model is not in the catalog, no host is registered, or no
  *   registered host could ever hold it.
  */
@@ -17,7 +19,7 @@ import { chooseLoadTarget } from './placement.js';
 export type RouteDecision =
   | { kind: 'serve'; candidates: string[] }
   | { kind: 'coldLoad'; hostId: string }
-  | { kind: 'wait'; reason: 'loading' | 'no_healthy_host' | 'all_tried' | 'no_free_slot'; retryAfterSeconds: number }
+  | { kind: 'wait'; reason: 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot'; retryAfterSeconds: number }
   | { kind: 'notFound'; reason: 'unknown_model' | 'no_hosts' | 'no_capable_host' };
 
 export interface RouteOptions {
@@ -55,7 +57,12 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (view.hosts.length === 0) return { kind: 'notFound', reason: 'no_hosts' };
 
   const excluded = new Set(opts.exclude ?? []);
-  const healthy = view.hosts.filter((h) => isHostHealthy(h, opts.now, view.heartbeatIntervalMs));
+  const healthyAll = view.hosts.filter((h) => isHostHealthy(h, opts.now, view.heartbeatIntervalMs));
+  // Fail closed: an unpinned (or unreported) key never serves a verifiable model.
+  const pins = new Set(model.verifiable ? (model.pinnedFingerprints ?? []) : []);
+  const healthy = model.verifiable
+    ? healthyAll.filter((h) => h.keyFingerprint !== undefined && pins.has(h.keyFingerprint))
+    : healthyAll;
   const stateOn = (h: HostView) => h.placements.find((p) => p.modelId === model.id)?.state;
 
   const loaded = healthy
@@ -79,6 +86,9 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (placement.kind === 'never') return { kind: 'notFound', reason: 'no_capable_host' };
   if (placement.kind === 'load') return { kind: 'coldLoad', hostId: placement.plan.hostId };
   if (healthy.length === 0) {
+    if (model.verifiable && healthyAll.length > 0) {
+      return { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
+    }
     return { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
   }
   if (excluded.size > 0) return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };

@@ -65,7 +65,7 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
     maxInFlight: o.admission.maxInFlight,
     maxQueue: o.admission.maxQueue,
   });
-  const facts = watchHostFacts(runtime, o.modelsDir, Math.max(5_000, o.heartbeatIntervalMs));
+  const facts = watchHostFacts(runtime, o.modelsDir, Math.max(5_000, o.heartbeatIntervalMs), identityKeyFile);
   await facts.start();
   const register = async () => {
     await upsertHost(o.db.db, { id: o.hostId, taskQueue, info });
@@ -95,6 +95,7 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       identityKeyFile,
       onLoadProgress,
       onModelsChanged: () => void facts.refresh().catch(() => undefined),
+      onIdentityRead: () => void facts.refresh().then(() => heartbeats?.poke(), () => undefined),
       settleReservation: (requestId, usage) => settleReservation(o.db.db, requestId, usage),
     }),
     // Admission happens in the runtime (slots, bounded queue, max wait); the worker must not

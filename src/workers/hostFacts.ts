@@ -4,16 +4,35 @@
  * memory, the GGUF files it has). Refreshed in the background; the heartbeat only reads the
  * cached values, so it never waits on llama.cpp or the disk.
  */
-import { readdir } from 'node:fs/promises';
+import { readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { LlamaRuntime } from '../activities/llama/runtime.js';
 import type { HostInfo } from '../db/hostsRepo.js';
+import { keyFingerprint, publicKeyOf } from '../domain/attestation.js';
 import { SOFTWARE_VERSION } from '../version.js';
 
 export interface DynamicFacts {
   freeMemoryBytes: number;
   files: string[];
+  /** Fingerprint of the current identity key (re-read when the file's mtime changes). */
+  keyFingerprint?: string;
+}
+
+/** Reads the identity key's fingerprint, cached by the file's mtime (a rotation renames a new file in). */
+export function identityFingerprintReader(file: string) {
+  let cached: { mtimeMs: number; ino: number; fingerprint: string } | undefined;
+  return async (): Promise<string | undefined> => {
+    try {
+      const st = await stat(file);
+      if (cached && cached.mtimeMs === st.mtimeMs && cached.ino === st.ino) return cached.fingerprint;
+      const fingerprint = keyFingerprint(publicKeyOf(new Uint8Array(await readFile(file))));
+      cached = { mtimeMs: st.mtimeMs, ino: st.ino, fingerprint };
+      return fingerprint;
+    } catch {
+      return undefined;
+    }
+  };
 }
 
 async function ggufFiles(dir: string): Promise<string[]> {
@@ -48,12 +67,13 @@ export async function staticHostFacts(
 }
 
 /** Keeps a cached copy of the dynamic facts, refreshed every `everyMs` in the background. */
-export function watchHostFacts(runtime: LlamaRuntime, modelsDir: string, everyMs: number) {
+export function watchHostFacts(runtime: LlamaRuntime, modelsDir: string, everyMs: number, identityKeyFile?: string) {
   let current: DynamicFacts = { freeMemoryBytes: os.freemem(), files: [] };
   let timer: NodeJS.Timeout | undefined;
+  const fingerprint = identityKeyFile ? identityFingerprintReader(identityKeyFile) : async () => undefined;
   const refresh = async () => {
-    const [r, files] = await Promise.all([runtime.resources(), ggufFiles(modelsDir)]);
-    current = { freeMemoryBytes: r.freeMemoryBytes, files };
+    const [r, files, fp] = await Promise.all([runtime.resources(), ggufFiles(modelsDir), fingerprint()]);
+    current = { freeMemoryBytes: r.freeMemoryBytes, files, ...(fp !== undefined ? { keyFingerprint: fp } : {}) };
   };
   const loop = () => {
     timer = setTimeout(() => void refresh().catch(() => undefined).finally(loop), everyMs);

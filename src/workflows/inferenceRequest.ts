@@ -94,6 +94,8 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
       continue;
     }
     const contextLength = view.model?.contextLength ?? 0;
+    // A verifiable model's response is signed by the (pinned) host over the catalog's build hash.
+    const sign = view.model?.verifiable ? { sign: { modelSha256: view.model.sha256 } } : {};
     for (const hostId of decision.candidates) {
       tried.push(hostId);
       upsertSearchAttributes([{ key: FleetHost, value: hostId }]);
@@ -105,7 +107,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
           : ActivityCancellationType.TRY_CANCEL,
       });
       try {
-        const result = await host.generate({ ...input, contextLength });
+        const result = await host.generate({ ...input, contextLength, ...sign });
         return { ...result, modelId: input.modelId, coldLoaded, failovers };
       } catch (err) {
         const facts = attemptFacts(err);
@@ -136,6 +138,7 @@ function unavailable(d: { reason: string; retryAfterSeconds: number }): Applicat
   const why: Record<string, string> = {
     loading: 'the model is loading',
     no_healthy_host: 'no healthy host can serve the model right now',
+    no_pinned_host: 'no host with a pinned (attested) key can serve this verifiable model right now',
     no_free_slot: 'no host has a free slot for the model right now',
     all_tried: 'every host serving the model is busy',
   };

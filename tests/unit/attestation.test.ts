@@ -107,3 +107,24 @@ test('base64 round-trips and rejects non-canonical input', () => {
   assert.equal(fromBase64('Zm=8'), null); // padding in the middle
   assert.equal(fromBase64('Zm-_'), null); // url alphabet
 });
+
+// ---- response signatures -------------------------------------------------------------------
+import { sha256Text, signResponse, verifyResponseSignature } from '../../src/domain/attestation.js';
+
+test('response signature: signs (request id, build, response hash) and verifies offline', () => {
+  const key = new Uint8Array(32).fill(7);
+  const s = signResponse({ requestId: 'chatcmpl-1', modelSha256: 'a'.repeat(64), text: 'héllo' }, key);
+  assert.equal(s.signed.response_sha256, sha256Text('héllo'));
+  assert.deepEqual(verifyResponseSignature(s, { requestId: 'chatcmpl-1', text: 'héllo', modelSha256: 'A'.repeat(64), trustedFingerprints: [s.fingerprint] }), { ok: true, fingerprint: s.fingerprint });
+  const cases: Array<[string, Parameters<typeof verifyResponseSignature>, string]> = [
+    ['other text', [s, { text: 'hello' }], 'wrong_response_hash'],
+    ['other request', [s, { requestId: 'chatcmpl-2' }], 'wrong_request'],
+    ['other build', [s, { modelSha256: 'b'.repeat(64) }], 'wrong_model_hash'],
+    ['untrusted key', [s, { trustedFingerprints: ['f'.repeat(64)] }], 'unpinned_key'],
+    ['edited signed field', [{ ...s, signed: { ...s.signed, response_sha256: sha256Text('x') } }], 'bad_signature'],
+    ['claimed fingerprint of another key', [{ ...s, fingerprint: 'e'.repeat(64) }], 'fingerprint_mismatch'],
+    ['garbage signature', [{ ...s, signature: 'nope' }], 'malformed'],
+    ['missing fields', [{ signed: null } as never], 'malformed'],
+  ];
+  for (const [name, args, reason] of cases) assert.deepEqual(verifyResponseSignature(...args), { ok: false, reason }, name);
+});

@@ -38,6 +38,12 @@ const view = (hosts: HostView[], model = true): FleetView => ({
   heartbeatIntervalMs: INTERVAL,
 });
 
+const keyed = (h: HostView, keyFingerprint: string): HostView => ({ ...h, keyFingerprint });
+function vview(pins: string[], hosts: HostView[]): FleetView {
+  const v = view(hosts);
+  return { ...v, model: { ...v.model!, verifiable: true, pinnedFingerprints: pins } };
+}
+
 const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: RouteDecision }> = [
   { name: 'unknown model → not found', view: view([host('a', { state: 'loaded' })], false), expect: { kind: 'notFound', reason: 'unknown_model' } },
   { name: 'no hosts → not found', view: view([]), expect: { kind: 'notFound', reason: 'no_hosts' } },
@@ -120,6 +126,42 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
     name: 'only unhealthy hosts → 503 wait',
     view: view([host('a', { state: 'loaded', lastBeatMsAgo: 10 * INTERVAL })]),
     expect: { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: 5 },
+  },
+  // Verifiable models: only pinned keys serve or cold-load; none → fail closed.
+  {
+    name: 'verifiable: only hosts whose current key is pinned are offered',
+    view: vview(['fa', 'fc'], [keyed(host('a', { state: 'loaded', load: 2 }), 'fa'), keyed(host('b', { state: 'loaded' }), 'fb'), keyed(host('c', { state: 'loaded', load: 1 }), 'fc')]),
+    expect: { kind: 'serve', candidates: ['c', 'a'] },
+  },
+  {
+    name: 'verifiable: a host that reports no fingerprint is never offered',
+    view: vview(['fa'], [host('a', { state: 'loaded' }), keyed(host('b', { state: 'loaded' }), 'fb')]),
+    expect: { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: 5 },
+  },
+  {
+    name: 'verifiable: a rotated (unpinned) key on every replica → no_pinned_host, not a cold load elsewhere',
+    view: vview(['old'], [keyed(host('a', { state: 'loaded' }), 'new'), keyed(host('b'), 'other')]),
+    expect: { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: 5 },
+  },
+  {
+    name: 'verifiable: empty pin set → no_pinned_host',
+    view: vview([], [keyed(host('a', { state: 'loaded' }), 'fa')]),
+    expect: { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: 5 },
+  },
+  {
+    name: 'verifiable: cold load only on a pinned host',
+    view: vview(['fc'], [keyed(host('a'), 'fa'), keyed(host('b'), 'fb'), keyed(host('c', { other: ['x'] }), 'fc')]),
+    expect: { kind: 'coldLoad', hostId: 'c' },
+  },
+  {
+    name: 'verifiable: pinned host unhealthy → no_pinned_host while unpinned ones are up',
+    view: vview(['fa'], [keyed(host('a', { state: 'loaded', lastBeatMsAgo: 10 * INTERVAL }), 'fa'), keyed(host('b', { state: 'loaded' }), 'fb')]),
+    expect: { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: 5 },
+  },
+  {
+    name: 'not verifiable: the pin set is ignored',
+    view: { ...vview([], [keyed(host('a', { state: 'loaded' }), 'fa')]), model: { ...view([]).model!, verifiable: false, pinnedFingerprints: [] } },
+    expect: { kind: 'serve', candidates: ['a'] },
   },
 ];
 

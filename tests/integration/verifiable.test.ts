@@ -1,0 +1,128 @@
+/**
+ * Serving a verifiable model on real parts: three in-process GPU hosts (node-llama-cpp, tiny
+ * model), PGlite, the suite's Temporal server. Before any cycle nothing is pinned and the model
+ * fails closed (503 + Retry-After); after a cycle a pinned host serves it and signs the
+ * response, whose signature `fleet verify` and the domain verifier accept (and reject for other
+ * text); an emptied pin set fails closed again.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { after, before, test } from 'node:test';
+import type { DiscoveryOutcome } from '../../src/common/discovery.js';
+import { verifyResponseSignature, type ResponseSignature } from '../../src/domain/attestation.js';
+import { setModelVerifiable } from '../../src/db/pinSetsRepo.js';
+import { startTestFleet, type TestFleet } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
+
+const fleetBin = path.resolve(import.meta.dirname, '../../bin/fleet.js');
+const fleet = (...args: string[]) =>
+  promisify(execFile)(process.execPath, [fleetBin, ...args], {
+    env: { ...process.env, FLEET_LOG_LEVEL: 'warn', FLEET_DATA_DIR: f.tmpDir },
+    timeout: 120_000,
+  });
+
+let f: TestFleet;
+let api: string;
+
+interface SignatureAnswer {
+  request_id: string;
+  model: string;
+  signed: ResponseSignature['signed'];
+  fingerprint: string;
+  public_key: string;
+  signature: string;
+  algorithm: string;
+}
+
+const chat = (content: string) =>
+  fetch(`${api}/v1/chat/completions`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ model: f.modelId, messages: [{ role: 'user', content }], max_tokens: 8, temperature: 0 }),
+  });
+
+async function assertFailsClosed(): Promise<void> {
+  const res = await chat('anyone there?');
+  const body = (await res.json()) as { error: { code: string; message: string } };
+  assert.equal(res.status, 503, JSON.stringify(body));
+  assert.ok(Number(res.headers.get('retry-after')) >= 1);
+  assert.equal(body.error.code, 'service_unavailable');
+  assert.match(body.error.message, /pinned/);
+}
+
+before(async () => {
+  f = await startTestFleet({ db: 'pglite', hosts: 3 });
+  api = f.stack.api!.url;
+  await Promise.all(
+    f.hostIds.map(async (h) => {
+      const res = await fetch(`${api}/admin/hosts/${h}/models/${f.modelId}/load`, { method: 'POST' });
+      assert.equal(res.status, 200, await res.text());
+    }),
+  );
+  // Marked in the table directly: no refresh Schedule on the shared Temporal server.
+  assert.ok(await setModelVerifiable(f.stack.db.db, f.modelId, true, 3600));
+});
+after(async () => {
+  await f?.stop();
+});
+
+test('a verifiable model with nothing pinned fails closed: 503 + Retry-After, never an unpinned host', async () => {
+  await assertFailsClosed();
+  const served = await f.stack.db.db.selectFrom('request_log').select('host_id').where('host_id', 'is not', null).execute();
+  assert.deepEqual(served, []);
+});
+
+test('after a cycle a pinned host serves, signs, and the signature verifies', async () => {
+  const cycle = await fetch(`${api}/admin/models/${f.modelId}/discovery`, { method: 'POST' });
+  const out = (await cycle.json()) as DiscoveryOutcome;
+  assert.equal(out.mode, 'replaced', out.reasons.join('; '));
+  assert.equal(out.pinSet.fingerprints.length, 3);
+
+  const res = await chat('say something');
+  assert.equal(res.status, 200, await res.clone().text());
+  const body = (await res.json()) as { id: string; choices: Array<{ message: { content: string } }> };
+  const text = body.choices[0]!.message.content;
+
+  const sig = await waitFor(async () => {
+    const r = await fetch(`${api}/v1/signature/${body.id}`);
+    return r.status === 200 ? ((await r.json()) as SignatureAnswer) : undefined;
+  });
+  assert.ok(sig, 'the signature is stored');
+  assert.equal(sig.request_id, body.id);
+  assert.equal(sig.model, f.modelId);
+  assert.equal(sig.algorithm, 'ed25519');
+  const model = await f.stack.db.db.selectFrom('models').select('sha256').where('id', '=', f.modelId).executeTakeFirstOrThrow();
+  assert.equal(sig.signed.model_sha256, model.sha256);
+
+  const s: ResponseSignature = { signed: sig.signed, fingerprint: sig.fingerprint, publicKey: sig.public_key, signature: sig.signature };
+  assert.deepEqual(
+    verifyResponseSignature(s, { requestId: body.id, text, modelSha256: model.sha256, trustedFingerprints: out.pinSet.fingerprints }),
+    { ok: true, fingerprint: sig.fingerprint },
+  );
+  assert.deepEqual(verifyResponseSignature(s, { text: `${text}!` }), { ok: false, reason: 'wrong_response_hash' });
+  assert.deepEqual(verifyResponseSignature({ ...s, signed: { ...s.signed, request_id: 'chatcmpl-other' } }), { ok: false, reason: 'bad_signature' });
+
+  // `fleet verify` as a client would run it: ok with the received text, exit 1 with another.
+  const good = path.join(f.tmpDir, 'response.txt');
+  await writeFile(good, text);
+  const ok = await fleet('verify', body.id, '--url', api, '--text-file', good);
+  assert.match(ok.stdout, new RegExp(`^${body.id}: ok \\(model ${f.modelId}, .*response text matches\\)`));
+  const bad = path.join(f.tmpDir, 'tampered.txt');
+  await writeFile(bad, `${text} (edited)`);
+  await assert.rejects(fleet('verify', body.id, '--url', api, '--text-file', bad), (err: { code: number; stderr: string }) => {
+    assert.equal(err.code, 1);
+    assert.match(err.stderr, /not verified: wrong_response_hash/);
+    return true;
+  });
+  const missing = await fetch(`${api}/v1/signature/chatcmpl-nope`);
+  assert.equal(missing.status, 404);
+  assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'signature_not_found');
+});
+
+test('an emptied pin set (every key unpinned, no cycle yet) fails closed again', async () => {
+  await f.stack.db.db.updateTable('pin_sets').set({ fingerprints: JSON.stringify([]) }).where('model_id', '=', f.modelId).execute();
+  await assertFailsClosed();
+});
