@@ -1,0 +1,194 @@
+/**
+ * Operator subcommands that talk to a running fleet: `status`, `models load`, `keys`,
+ * `host rotate-key` and `verify` (a response signature, checked offline).
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import http from 'node:http';
+import { z } from 'zod';
+import { keyAnswerSchema, keysListSchema, renderKeys } from '../keysView.js';
+import { hostsResponseSchema, renderStatus } from '../statusView.js';
+import { identityKeyPath, writeNewIdentityKey } from '../activities/hostIdentity.js';
+import { verifyResponseSignature } from '../domain/attestation.js';
+import { readFile } from 'node:fs/promises';
+import { CliError, config, int, hostId, apiBase, callApi, apiFailure } from './common.js';
+
+async function fetchStatus(base: string): Promise<string> {
+  const { status, body } = await callApi('GET', base, '/admin/hosts');
+  if (status !== 200) throw apiFailure(status, body);
+  const parsed = hostsResponseSchema.safeParse(body);
+  if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/hosts (is this an inference-fleet API?)`, 1);
+  return renderStatus(parsed.data.data);
+}
+
+/** Re-renders every second until Ctrl-C; an API that goes away mid-watch is shown, not fatal. */
+async function watchStatus(base: string, first: string): Promise<void> {
+  let wake: () => void = () => undefined;
+  let stopped = false;
+  process.once('SIGINT', () => {
+    stopped = true;
+    wake();
+  });
+  for (let out = first; !stopped; ) {
+    const when = new Date().toLocaleTimeString();
+    // Clear the screen and home the cursor, so each frame replaces the previous one.
+    process.stdout.write(`\x1b[2J\x1b[Hfleet status  ${base}  ${when}  (Ctrl-C to stop)\n\n${out}`);
+    await new Promise<void>((resolve) => {
+      wake = resolve;
+      setTimeout(resolve, 1000);
+    });
+    if (stopped) break;
+    out = await fetchStatus(base).catch((err: unknown) => {
+      if (err instanceof CliError) return `${err.message}; retrying\n`;
+      throw err;
+    });
+  }
+}
+
+export function registerOperatorCommands(program: Command): void {
+  program
+    .command('status')
+    .description('hosts, their health and slots, and each model\'s state, requests and load progress (GET /admin/hosts)')
+    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option('--watch', 're-render every second until Ctrl-C')
+    .action(async (opts: { url?: string; watch?: boolean }) => {
+      const base = apiBase(opts.url);
+      // The first read decides: an API that is not there is an error, even with --watch.
+      const first = await fetchStatus(base);
+      if (opts.watch) await watchStatus(base, first);
+      else process.stdout.write(first);
+    });
+
+  const models = program.command('models').description('operate on the models of a running fleet');
+  models
+    .command('load <model>')
+    .description('load a model onto a host now (the coldLoad workflow a request would start) and wait until it is loaded')
+    .requiredOption('--host <id>', 'the host to load it on', hostId)
+    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .action(async (model: string, opts: { host: string; url?: string }) => {
+      const base = apiBase(opts.url);
+      const started = Date.now();
+      const route = `/admin/hosts/${encodeURIComponent(opts.host)}/models/${encodeURIComponent(model)}/load`;
+      const { status, body } = await callApi('POST', base, route);
+      if (status !== 200) throw apiFailure(status, body);
+      const answer = z.object({ host: z.string(), model: z.string(), evicted: z.array(z.string()) }).safeParse(body);
+      if (!answer.success) throw new CliError(`unexpected answer from ${base}${route}`, 1);
+      const { evicted } = answer.data;
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      process.stdout.write(
+        `loaded ${answer.data.model} on ${answer.data.host} in ${seconds}s${evicted.length ? ` (evicted: ${evicted.join(', ')})` : ''}\n`,
+      );
+    });
+
+  const keys = program
+    .command('keys')
+    .description('API keys of a running fleet (POST/GET/DELETE /admin/keys; sends FLEET_ADMIN_TOKEN when set)');
+  keys
+    .command('create')
+    .description('create a key for an account (created if new); the key is printed once and cannot be shown again')
+    .requiredOption('--account <id>', 'account the key belongs to')
+    .option('--name <name>', 'a label for the key')
+    .option('--balance <tokens>', 'hard balance: lifetime tokens (prompt + completion) the key may spend', int('balance'))
+    .option('--window-tokens <tokens>', 'rolling window: at most this many tokens …', int('window-tokens'))
+    .option('--window-seconds <s>', '… in any window of this many seconds', int('window-seconds'))
+    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .action(async (opts: { account: string; name?: string; balance?: number; windowTokens?: number; windowSeconds?: number; url?: string }) => {
+      if ((opts.windowTokens === undefined) !== (opts.windowSeconds === undefined)) {
+        throw new InvalidArgumentError('--window-tokens and --window-seconds go together');
+      }
+      const base = apiBase(opts.url);
+      const { status, body } = await callApi('POST', base, '/admin/keys', {
+        account: opts.account,
+        name: opts.name ?? null,
+        balance_tokens: opts.balance ?? null,
+        window_tokens: opts.windowTokens ?? null,
+        window_seconds: opts.windowSeconds ?? null,
+      });
+      if (status !== 201) throw apiFailure(status, body);
+      const answer = keyAnswerSchema.safeParse(body);
+      if (!answer.success) throw new CliError(`unexpected answer from ${base}/admin/keys`, 1);
+      const k = answer.data;
+      process.stdout.write(
+        `created key ${k.id} for account ${k.account}\n${k.key}\n` +
+          'Store it now: this is the only time it is shown (only a hash is kept).\n',
+      );
+    });
+  keys
+    .command('list')
+    .description('keys with their budgets and spend (never a secret)')
+    .option('--account <id>', 'only this account\'s keys')
+    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .action(async (opts: { account?: string; url?: string }) => {
+      const base = apiBase(opts.url);
+      const route = `/admin/keys${opts.account ? `?account=${encodeURIComponent(opts.account)}` : ''}`;
+      const { status, body } = await callApi('GET', base, route);
+      if (status !== 200) throw apiFailure(status, body);
+      const parsed = keysListSchema.safeParse(body);
+      if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/keys`, 1);
+      process.stdout.write(renderKeys(parsed.data.data));
+    });
+  keys
+    .command('revoke <id>')
+    .description('revoke a key: refused at once by this API process, within seconds by others')
+    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .action(async (id: string, opts: { url?: string }) => {
+      const base = apiBase(opts.url);
+      const { status, body } = await callApi('DELETE', base, `/admin/keys/${encodeURIComponent(id)}`);
+      if (status !== 200) throw apiFailure(status, body);
+      process.stdout.write(`revoked key ${id}\n`);
+    });
+
+  program
+    .command('host')
+    .description('operate on this machine\'s GPU-host state')
+    .command('rotate-key')
+    .description('replace the host\'s Ed25519 identity key (<FLEET_DATA_DIR>/hosts/<id>/identity.key); a running worker signs with it from its next attestation')
+    .requiredOption('--host-id <id>', 'the host', hostId)
+    .action(async (opts: { hostId: string }) => {
+      const file = identityKeyPath(config().dataDir, opts.hostId);
+      const fingerprint = await writeNewIdentityKey(file);
+      process.stdout.write(`${file}\n  new key fingerprint ${fingerprint}\n`);
+    });
+
+  /** One line per fact of a cycle's outcome, for people. */
+  const signatureAnswerSchema = z.object({
+    request_id: z.string(),
+    model: z.string(),
+    signed: z.object({ request_id: z.string(), model_sha256: z.string(), response_sha256: z.string() }),
+    fingerprint: z.string(),
+    public_key: z.string(),
+    signature: z.string(),
+    algorithm: z.literal('ed25519'),
+  });
+
+  program
+    .command('verify <requestId>')
+    .description("fetch a verifiable model response's signature (GET /v1/signature/:id) and check it offline")
+    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option('--text-file <file>', 'the response text as received: its sha256 must be the signed one')
+    .option('--api-key <key>', 'API key for /v1 (default: $OPENAI_API_KEY)')
+    .action(async (requestId: string, opts: { url?: string; textFile?: string; apiKey?: string }) => {
+      const base = apiBase(opts.url);
+      const key = opts.apiKey ?? process.env.OPENAI_API_KEY;
+      const res = await fetch(`${base}/v1/signature/${encodeURIComponent(requestId)}`, {
+        headers: { accept: 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
+      }).catch((err: Error) => {
+        throw new CliError(`cannot reach ${base}: ${err.message}`, 1);
+      });
+      const body: unknown = await res.json().catch(() => null);
+      if (res.status !== 200) throw apiFailure(res.status, body);
+      const parsed = signatureAnswerSchema.safeParse(body);
+      if (!parsed.success) throw new CliError(`${requestId}: not verified: malformed signature answer`, 1);
+      const a = parsed.data;
+      const text = opts.textFile === undefined ? undefined : await readFile(opts.textFile, 'utf8');
+      const verdict = verifyResponseSignature(
+        { signed: a.signed, fingerprint: a.fingerprint, publicKey: a.public_key, signature: a.signature },
+        { requestId, ...(text !== undefined ? { text } : {}) },
+      );
+      if (!verdict.ok) throw new CliError(`${requestId}: not verified: ${verdict.reason}`, 1);
+      process.stdout.write(
+        `${requestId}: ok (model ${a.model}, build ${a.signed.model_sha256.slice(0, 12)}…, key ${verdict.fingerprint.slice(0, 16)}…, ` +
+          `${text !== undefined ? 'response text matches' : 'response text not checked'})\n`,
+      );
+    });
+
+}
