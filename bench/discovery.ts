@@ -15,23 +15,21 @@
  * with exactly `count` fingerprints is counted in the `incomplete` column.
  */
 import { randomBytes } from 'node:crypto';
+import { startBench } from './setup.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { NativeConnection, Worker } from '@temporalio/worker';
-import { pino } from 'pino';
 import { sha256File } from '../src/activities/fileHash.js';
 import type { DiscoveryOutcome } from '../src/common/discovery.js';
 import { hostQueue } from '../src/common/taskQueues.js';
-import { ConfigError, loadConfig, type FleetConfig } from '../src/config.js';
 import { recordHeartbeat, upsertHost } from '../src/db/hostsRepo.js';
 import { registerModel } from '../src/db/modelsRepo.js';
 import { setPlacementState } from '../src/db/placementsRepo.js';
 import { PlacementState } from '../src/db/schema.js';
 import { signReport } from '../src/domain/attestation.js';
-import { configureLogger } from '../src/logger.js';
 import { makeTinyModel } from '../src/model/tinyModel.js';
 import { startStack, type Stack } from '../src/stack.js';
 import { startDiscoveryCycle } from '../src/temporal/discovery.js';
@@ -53,18 +51,7 @@ function options(argv: string[]) {
   return { help: v.help, cycles: Number(v.cycles), sizes: [...new Set(sizes)].sort((a, b) => a - b) };
 }
 
-let opts: ReturnType<typeof options>;
-let config: FleetConfig;
-try {
-  opts = options(process.argv.slice(2));
-  if (opts.help) (console.log(USAGE), process.exit(0));
-  config = loadConfig();
-} catch (err) {
-  console.error(`error: ${(err as Error).message}${err instanceof ConfigError ? '' : `\n${USAGE}`}`);
-  process.exit(2);
-}
-const log = pino({ level: config.logLevel, base: { pid: process.pid } }, pino.destination(2)); // stdout: figures only
-configureLogger(config.logLevel);
+const { opts, config, log } = startBench(options, USAGE);
 const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-discovery-'));
 let stack: Stack | undefined;
 const simWorkers: Array<{ worker: Worker; done: Promise<void> }> = [];
