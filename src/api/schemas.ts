@@ -4,6 +4,7 @@
  * is checked, and parameters we cannot honour are refused rather than silently dropped.
  */
 import { z } from 'zod';
+import { invalidRequest } from './errors.js';
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
 const contentPart = z.discriminatedUnion('type', [
@@ -111,3 +112,13 @@ export const createKeyBody = z
     path: ['window_seconds'],
   });
 export type CreateKeyBody = z.infer<typeof createKeyBody>;
+
+/** Validates `value` with `schema`, or throws the 400 envelope naming the offending param. */
+export function parseOr400<S extends z.ZodType>(schema: S, value: unknown): z.infer<S> {
+  const r = schema.safeParse(value);
+  if (!r.success) {
+    const { message, param } = describeZodError(r.error);
+    throw invalidRequest(message, param);
+  }
+  return r.data;
+}

@@ -5,27 +5,13 @@
  * `fleet status` / `fleet models load` commands run as child processes against the API.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { promisify } from 'node:util';
 import { serveMetrics } from '../../src/metrics.js';
+import { runFleet } from '../support/cli.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
-const run = promisify(execFile);
 
-/** Runs `fleet …` as a child process; resolves with its exit code and output, never rejects. */
-async function fleet(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [path.join(root, 'bin/fleet.js'), ...args], { timeout: 120_000 });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+const fleet = (...args: string[]) => runFleet(args);
 
 /** The value of the first sample of `name` whose labels include `labels` (Prometheus text format). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {

@@ -7,10 +7,9 @@
  * child process on PostgreSQL).
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { promisify } from 'node:util';
 import { ScheduleOverlapPolicy, WorkflowNotFoundError } from '@temporalio/client';
 import { sha256File } from '../../src/activities/fileHash.js';
 import { ModelCatalog } from '../../src/api/catalog.js';
@@ -26,24 +25,14 @@ import { freePort } from '../../src/temporal/devServer.js';
 import { SWEEP_SCHEDULE_ID } from '../../src/temporal/sweepSchedule.js';
 import { testEnv } from '../support/env.js';
 import { startTestFleet, type DbKind, type TestFleet } from '../support/stack.js';
+import { runFleet } from '../support/cli.js';
 import { waitFor } from '../support/wait.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-const run = promisify(execFile);
 
-/** `fleet …` as a child process with this environment; never rejects. */
-async function fleet(env: Record<string, string>, ...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await run(process.execPath, [path.join(root, 'bin/fleet.js'), ...args], {
-      timeout: 60_000,
-      env: { PATH: process.env.PATH, HOME: process.env.HOME, FLEET_LOG_LEVEL: 'error', ...env },
-    });
-    return { code: 0, stdout, stderr };
-  } catch (err) {
-    const e = err as { code?: number; stdout?: string; stderr?: string };
-    return { code: typeof e.code === 'number' ? e.code : -1, stdout: e.stdout ?? '', stderr: e.stderr ?? '' };
-  }
-}
+/** `fleet …` as a child process with this environment only. */
+const fleet = (env: Record<string, string>, ...args: string[]) =>
+  runFleet(args, { timeoutMs: 60_000, env: { PATH: process.env.PATH, HOME: process.env.HOME, FLEET_LOG_LEVEL: 'error', ...env } });
 const ADMIN = 'test-admin-token-0123456789abcdef';
 const user = (content: string) => [{ role: 'user' as const, content }];
 

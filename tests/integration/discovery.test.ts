@@ -6,10 +6,7 @@
  * refresh Schedule (deleted when unmarked); a cycle's history replays.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
-import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import { Worker } from '@temporalio/worker';
 import { identityKeyPath, writeNewIdentityKey } from '../../src/activities/hostIdentity.js';
@@ -17,16 +14,12 @@ import { discoveryScheduleId, type DiscoveryOutcome } from '../../src/common/dis
 import { keyFingerprint, publicKeyOf } from '../../src/domain/attestation.js';
 import { deleteDiscoverySchedule } from '../../src/temporal/discovery.js';
 import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
+import { runFleet } from '../support/cli.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
 import { testEnv } from '../support/env.js';
 import { waitFor } from '../support/wait.js';
 
-const fleetBin = path.resolve(import.meta.dirname, '../../bin/fleet.js');
-const fleet = (...args: string[]) =>
-  promisify(execFile)(process.execPath, [fleetBin, ...args], {
-    env: { ...process.env, FLEET_LOG_LEVEL: 'warn', FLEET_DATA_DIR: f.tmpDir },
-    timeout: 120_000,
-  });
+const fleet = (...args: string[]) => runFleet(args, { env: { ...process.env, FLEET_LOG_LEVEL: 'warn', FLEET_DATA_DIR: f.tmpDir } });
 
 let f: TestFleet;
 let admin: string;
@@ -151,12 +144,15 @@ test("a cycle's recorded history replays against the workflow code", async () =>
 
 test('fleet discovery run / replay / rerun', async () => {
   const run = await fleet('discovery', 'run', '--model', f.modelId, '--url', f.stack.api!.url);
+  assert.equal(run.code, 0, run.stderr);
   assert.match(run.stdout, /^discovery:tiny:\S+: replaced \(pinned → steady\), backends 2/);
   const last = cycles.at(-1)!.workflowId;
   const address = testEnv.temporalAddress;
   const replay = await fleet('discovery', 'replay', last, '--address', address);
+  assert.equal(replay.code, 0, replay.stderr);
   assert.equal(replay.stdout.trim().split('\n').at(-1), `${last}: ok (${(await f.stack.temporal.client.workflow.getHandle(last).fetchHistory()).events!.length} events replayed)`);
   const rerun = await fleet('discovery', 'rerun', last, '--address', address);
+  assert.equal(rerun.code, 0, rerun.stderr);
   assert.match(rerun.stdout, /^before:\ndiscovery:tiny:\S+: replaced \(pinned → rotated\)/);
   assert.match(rerun.stdout, /after:\ndiscovery:tiny:\S+: replaced \(pinned → steady\), backends 2/);
 });

@@ -6,23 +6,17 @@
  * text); an emptied pin set fails closed again.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { promisify } from 'node:util';
 import { after, before, test } from 'node:test';
 import type { DiscoveryOutcome } from '../../src/common/discovery.js';
 import { verifyResponseSignature, type ResponseSignature } from '../../src/domain/attestation.js';
 import { setModelVerifiable } from '../../src/db/pinSetsRepo.js';
+import { runFleet } from '../support/cli.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
-const fleetBin = path.resolve(import.meta.dirname, '../../bin/fleet.js');
-const fleet = (...args: string[]) =>
-  promisify(execFile)(process.execPath, [fleetBin, ...args], {
-    env: { ...process.env, FLEET_LOG_LEVEL: 'warn', FLEET_DATA_DIR: f.tmpDir },
-    timeout: 120_000,
-  });
+const fleet = (...args: string[]) => runFleet(args, { env: { ...process.env, FLEET_LOG_LEVEL: 'warn', FLEET_DATA_DIR: f.tmpDir } });
 
 let f: TestFleet;
 let api: string;
@@ -109,14 +103,13 @@ test('after a cycle a pinned host serves, signs, and the signature verifies', as
   const good = path.join(f.tmpDir, 'response.txt');
   await writeFile(good, text);
   const ok = await fleet('verify', body.id, '--url', api, '--text-file', good);
+  assert.equal(ok.code, 0, ok.stderr);
   assert.match(ok.stdout, new RegExp(`^${body.id}: ok \\(model ${f.modelId}, .*response text matches\\)`));
   const bad = path.join(f.tmpDir, 'tampered.txt');
   await writeFile(bad, `${text} (edited)`);
-  await assert.rejects(fleet('verify', body.id, '--url', api, '--text-file', bad), (err: { code: number; stderr: string }) => {
-    assert.equal(err.code, 1);
-    assert.match(err.stderr, /not verified: wrong_response_hash/);
-    return true;
-  });
+  const tampered = await fleet('verify', body.id, '--url', api, '--text-file', bad);
+  assert.equal(tampered.code, 1);
+  assert.match(tampered.stderr, /not verified: wrong_response_hash/);
   const missing = await fetch(`${api}/v1/signature/chatcmpl-nope`);
   assert.equal(missing.status, 404);
   assert.equal(((await missing.json()) as { error: { code: string } }).error.code, 'signature_not_found');

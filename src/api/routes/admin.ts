@@ -21,7 +21,7 @@ import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
 import { ApiError, fromWorkflowFailure, invalidRequest, modelNotFound } from '../errors.js';
 import type { ApiDeps } from '../inferenceCall.js';
-import { describeZodError, patchModelBody, registerModelBody } from '../schemas.js';
+import { parseOr400, patchModelBody, registerModelBody } from '../schemas.js';
 import { setModelVerifiable } from '../../db/pinSetsRepo.js';
 import { deleteDiscoverySchedule, startDiscoveryCycle, upsertDiscoverySchedule } from '../../temporal/discovery.js';
 
@@ -71,12 +71,7 @@ export function adminRoutes(deps: AdminDeps): Router {
   const r = Router();
 
   r.post('/admin/models', async (req, res) => {
-    const parsed = registerModelBody.safeParse(req.body ?? {});
-    if (!parsed.success) {
-      const { message, param } = describeZodError(parsed.error);
-      throw invalidRequest(message, param);
-    }
-    const body = parsed.data;
+    const body = parseOr400(registerModelBody, req.body ?? {});
     const file = path.resolve(deps.modelsDir, body.path);
     await assertGguf(file);
     const trained = await trainedContextLength(file).catch(() => undefined);
@@ -132,12 +127,7 @@ export function adminRoutes(deps: AdminDeps): Router {
   });
 
   r.post('/admin/hosts/:hostId/models/:modelId/load', async (req, res) => {
-    const parsed = loadParams.safeParse({ host: req.params.hostId, model: req.params.modelId });
-    if (!parsed.success) {
-      const { message, param } = describeZodError(parsed.error);
-      throw invalidRequest(message, param);
-    }
-    const { host, model: modelId } = parsed.data;
+    const { host, model: modelId } = parseOr400(loadParams, { host: req.params.hostId, model: req.params.modelId });
     const model = await deps.catalog.get(modelId);
     if (!model) throw modelNotFound(modelId);
     if (!(await getHost(deps.db, host))) throw hostNotFound(host);
@@ -156,12 +146,7 @@ export function adminRoutes(deps: AdminDeps): Router {
   r.patch('/admin/models/:modelId', async (req, res) => {
     const id = registerModelBody.shape.id.safeParse(req.params.modelId);
     if (!id.success) throw invalidRequest('The model id is malformed.', 'id');
-    const parsed = patchModelBody.safeParse(req.body ?? {});
-    if (!parsed.success) {
-      const { message, param } = describeZodError(parsed.error);
-      throw invalidRequest(message, param);
-    }
-    const { verifiable, discovery_interval_s: intervalS } = parsed.data;
+    const { verifiable, discovery_interval_s: intervalS } = parseOr400(patchModelBody, req.body ?? {});
     if (!(await setModelVerifiable(deps.db, id.data, verifiable, intervalS))) throw modelNotFound(id.data);
     deps.catalog.invalidate();
     const schedule = verifiable

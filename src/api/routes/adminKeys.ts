@@ -9,7 +9,7 @@ import type { ApiKeyRow } from '../../db/schema.js';
 import { generateApiKey, KEY_ID_PATTERN } from '../apiKey.js';
 import { ApiError, invalidRequest } from '../errors.js';
 import type { ApiDeps } from '../inferenceCall.js';
-import { ACCOUNT_ID_PATTERN, createKeyBody, describeZodError } from '../schemas.js';
+import { ACCOUNT_ID_PATTERN, createKeyBody, parseOr400 } from '../schemas.js';
 
 const iso = (d: Date | null) => (d === null ? null : new Date(d).toISOString());
 
@@ -38,12 +38,7 @@ export function adminKeyRoutes(deps: ApiDeps): Router {
   const r = Router();
 
   r.post('/admin/keys', async (req, res) => {
-    const parsed = createKeyBody.safeParse(req.body ?? {});
-    if (!parsed.success) {
-      const { message, param } = describeZodError(parsed.error);
-      throw invalidRequest(message, param);
-    }
-    const b = parsed.data;
+    const b = parseOr400(createKeyBody, req.body ?? {});
     const key = generateApiKey();
     const row = await createKey(deps.db, {
       id: key.keyId,

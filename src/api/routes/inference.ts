@@ -12,7 +12,7 @@ import { runInference, type ApiDeps } from '../inferenceCall.js';
 import {
   chatCompletionBody,
   completionBody,
-  describeZodError,
+  parseOr400,
   type ChatCompletionBody,
   type CompletionBody,
 } from '../schemas.js';
@@ -21,12 +21,7 @@ function parse<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
   if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw invalidRequest('The request body must be a JSON object (Content-Type: application/json).');
   }
-  const r = schema.safeParse(body);
-  if (!r.success) {
-    const { message, param } = describeZodError(r.error);
-    throw invalidRequest(message, param);
-  }
-  return r.data;
+  return parseOr400(schema, body);
 }
 
 function toMessages(body: ChatCompletionBody): ChatMessage[] {
