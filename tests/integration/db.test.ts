@@ -5,13 +5,11 @@
  * the variable it fails, because a green run that never touched Postgres proves nothing.
  */
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { NO_MIGRATIONS, sql } from 'kysely';
-import pg from 'pg';
 import { openDatabase, MAX_NOTIFY_PAYLOAD_BYTES, type DbHandle } from '../../src/db/connect.js';
 import { readFleetState } from '../../src/db/fleetStateRepo.js';
 import { getHost, listHosts, markHostDown, recordHeartbeat, upsertHost } from '../../src/db/hostsRepo.js';
@@ -22,6 +20,7 @@ import { getPlacement, listPlacements, setPlacementState, touchPlacement } from 
 import { getRequestLog, insertRequestLog } from '../../src/db/requestLogRepo.js';
 import type { NewRequestLog } from '../../src/db/schema.js';
 import { log } from '../../src/logger.js';
+import { createTestDatabase } from '../support/databases.js';
 
 const testLog = log.child({ test: 'db' }, { level: 'warn' });
 const SHA = 'a'.repeat(64);
@@ -328,24 +327,12 @@ if (!serverUrl) {
   });
 } else {
   defineDbSuite('db on Postgres', async () => {
-    const name = `fleet_test_${randomBytes(6).toString('hex')}`;
-    const admin = async (text: string) => {
-      const client = new pg.Client({ connectionString: serverUrl });
-      await client.connect();
-      try {
-        await client.query(text);
-      } finally {
-        await client.end();
-      }
-    };
-    await admin(`create database ${name}`);
-    const url = new URL(serverUrl);
-    url.pathname = `/${name}`;
+    const database = await createTestDatabase(serverUrl);
     return {
       kind: 'postgres',
       persistent: true,
-      open: () => openDatabase({ databaseUrl: url.toString(), log: testLog }),
-      cleanup: () => admin(`drop database if exists ${name} with (force)`),
+      open: () => openDatabase({ databaseUrl: database.url, log: testLog }),
+      cleanup: () => database.drop(),
     };
   });
 }

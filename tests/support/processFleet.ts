@@ -6,12 +6,10 @@
  * Temporal address and PostgreSQL server instead of the suite's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
-import pg from 'pg';
 import { sha256File } from '../../src/activities/fileHash.js';
 import { coldLoadWorkflowId } from '../../src/common/coldLoad.js';
 import { CONTROL_PLANE_QUEUE } from '../../src/common/taskQueues.js';
@@ -62,7 +60,7 @@ export interface ProcessFleetOptions {
 
 export async function startProcessFleet(o: ProcessFleetOptions): Promise<ProcessFleet> {
   const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-proc-'));
-  const database = o.databaseUrl ? await createDatabaseOn(o.databaseUrl) : await createTestDatabase();
+  const database = await createTestDatabase(o.databaseUrl);
   const temporalAddress = o.temporalAddress ?? testEnv.temporalAddress;
   const heartbeat = o.hostEnv?.FLEET_HEARTBEAT_INTERVAL_MS ?? '500';
   const stackEnv = { DATABASE_URL: database.url, FLEET_DATA_DIR: tmpDir, FLEET_MODELS_DIR: tmpDir, FLEET_HEARTBEAT_INTERVAL_MS: heartbeat };
@@ -146,22 +144,4 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
       await rm(tmpDir, { recursive: true, force: true });
     },
   };
-}
-
-/** A fresh database on the given server (as createTestDatabase does on the suite's). */
-async function createDatabaseOn(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
-  const name = `fleet_bench_${randomBytes(5).toString('hex')}`;
-  const admin = async (sql: string) => {
-    const c = new pg.Client({ connectionString: serverUrl });
-    await c.connect();
-    try {
-      await c.query(sql);
-    } finally {
-      await c.end();
-    }
-  };
-  await admin(`CREATE DATABASE ${name}`);
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  return { url: url.toString(), drop: () => admin(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`) };
 }
