@@ -17,6 +17,7 @@ import { TemporalBinaryError } from './temporal/binary.js';
 import { CliError, config, requireDatabaseUrl, runUntilSignal, int, hostId } from './cli/common.js';
 import { registerDiscoveryCommands } from './cli/discoveryCommands.js';
 import { registerOperatorCommands } from './cli/operatorCommands.js';
+import { registerPoolCommands } from './cli/poolCommands.js';
 
 const program = new Command('fleet').description('inference-fleet: OpenAI-compatible gateway and GPU fleet on Temporal');
 
@@ -98,7 +99,7 @@ program
     }
   });
 
-registerOperatorCommands(program);
+registerPoolCommands(program, registerOperatorCommands(program));
 registerDiscoveryCommands(program);
 
 program

@@ -59,6 +59,9 @@ const envSchema = z.object({
   FLEET_PER_PRINCIPAL_CAP: z.coerce.number().int().min(0).max(10_000).default(16),
   FLEET_MAX_MODEL_SLOTS: z.coerce.number().int().min(1).max(64).default(1),
   FLEET_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(100).max(60_000).default(2000),
+  FLEET_MODEL_POOLS: boolFromEnv.default(true),
+  FLEET_POOL_COOLDOWN_S: z.coerce.number().int().min(0).max(86_400).default(300),
+  FLEET_POOL_PLANNER_INTERVAL_S: z.coerce.number().int().min(1).max(86_400).default(30),
 });
 
 export type FleetConfig = ReturnType<typeof toConfig>;
@@ -114,6 +117,14 @@ function toConfig(e: z.infer<typeof envSchema>) {
     /** Models a host keeps loaded at once; loading another evicts the least recently used idle one. */
     maxModelSlots: e.FLEET_MAX_MODEL_SLOTS,
     heartbeatIntervalMs: e.FLEET_HEARTBEAT_INTERVAL_MS,
+    pools: {
+      /** Kill switch: false turns pool enforcement off in routing, the planner and the lists. */
+      enabled: e.FLEET_MODEL_POOLS,
+      /** A host the planner moved is not moved again for this long. */
+      cooldownMs: e.FLEET_POOL_COOLDOWN_S * 1000,
+      /** Period of the warm-pool planner Schedule. */
+      plannerIntervalS: e.FLEET_POOL_PLANNER_INTERVAL_S,
+    },
   };
 }
 

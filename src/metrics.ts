@@ -18,6 +18,8 @@ import http from 'node:http';
 import { listen } from './httpListen.js';
 import type { Kysely } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { readPoolsOverview } from './db/poolsOverview.js';
+import type { PoolSummary } from './domain/poolSummary.js';
 import type { RejectReason } from './domain/admission.js';
 import { isHostHealthy } from './domain/health.js';
 import { listHosts } from './db/hostsRepo.js';
@@ -213,12 +215,54 @@ function loadGauge(name: string, help: string, pick: (l: { running: number; queu
 loadGauge('fleet_running_requests', 'Requests generating on a healthy GPU host, per model (from its last heartbeat).', (l) => l.running);
 loadGauge('fleet_queued_requests', 'Requests waiting for a slot on a healthy GPU host, per model (from its last heartbeat).', (l) => l.queued);
 
+type PoolSource = () => Promise<PoolSummary[]>;
+const poolSources = new Set<PoolSource>();
+let pendingPools: Promise<PoolSummary[]> | undefined;
+
+function poolsSnapshot(): Promise<PoolSummary[]> {
+  pendingPools ??= Promise.all([...poolSources].map((source) => source()))
+    .then((all) => all.flat())
+    .finally(() => {
+      pendingPools = undefined;
+    });
+  return pendingPools;
+}
+
+/** Per-pool gauges (label `pool` = the alias), from the same summary as `GET /admin/pools`. */
+function poolGauge(name: string, help: string, pick: (p: PoolSummary) => number | null): void {
+  new Gauge({
+    name,
+    help,
+    labelNames: ['pool'] as const,
+    registers,
+    async collect() {
+      const pools = await poolsSnapshot();
+      this.reset();
+      for (const p of pools) {
+        const v = pick(p);
+        if (v !== null) this.set({ pool: p.alias }, v);
+      }
+    },
+  });
+}
+poolGauge('fleet_pool_hosts', 'Healthy hosts in a model pool.', (p) => p.healthy);
+poolGauge('fleet_pool_loaded_hosts', 'Healthy hosts of a pool with one of its builds loaded.', (p) => p.loaded);
+poolGauge('fleet_pool_min_warm', "The pool's configured min_warm.", (p) => p.minWarm);
+poolGauge('fleet_pool_running_requests', 'Requests generating in a pool.', (p) => p.running);
+poolGauge('fleet_pool_queued_requests', 'Requests queued in a pool.', (p) => p.queued);
+poolGauge('fleet_pool_capacity_left', 'Free slots and queue places on the loaded hosts of a pool.', (p) => p.capacityLeft);
+
 /**
  * Makes the fleet-state gauges read this database's hosts table at each scrape; returns the
  * function that stops it (a stopped stack's closed database must not break later scrapes).
  * A failed read is logged and skipped, so one bad source never fails the whole scrape.
  */
-export function watchFleetHosts(o: { db: Kysely<Database>; heartbeatIntervalMs: number; log: Logger }): () => void {
+export function watchFleetHosts(o: {
+  db: Kysely<Database>;
+  heartbeatIntervalMs: number;
+  pools: { enabled: boolean; cooldownMs: number };
+  log: Logger;
+}): () => void {
   const source: HostSource = async () => {
     try {
       const now = Date.now();
@@ -232,9 +276,19 @@ export function watchFleetHosts(o: { db: Kysely<Database>; heartbeatIntervalMs: 
       return [];
     }
   };
+  const pools: PoolSource = async () => {
+    try {
+      return (await readPoolsOverview(o.db, { ...o.pools, heartbeatIntervalMs: o.heartbeatIntervalMs })).pools;
+    } catch (err) {
+      o.log.warn({ err: (err as Error).message }, 'metrics: reading pools failed');
+      return [];
+    }
+  };
   hostSources.add(source);
+  poolSources.add(pools);
   return () => {
     hostSources.delete(source);
+    poolSources.delete(pools);
   };
 }
 

@@ -91,7 +91,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
     const hosts = new Map<string, RunningWorker>();
     if (o.controlPlane !== false) {
-      const cp = await startControlPlaneWorker({ temporal, db, heartbeatIntervalMs: config.heartbeatIntervalMs, log });
+      const cp = await startControlPlaneWorker({ temporal, db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, log });
       cleanups.push(() => cp.stop());
     }
     for (const hostId of o.hostIds ?? []) {
@@ -128,10 +128,11 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         budgets: config.budgets,
         modelsDir: config.modelsDir,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
+        pools: config.pools,
         bodyLimitBytes: config.http.bodyLimitBytes,
       });
       cleanups.push(() => api!.close());
-      const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, log });
+      const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, log });
       cleanups.push(async () => unwatch());
     }
     let metrics: MetricsServer | undefined;

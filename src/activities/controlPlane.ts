@@ -6,7 +6,12 @@ import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Kysely } from 'kysely';
-import type { ColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
+import type { AwaitColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
+import type { PoolReassignInput, PoolReassignResult } from '../common/pools.js';
+import { readCatalogViews } from '../db/fleetStateRepo.js';
+import { markHostMoving, setHostPool, type SetHostPoolInput } from '../db/poolsRepo.js';
+import type { PlannerState } from '../domain/warmPools.js';
+import { startPoolReassign } from '../temporal/poolStarters.js';
 import { FailureType } from '../common/failures.js';
 import { readFleetState } from '../db/fleetStateRepo.js';
 import { deleteStaleWindowBuckets, releaseExpiredReservations } from '../db/budgetRepo.js';
@@ -22,17 +27,76 @@ import type { PinSet } from '../domain/pinSet.js';
 
 export interface ControlPlaneDeps {
   db: Kysely<Database>;
-  /** Needed to start and await shared `coldLoad` workflows. */
+  /** Needed to start and await shared `coldLoad` and `poolReassign` workflows. */
   client: Client;
   heartbeatIntervalMs: number;
+  /** Pool enforcement (the kill switch) and the planner's cool-down, from config. */
+  pools: { enabled: boolean; cooldownMs: number };
   log: Logger;
+}
+
+/** A workflow awaited by an activity failed: its typed cause, re-thrown as this activity's failure. */
+function rethrowWorkflowFailure(err: unknown, fallbackType: string): never {
+  if (err instanceof WorkflowFailedError) {
+    const cause = err.cause;
+    const app = cause instanceof ApplicationFailure ? cause : undefined;
+    throw ApplicationFailure.create({
+      message: cause?.message ?? 'workflow failed',
+      type: app?.type === FailureType.ReassignRefused ? app.type : fallbackType,
+      nonRetryable: true,
+      details: app?.details ? [...app.details] : undefined,
+    });
+  }
+  throw err;
+}
+
+/** Waits for a started workflow while heartbeating; cancelling the wait never cancels it. */
+async function awaitWithHeartbeats<T>(result: Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const beat = setInterval(() => ctx.heartbeat(), 5_000);
+  try {
+    // ctx.cancelled only ever rejects: a cancelled wait ends here, the workflow goes on.
+    return await Promise.race([result, ctx.cancelled]);
+  } finally {
+    clearInterval(beat);
+  }
 }
 
 export function createControlPlaneActivities(deps: ControlPlaneDeps) {
   const { db } = deps;
   return {
-    async readFleetState(modelId: string): Promise<FleetView> {
-      return { ...(await readFleetState(db, modelId)), heartbeatIntervalMs: deps.heartbeatIntervalMs };
+    /** The fleet as one alias (requests, reassignments) or one build (cold loads) sees it. */
+    async readFleetState(id: string, by: 'alias' | 'build' = 'build'): Promise<FleetView> {
+      const state = await readFleetState(db, id, by);
+      return { ...state, pools: { ...state.pools, ...deps.pools }, heartbeatIntervalMs: deps.heartbeatIntervalMs };
+    },
+
+    /** Everything the warm-pool planner decides from: hosts, pools and every build. */
+    async readPlannerState(): Promise<PlannerState> {
+      const [state, builds] = await Promise.all([readFleetState(db, '', 'build'), readCatalogViews(db)]);
+      return { hosts: state.hosts, pools: { ...state.pools, ...deps.pools }, builds, heartbeatIntervalMs: deps.heartbeatIntervalMs };
+    },
+
+    /** Takes the host out of every pool for a move; false when a move is already under way. */
+    async markHostMoving(hostId: string): Promise<boolean> {
+      return markHostMoving(db, hostId);
+    },
+
+    async setHostPool(input: SetHostPoolInput): Promise<void> {
+      await setHostPool(db, input);
+    },
+
+    /**
+     * Starts `poolReassign` for the host or joins the one running, and waits for it (the
+     * on-demand path: a request whose pool is exhausted borrows an idle host).
+     */
+    async awaitPoolReassign(input: PoolReassignInput): Promise<PoolReassignResult> {
+      const handle = await startPoolReassign(deps.client, input, true);
+      try {
+        return await awaitWithHeartbeats(handle.result());
+      } catch (err) {
+        rethrowWorkflowFailure(err, FailureType.LoadFailed);
+      }
     },
 
     /** The healthy hosts with the model loaded (sorted), and the catalog's sha256 of its build. */
@@ -79,10 +143,15 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
      * for that one instead: a burst for a model nobody holds ends in a single load.
      * Cancelling this activity stops the wait, never the shared load.
      */
-    async awaitColdLoad(requested: ColdLoadInput): Promise<ColdLoadResult> {
-      const ctx = Context.current();
-      const claim = await claimModelLoad(db, requested.hostId, requested.modelId, (h) =>
-        isHostHealthy({ status: h.status === 'up' ? 'up' : 'down', lastHeartbeatAt: h.lastHeartbeatAt }, Date.now(), deps.heartbeatIntervalMs),
+    async awaitColdLoad(requested: AwaitColdLoadInput): Promise<ColdLoadResult> {
+      const allowed = requested.hosts ? new Set(requested.hosts) : undefined;
+      const claim = await claimModelLoad(
+        db,
+        requested.hostId,
+        requested.modelId,
+        (h) =>
+          (!allowed || allowed.has(h.id)) &&
+          isHostHealthy({ status: h.status === 'up' ? 'up' : 'down', lastHeartbeatAt: h.lastHeartbeatAt }, Date.now(), deps.heartbeatIntervalMs),
       );
       const input = { hostId: claim.hostId, modelId: requested.modelId };
       if (claim.kind === 'loaded') return { ...input, evicted: [] };
@@ -94,22 +163,10 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
         if (claim.kind === 'claimed') await setPlacementState(db, { ...input, state: 'unloaded', error: 'load could not be started' });
         throw err;
       }
-      const beat = setInterval(() => ctx.heartbeat(), 5_000);
       try {
-        // ctx.cancelled only ever rejects: a cancelled wait ends here, the load goes on.
-        return await Promise.race([handle.result(), ctx.cancelled]);
+        return await awaitWithHeartbeats(handle.result());
       } catch (err) {
-        if (err instanceof WorkflowFailedError) {
-          const cause = err.cause as { message?: string; type?: string } | undefined;
-          throw ApplicationFailure.create({
-            message: cause?.message ?? 'cold load failed',
-            type: FailureType.LoadFailed,
-            nonRetryable: true,
-          });
-        }
-        throw err;
-      } finally {
-        clearInterval(beat);
+        rethrowWorkflowFailure(err, FailureType.LoadFailed);
       }
     },
   };

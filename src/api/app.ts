@@ -10,6 +10,7 @@ import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { ApiError, toErrorResponse } from './errors.js';
 import type { ApiDeps } from './inferenceCall.js';
 import { adminRoutes, type AdminDeps } from './routes/admin.js';
+import { adminPoolRoutes } from './routes/adminPools.js';
 import { adminKeyRoutes } from './routes/adminKeys.js';
 import { inferenceRoutes } from './routes/inference.js';
 import { modelRoutes } from './routes/models.js';
@@ -57,6 +58,7 @@ export function createApp(o: AppOptions): express.Express {
   app.use(modelRoutes(o));
   app.use(adminRoutes(o));
   app.use(adminKeyRoutes(o));
+  app.use(adminPoolRoutes(o));
 
   app.use((req: Request) => {
     throw new ApiError(404, `Unknown request URL: ${req.method} ${req.path}.`, 'invalid_request_error', 'unknown_url');

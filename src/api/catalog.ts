@@ -1,12 +1,15 @@
 /**
- * The model catalog as the API sees it: read from Postgres and cached for a moment, so the
- * per-request model lookup is a map hit, not a query. A registration in this process
- * invalidates it at once; other API processes see it within the TTL.
+ * The model catalog as the API sees it: public aliases (what clients name) and the builds
+ * they point to, read from Postgres and cached for a moment, so the per-request model lookup
+ * is a map hit, not a query. A change in this process invalidates it at once; other API
+ * processes see it within the TTL.
  */
 import type { Kysely } from 'kysely';
+import { listAliases } from '../db/aliasesRepo.js';
 import { listModels } from '../db/modelsRepo.js';
 import type { Database } from '../db/schema.js';
 
+/** One build: a concrete GGUF file. */
 export interface CatalogEntry {
   id: string;
   path: string;
@@ -16,20 +19,33 @@ export interface CatalogEntry {
   createdAt: Date;
 }
 
+/** A public model id; its file facts are the desired build's. */
+export interface AliasEntry extends CatalogEntry {
+  build: string;
+  previous: string | null;
+  minWarm: number;
+}
+
+interface Snapshot {
+  at: number;
+  aliases: Map<string, AliasEntry>;
+  builds: Map<string, CatalogEntry>;
+}
+
 export class ModelCatalog {
-  private cache: { at: number; models: Map<string, CatalogEntry> } | undefined;
-  private loading: Promise<Map<string, CatalogEntry>> | undefined;
+  private cache: Snapshot | undefined;
+  private loading: Promise<Snapshot> | undefined;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly ttlMs = 2000,
   ) {}
 
-  async all(): Promise<Map<string, CatalogEntry>> {
-    if (this.cache && Date.now() - this.cache.at < this.ttlMs) return this.cache.models;
-    this.loading ??= listModels(this.db)
-      .then((rows) => {
-        const models = new Map(
+  private async snapshot(): Promise<Snapshot> {
+    if (this.cache && Date.now() - this.cache.at < this.ttlMs) return this.cache;
+    this.loading ??= Promise.all([listModels(this.db), listAliases(this.db)])
+      .then(([rows, aliasRows]) => {
+        const builds = new Map(
           rows.map((r) => [
             r.id,
             {
@@ -42,19 +58,47 @@ export class ModelCatalog {
             },
           ]),
         );
-        this.cache = { at: Date.now(), models };
-        return models;
+        const aliases = new Map<string, AliasEntry>();
+        for (const a of aliasRows) {
+          const b = builds.get(a.desired_build);
+          if (!b) continue;
+          aliases.set(a.id, {
+            ...b,
+            id: a.id,
+            createdAt: new Date(a.created_at),
+            build: b.id,
+            previous: a.previous_build,
+            minWarm: a.min_warm,
+          });
+        }
+        this.cache = { at: Date.now(), aliases, builds };
+        return this.cache;
       })
       .finally(() => (this.loading = undefined));
     return this.loading;
   }
 
-  async get(id: string): Promise<CatalogEntry | undefined> {
-    const hit = (await this.all()).get(id);
+  /** Every alias (what `GET /v1/models` lists). */
+  async all(): Promise<Map<string, AliasEntry>> {
+    return (await this.snapshot()).aliases;
+  }
+
+  private async lookup<T>(pick: (s: Snapshot) => T | undefined): Promise<T | undefined> {
+    const hit = pick(await this.snapshot());
     if (hit) return hit;
     // A miss may be a model registered by another process since the last refresh.
     this.invalidate();
-    return (await this.all()).get(id);
+    return pick(await this.snapshot());
+  }
+
+  /** The alias a client names. */
+  async get(id: string): Promise<AliasEntry | undefined> {
+    return this.lookup((s) => s.aliases.get(id));
+  }
+
+  /** A build by its catalog id (operator endpoints). */
+  async getBuild(id: string): Promise<CatalogEntry | undefined> {
+    return this.lookup((s) => s.builds.get(id));
   }
 
   invalidate(): void {

@@ -129,6 +129,9 @@ export function fromWorkflowFailure(err: unknown, model: string): ApiError {
       return invalidRequest(app.message);
     case FailureType.Unavailable: {
       const d = app.details?.[0] as { reason?: string } | undefined;
+      if (d?.reason === 'pool_exhausted') {
+        return new ApiError(429, app.message, 'rate_limit_error', 'pool_exhausted', null, retryAfter ?? 1);
+      }
       const code = d?.reason === 'all_tried' ? 'rate_limit_exceeded' : 'service_unavailable';
       return new ApiError(503, app.message, 'server_error', code, null, retryAfter ?? 1);
     }
@@ -142,6 +145,10 @@ export function fromWorkflowFailure(err: unknown, model: string): ApiError {
       return new ApiError(503, 'The model is overloaded. Retry shortly.', 'server_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
     case FailureType.LoadFailed:
       return new ApiError(503, `The model could not be loaded: ${app.message}`, 'server_error', 'service_unavailable', null, 5);
+    case FailureType.ReassignRefused: {
+      const d = app.details?.[0] as { reason?: string } | undefined;
+      return new ApiError(409, app.message, 'invalid_request_error', `host_${d?.reason ?? 'refused'}`, 'host', retryAfter);
+    }
     case FailureType.GenerationFailed:
       return new ApiError(502, 'The inference host failed while generating.', 'api_error', 'upstream_error');
   }

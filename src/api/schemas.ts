@@ -4,6 +4,7 @@
  * is checked, and parameters we cannot honour are refused rather than silently dropped.
  */
 import { z } from 'zod';
+import { HOST_ID_PATTERN, HOST_ID_RULE } from '../config.js';
 import { invalidRequest } from './errors.js';
 
 const textPart = z.object({ type: z.literal('text'), text: z.string() });
@@ -64,24 +65,50 @@ export const completionBody = z.object({
 });
 export type CompletionBody = z.infer<typeof completionBody>;
 
+/** A model id (alias or build): safe in URLs, logs and metric labels. */
+export const modelIdSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'letters, digits and . _ : / - (max 128), starting with a letter or digit');
+
 export const registerModelBody = z.object({
-  id: z
-    .string()
-    .regex(/^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$/, 'letters, digits and . _ : / - (max 128), starting with a letter or digit'),
+  id: modelIdSchema,
   path: z.string().min(1),
   context_length: z.number().int().min(16).max(1_048_576).optional(),
+  /** The alias clients reach the build by: default its id (if no alias of that id exists); false: none. */
+  alias: z.union([modelIdSchema, z.literal(false)]).optional(),
 });
 export type RegisterModelBody = z.infer<typeof registerModelBody>;
 
-/** `PATCH /admin/models/:id`: mark a model verifiable (its pin set refreshed on a schedule) or not. */
+/**
+ * `PATCH /admin/models/:id`: point an alias at a desired build (the old one becomes
+ * `previous` unless given), set its `min_warm`; and/or mark the build of that id verifiable
+ * (its pin set refreshed on a schedule) or not.
+ */
 export const patchModelBody = z
   .object({
-    verifiable: z.boolean(),
+    desired: modelIdSchema.optional(),
+    previous: modelIdSchema.nullable().optional(),
+    min_warm: z.number().int().min(0).max(10_000).optional(),
+    verifiable: z.boolean().optional(),
     /** Seconds between discovery cycles. @default 300, ≥ 10 */
-    discovery_interval_s: z.number().int().min(10).max(86_400).default(300),
+    discovery_interval_s: z.number().int().min(10).max(86_400).optional(),
+  })
+  .strict()
+  .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: give desired, previous, min_warm or verifiable' })
+  .refine((b) => b.discovery_interval_s === undefined || b.verifiable !== undefined, {
+    message: 'discovery_interval_s goes with verifiable',
+    path: ['discovery_interval_s'],
+  });
+export type PatchModelBody = z.infer<typeof patchModelBody>;
+
+/** `POST /admin/pools/:alias/hosts`: move a host into the alias's pool. */
+export const poolMoveBody = z
+  .object({
+    host: z.string().regex(HOST_ID_PATTERN, HOST_ID_RULE),
+    /** false: answer 202 with the workflow id at once instead of waiting for the move. */
+    wait: z.boolean().default(true),
   })
   .strict();
-export type PatchModelBody = z.infer<typeof patchModelBody>;
 
 /** A zod error as the OpenAI `param` (dotted path) and a one-line message. */
 export function describeZodError(err: z.ZodError): { message: string; param: string | null } {

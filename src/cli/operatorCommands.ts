@@ -44,7 +44,8 @@ async function watchStatus(base: string, first: string): Promise<void> {
   }
 }
 
-export function registerOperatorCommands(program: Command): void {
+/** Returns the `models` command, which other modules add subcommands to. */
+export function registerOperatorCommands(program: Command): Command {
   program
     .command('status')
     .description('hosts, their health and slots, and each model\'s state, requests and load progress (GET /admin/hosts)')
@@ -191,4 +192,5 @@ export function registerOperatorCommands(program: Command): void {
       );
     });
 
+  return models;
 }

@@ -7,6 +7,15 @@ export interface ColdLoadInput {
   modelId: string;
 }
 
+/** What a request (or reassignment) asks of `awaitColdLoad`. */
+export interface AwaitColdLoadInput extends ColdLoadInput {
+  /**
+   * Hosts whose load of this build would do (the alias's pool): an existing load on one of
+   * them is joined instead of starting another. Absent: any host.
+   */
+  hosts?: string[];
+}
+
 export interface ColdLoadResult extends ColdLoadInput {
   /** Models unloaded to make room. */
   evicted: string[];

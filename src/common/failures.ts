@@ -24,6 +24,8 @@ export const FailureType = {
   ModelNotLoaded: 'ModelNotLoaded',
   /** Loading a model failed on the host (bad file, out of memory). */
   LoadFailed: 'LoadFailed',
+  /** A pool reassignment was refused (host busy, queued, loading, unhealthy, cooling down). */
+  ReassignRefused: 'ReassignRefused',
   /** Inference itself failed on the host. */
   GenerationFailed: 'GenerationFailed',
 } as const;

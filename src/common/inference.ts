@@ -57,7 +57,12 @@ export interface GenerateResult {
 }
 
 export interface InferenceResult extends GenerateResult {
+  /** The alias the client asked for (what the response names). */
   modelId: string;
+  /** The build that served it (absent in results recorded before aliases). */
+  build?: string;
+  /** Whether an idle host was moved into the alias's pool for this request. */
+  moved?: boolean;
   /** Whether this request had to wait for a cold load. */
   coldLoaded: boolean;
   /** Attempts that moved on to another replica. */

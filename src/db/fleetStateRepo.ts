@@ -4,20 +4,33 @@
  * Temporal local activity, so it is plain JSON (ISO strings, no Dates) and recorded in history.
  */
 import type { Kysely } from 'kysely';
-import type { FleetView, HostView } from '../domain/fleetView.js';
+import type { CatalogModelView, FleetView, HostView } from '../domain/fleetView.js';
+import type { PoolsView } from '../domain/pools.js';
+import { readPools } from './poolsRepo.js';
 import { parseHostInfo, parseHostStats } from './hostsRepo.js';
-import type { Database } from './schema.js';
+import type { Database, ModelRow } from './schema.js';
 
 /** The fleet view without the heartbeat period (configuration, added by the caller). */
-export type FleetState = Omit<FleetView, 'heartbeatIntervalMs'>;
+export type FleetState = Omit<FleetView, 'heartbeatIntervalMs' | 'pools'> & {
+  pools: Pick<PoolsView, 'aliases' | 'hostPools'>;
+};
 
-export async function readFleetState(db: Kysely<Database>, modelId: string): Promise<FleetState> {
-  const [model, rows, pins] = await Promise.all([
+/**
+ * `by: 'alias'` resolves a public model id to its desired (and previous) build, as requests
+ * do; `by: 'build'` reads one catalog entry as is (cold loads, discovery cycles).
+ */
+export async function readFleetState(db: Kysely<Database>, id: string, by: 'alias' | 'build' = 'build'): Promise<FleetState> {
+  const pools = await readPools(db);
+  const alias = by === 'alias' ? pools.aliases.find((a) => a.id === id) : undefined;
+  const modelId = by === 'alias' ? alias?.desired : id;
+  if (modelId === undefined) return { model: null, hosts: [], pools };
+  const builds = alias?.previous ? [modelId, alias.previous] : [modelId];
+  const [models, rows, pins] = await Promise.all([
     db
       .selectFrom('models')
       .select(['id', 'context_length', 'sha256', 'path', 'size_bytes', 'verifiable'])
-      .where('id', '=', modelId)
-      .executeTakeFirst(),
+      .where('id', 'in', builds)
+      .execute(),
     // One statement, so hosts and their placements come from the same snapshot.
     db
       .selectFrom('hosts as h')
@@ -38,7 +51,7 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
       .execute(),
     db.selectFrom('pin_sets').select('fingerprints').where('model_id', '=', modelId).executeTakeFirst(),
   ]);
-  const pinned = Array.isArray(pins?.fingerprints) ? (pins.fingerprints as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+  const pinned = fingerprintsOf(pins?.fingerprints);
 
   const hosts = new Map<string, HostView>();
   for (const row of rows) {
@@ -77,18 +90,43 @@ export async function readFleetState(db: Kysely<Database>, modelId: string): Pro
     }
   }
 
-  return {
-    model: model
-      ? {
-          id: model.id,
-          contextLength: model.context_length,
-          sha256: model.sha256,
-          path: model.path,
-          sizeBytes: Number(model.size_bytes),
-          // Only for a verifiable model, so other models' views (and histories) keep their shape.
-          ...(model.verifiable ? { verifiable: true, pinnedFingerprints: pinned } : {}),
-        }
-      : null,
-    hosts: [...hosts.values()],
+  const entry = (buildId: string | null | undefined): CatalogModelView | undefined => {
+    const m = models.find((x) => x.id === buildId);
+    return m ? toCatalogView(m, pinned) : undefined;
   };
+  const previous = entry(alias?.previous);
+  return {
+    model: entry(modelId) ?? null,
+    ...(previous ? { previous } : {}),
+    ...(alias ? { alias } : {}),
+    hosts: [...hosts.values()],
+    pools,
+  };
+}
+
+const fingerprintsOf = (raw: unknown): string[] =>
+  Array.isArray(raw) ? (raw as unknown[]).filter((x): x is string => typeof x === 'string') : [];
+
+type ModelColumns = Pick<ModelRow, 'id' | 'context_length' | 'sha256' | 'path' | 'size_bytes' | 'verifiable'>;
+
+function toCatalogView(m: ModelColumns, pinned: string[]): CatalogModelView {
+  return {
+    id: m.id,
+    contextLength: m.context_length,
+    sha256: m.sha256,
+    path: m.path,
+    sizeBytes: Number(m.size_bytes),
+    // Only for a verifiable model, so other models' views (and histories) keep their shape.
+    ...(m.verifiable ? { verifiable: true, pinnedFingerprints: pinned } : {}),
+  };
+}
+
+/** Every build of the catalog as routing sees it (the warm-pool planner's input). */
+export async function readCatalogViews(db: Kysely<Database>): Promise<Record<string, CatalogModelView>> {
+  const [models, pins] = await Promise.all([
+    db.selectFrom('models').select(['id', 'context_length', 'sha256', 'path', 'size_bytes', 'verifiable']).orderBy('id').execute(),
+    db.selectFrom('pin_sets').select(['model_id', 'fingerprints']).execute(),
+  ]);
+  const pinsOf = new Map(pins.map((p) => [p.model_id, fingerprintsOf(p.fingerprints)]));
+  return Object.fromEntries(models.map((m) => [m.id, toCatalogView(m, pinsOf.get(m.id) ?? [])]));
 }

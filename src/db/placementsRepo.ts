@@ -109,13 +109,13 @@ export type LoadClaim =
  * already holds the model or is loading it. Serialized per model with a transaction-scoped
  * advisory lock, so a burst of requests that each decided to cold-load (from slightly
  * different snapshots, possibly on different hosts) ends in one load. `usable` is the
- * caller's health rule (hosts that died keep their rows until they come back).
+ * caller's rule (health — hosts that died keep their rows until they come back — and pool).
  */
 export async function claimModelLoad(
   db: Kysely<Database>,
   hostId: string,
   modelId: string,
-  usable: (host: { status: string; lastHeartbeatAt: string }) => boolean,
+  usable: (host: { id: string; status: string; lastHeartbeatAt: string }) => boolean,
 ): Promise<LoadClaim> {
   return db.transaction().execute(async (tx) => {
     await sql`select pg_advisory_xact_lock(hashtext(${`fleet.load:${modelId}`}))`.execute(tx);
@@ -127,7 +127,7 @@ export async function claimModelLoad(
       .where('p.state', 'in', [PlacementState.Loaded, PlacementState.Loading])
       .orderBy('p.host_id')
       .execute();
-    const live = rows.filter((r) => usable({ status: r.status, lastHeartbeatAt: r.last_heartbeat_at.toISOString() }));
+    const live = rows.filter((r) => usable({ id: r.host_id, status: r.status, lastHeartbeatAt: r.last_heartbeat_at.toISOString() }));
     const loaded = live.find((r) => r.state === PlacementState.Loaded);
     if (loaded) return { kind: 'loaded', hostId: loaded.host_id };
     const loading = live.find((r) => r.state === PlacementState.Loading);

@@ -197,10 +197,43 @@ export interface Database {
   pin_sets: PinSetsTable;
   discovery_cycles: DiscoveryCyclesTable;
   response_signatures: ResponseSignaturesTable;
+  aliases: AliasesTable;
+  host_pools: HostPoolsTable;
+}
+
+/** A public model id: the build clients get now, and the one it rolls from. */
+export interface AliasesTable {
+  id: string;
+  desired_build: string;
+  previous_build: string | null;
+  /** Hosts the warm-pool planner keeps loaded with the desired build. */
+  min_warm: ColumnType<number, number | undefined, number>;
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+export const HostPoolState = { Serving: 'serving', Moving: 'moving', Failed: 'failed' } as const;
+export type HostPoolState = (typeof HostPoolState)[keyof typeof HostPoolState];
+export const PoolSource = { Running: 'running', Advertised: 'advertised', Moved: 'moved' } as const;
+export type PoolSource = (typeof PoolSource)[keyof typeof PoolSource];
+
+/** The pool (alias) each host serves; see migrations/0005_pools.ts. */
+export interface HostPoolsTable {
+  host_id: string;
+  alias: string | null;
+  state: HostPoolState;
+  /** How the host got its pool: seeded from what it ran or advertised, or moved by a workflow. */
+  source: PoolSource;
+  /** When a reassignment last moved the host (the planner's cool-down). */
+  moved_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  error: string | null;
+  updated_at: DefaultTimestamp;
 }
 
 export type HostRow = Selectable<HostsTable>;
 export type ModelRow = Selectable<ModelsTable>;
+export type AliasRow = Selectable<AliasesTable>;
+export type HostPoolRow = Selectable<HostPoolsTable>;
 export type PlacementRow = Selectable<PlacementsTable>;
 export type RequestLogRow = Selectable<RequestLogTable>;
 export type ApiKeyRow = Selectable<ApiKeysTable>;

@@ -2,6 +2,8 @@
  * The snapshot of fleet state a routing decision is made from. Plain JSON: a workflow reads it
  * through a local activity (so it is recorded in history) and hands it to the pure policies.
  */
+import type { AliasView, PoolsView } from './pools.js';
+
 export type PlacementStateName = 'unloaded' | 'loading' | 'loaded' | 'unloading' | 'failed';
 
 export interface PlacementView {
@@ -57,7 +59,14 @@ export interface CatalogModelView {
 }
 
 export interface FleetView {
+  /** The requested alias's desired build (or the build itself when addressed directly). */
   model: CatalogModelView | null;
+  /** The build the alias rolls from, served when no replica of the desired build can. */
+  previous?: CatalogModelView;
+  /** The requested alias; absent when a build is addressed directly (cold loads). */
+  alias?: AliasView;
+  /** Pool assignments and the kill switch; absent in views recorded before pools existed. */
+  pools?: PoolsView;
   hosts: HostView[];
   /** Heartbeat period hosts were configured with, for the health rule. */
   heartbeatIntervalMs: number;

@@ -9,17 +9,26 @@
  *   unhealthy hosts could serve it, or no capable host has a free slot right now.
  * - Verifiable model: only hosts whose current key fingerprint is in the pin set are offered
  *   or cold-loaded; none healthy and pinned → wait `no_pinned_host` (fail closed).
+ * - Pools (enforced unless the kill switch is off): only hosts of the alias's pool are offered
+ *   or cold-loaded; the desired build first, then the previous build's hosts. A pool with no
+ *   capacity left borrows an idle host from another pool (`movePool`), else `pool_exhausted`.
  * - Not found (404): the model is not in the catalog, no host is registered, or no
  *   registered host could ever hold it.
  */
 import type { FleetView, HostView } from './fleetView.js';
 import { isHostHealthy } from './health.js';
-import { chooseLoadTarget } from './placement.js';
+import { canEverHost, chooseLoadTarget } from './placement.js';
+import { countsFor, movableHosts, servableBuilds, type AliasView } from './pools.js';
+
+export type WaitReason = 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted';
 
 export type RouteDecision =
-  | { kind: 'serve'; candidates: string[] }
+  /** `candidates` serve the desired build; `fallback` hosts the previous one (tried after). */
+  | { kind: 'serve'; candidates: string[]; fallback?: string[] }
   | { kind: 'coldLoad'; hostId: string }
-  | { kind: 'wait'; reason: 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot'; retryAfterSeconds: number }
+  /** Move an idle host from another pool into this alias's pool (then route again). */
+  | { kind: 'movePool'; hostId: string }
+  | { kind: 'wait'; reason: WaitReason; retryAfterSeconds: number }
   | { kind: 'notFound'; reason: 'unknown_model' | 'no_hosts' | 'no_capable_host' };
 
 export interface RouteOptions {
@@ -55,42 +64,73 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   const model = view.model;
   if (!model) return { kind: 'notFound', reason: 'unknown_model' };
   if (view.hosts.length === 0) return { kind: 'notFound', reason: 'no_hosts' };
+  const previous = view.previous;
+  const alias: AliasView = view.alias ?? { id: model.id, desired: model.id, previous: previous?.id ?? null, minWarm: 0 };
+  const pools = view.pools;
+  const enforced = pools?.enabled === true;
 
   const excluded = new Set(opts.exclude ?? []);
   const healthyAll = view.hosts.filter((h) => isHostHealthy(h, opts.now, view.heartbeatIntervalMs));
   // Fail closed: an unpinned (or unreported) key never serves a verifiable model.
   const pins = new Set(model.verifiable ? (model.pinnedFingerprints ?? []) : []);
-  const healthy = model.verifiable
-    ? healthyAll.filter((h) => h.keyFingerprint !== undefined && pins.has(h.keyFingerprint))
-    : healthyAll;
-  const stateOn = (h: HostView) => h.placements.find((p) => p.modelId === model.id)?.state;
+  const pinned = (h: HostView) => !model.verifiable || (h.keyFingerprint !== undefined && pins.has(h.keyFingerprint));
+  const healthy = healthyAll.filter(pinned);
+  // The alias's pool: hosts whose pool serves one of its builds (every host when not enforced).
+  const pool = healthy.filter((h) => countsFor(pools, h.id, alias));
+  const stateOn = (h: HostView, build: string) =>
+    servableBuilds(pools, h.id, alias).includes(build) ? h.placements.find((p) => p.modelId === build)?.state : undefined;
+  const ready = (build: string) =>
+    pool
+      .filter((h) => stateOn(h, build) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, build))
+      .sort((a, b) => busy(a, build) - busy(b, build) || byName(a, b));
 
-  const loaded = healthy
-    .filter((h) => stateOn(h) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, model.id))
-    .sort((a, b) => busy(a, model.id) - busy(b, model.id) || byName(a, b));
-  if (loaded.length > 0) return { kind: 'serve', candidates: loaded.map((h) => h.id) };
-
-  // Every loaded replica refused this request already, or is full and would: that is load,
-  // answered at once with 503 + Retry-After, and not a reason to load more copies.
-  if (healthy.some((h) => stateOn(h) === 'loaded')) {
-    return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
+  const candidates = ready(model.id).map((h) => h.id);
+  const fallback = previous ? ready(previous.id).map((h) => h.id).filter((id) => !candidates.includes(id)) : [];
+  if (candidates.length + fallback.length > 0) {
+    return { kind: 'serve', candidates, ...(fallback.length > 0 ? { fallback } : {}) };
   }
-  if (healthy.some((h) => stateOn(h) === 'loading')) {
+
+  const builds = previous ? [model.id, previous.id] : [model.id];
+  const moveOr = (d: RouteDecision): RouteDecision => {
+    if (!enforced) return d;
+    const movable = movableHosts(view.hosts, pools, alias, {
+      now: opts.now,
+      heartbeatIntervalMs: view.heartbeatIntervalMs,
+      cooldownMs: pools.cooldownMs,
+      hardCooldown: false,
+      exclude: opts.exclude,
+      canServe: (h) => pinned(h) && canEverHost(h, model),
+    });
+    return movable[0] ? { kind: 'movePool', hostId: movable[0] } : d;
+  };
+  const exhausted: RouteDecision = { kind: 'wait', reason: 'pool_exhausted', retryAfterSeconds: RETRY_AFTER_BUSY_S };
+
+  // Every ready replica refused this request already, or is full and would: that is load,
+  // answered at once (Retry-After), and not a reason to load more copies in the pool —
+  // though an idle host from another pool may be moved in.
+  if (pool.some((h) => builds.some((b) => stateOn(h, b) === 'loaded'))) {
+    return moveOr(enforced ? exhausted : { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S });
+  }
+  if (pool.some((h) => builds.some((b) => stateOn(h, b) === 'loading'))) {
     return { kind: 'wait', reason: 'loading', retryAfterSeconds: RETRY_AFTER_LOADING_S };
   }
   const placement = chooseLoadTarget(
     model,
     view.hosts,
-    healthy.filter((h) => !excluded.has(h.id)),
+    pool.filter((h) => !excluded.has(h.id) && servableBuilds(pools, h.id, alias).includes(model.id)),
   );
   if (placement.kind === 'never') return { kind: 'notFound', reason: 'no_capable_host' };
   if (placement.kind === 'load') return { kind: 'coldLoad', hostId: placement.plan.hostId };
-  if (healthy.length === 0) {
-    if (model.verifiable && healthyAll.length > 0) {
-      return { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
-    }
-    return { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
+
+  const unhealthyPool = view.hosts.some((h) => countsFor(pools, h.id, alias)) && pool.length === 0;
+  if (healthy.length === 0 || unhealthyPool) {
+    const wait: RouteDecision =
+      model.verifiable && healthyAll.length > 0 && healthy.length === 0
+        ? { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S }
+        : { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
+    return moveOr(wait);
   }
+  if (enforced) return moveOr(exhausted);
   if (excluded.size > 0) return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
   return { kind: 'wait', reason: 'no_free_slot', retryAfterSeconds: RETRY_AFTER_BUSY_S };
 }

@@ -1,7 +1,7 @@
 /**
  * The control-plane worker: every workflow, plus the activities that touch Postgres or start
  * other workflows. Any number of these can poll the same queue; Temporal spreads the work.
- * At start it makes sure the reservation sweep is scheduled (idempotent).
+ * At start it makes sure the reservation sweep and the warm-pool planner are scheduled.
  */
 import { Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
@@ -10,6 +10,8 @@ import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import type { DbHandle } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { TemporalHandle } from '../temporal/connect.js';
+import type { FleetConfig } from '../config.js';
+import { ensureWarmPoolsSchedule } from '../temporal/poolStarters.js';
 import { ensureSweepSchedule } from '../temporal/sweepSchedule.js';
 import type { RunningWorker } from './gpuHost.js';
 
@@ -19,6 +21,7 @@ export interface ControlPlaneOptions {
   temporal: TemporalHandle;
   db: DbHandle;
   heartbeatIntervalMs: number;
+  pools: FleetConfig['pools'];
   log: Logger;
 }
 
@@ -33,6 +36,7 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
       db: o.db.db,
       client: o.temporal.client,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
+      pools: { enabled: o.pools.enabled, cooldownMs: o.pools.cooldownMs },
       log,
     }),
     shutdownGraceTime: '5 seconds',
@@ -42,6 +46,9 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   await ensureSweepSchedule(o.temporal.client, log).catch((err: Error) => {
     // Not fatal: requests still settle and release; only crash leftovers wait for a later start.
     log.error({ err: err.message }, 'could not schedule the reservation sweep');
+  });
+  await ensureWarmPoolsSchedule(o.temporal.client, o.pools.plannerIntervalS, log).catch((err: Error) => {
+    log.error({ err: err.message }, 'could not schedule the warm-pool planner');
   });
   let stopping: Promise<void> | undefined;
   return {

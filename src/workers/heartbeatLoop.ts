@@ -4,11 +4,13 @@
  * runtime's counters are read synchronously — so a host that is busy generating never looks
  * dead. `poke()` writes at once when the load changes (coalesced: one write in flight at a
  * time), so routing sees a busy replica within milliseconds, not at the next beat. A missing
- * row (deleted by an operator) re-registers the host.
+ * row (deleted by an operator) re-registers the host. A host without a model pool gets one
+ * seeded after its first heartbeat (see poolsRepo.seedHostPool).
  */
 import type { Kysely } from 'kysely';
 import type { LlamaRuntime } from '../activities/llama/runtime.js';
 import { recordHeartbeat } from '../db/hostsRepo.js';
+import { seedHostPool } from '../db/poolsRepo.js';
 import type { Database } from '../db/schema.js';
 import type { Logger } from '../logger.js';
 import type { DynamicFacts } from './hostFacts.js';
@@ -33,6 +35,7 @@ export function startHeartbeatLoop(o: HeartbeatLoopOptions): HeartbeatLoop {
   let stopped = false;
   let inFlight: Promise<void> | undefined;
   let again = false;
+  let pooled = false;
 
   const write = async () => {
     const models = Object.fromEntries(
@@ -44,6 +47,15 @@ export function startHeartbeatLoop(o: HeartbeatLoopOptions): HeartbeatLoop {
     try {
       const known = await recordHeartbeat(o.db, o.hostId, { models, ...o.facts() });
       if (!known) await o.reregister();
+      else if (!pooled) {
+        // Seeded from what this heartbeat reported (running models, files); retried on every
+        // beat until an alias matches one of them.
+        const seeded = await seedHostPool(o.db, o.hostId);
+        if (seeded) {
+          pooled = true;
+          if (seeded !== 'kept') o.log.info({ pool: seeded.alias, source: seeded.source }, 'host joined a model pool');
+        }
+      }
     } catch (err) {
       o.log.warn({ err: (err as Error).message }, 'heartbeat write failed');
     }

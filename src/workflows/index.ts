@@ -3,3 +3,5 @@ export { coldLoad } from './coldLoad.js';
 export { inferenceRequest } from './inferenceRequest.js';
 export { sweepReservations } from './sweepReservations.js';
 export { discoveryCycle } from './discoveryCycle.js';
+export { poolReassign } from './poolReassign.js';
+export { warmPools } from './warmPools.js';

@@ -2,7 +2,8 @@
  * inferenceRequest: one API call. Reads fleet state (local activity), lets the routing policy
  * rank hosts, runs `generate` on the chosen host's own queue with a short schedule-to-start
  * timeout, falls through to the next replica when a host refuses or is gone, and cold-loads
- * (attaching to a shared `coldLoad` workflow) when no host holds the model. A host that
+ * (attaching to a shared `coldLoad` workflow) when no host of the alias's pool holds it, or
+ * borrows an idle host from another pool (`poolReassign`) when the pool is full. A host that
  * dies before the first token is routed around transparently, streams included; after
  * tokens were streamed the request fails rather than splice two hosts' answers.
  * The workflow id is the request id, which is also the OpenAI response id.
@@ -29,6 +30,7 @@ import type { InferenceRequestInput, InferenceResult } from '../common/inference
 import { FleetHost } from '../common/searchAttributes.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { classifyAttemptFailure, type AttemptFailure } from '../domain/failover.js';
+import { poolHostIds } from '../domain/pools.js';
 import { RETRY_AFTER_BUSY_S, routeRequest, type RouteDecision } from '../domain/routing.js';
 
 const { readFleetState } = proxyLocalActivities<ControlPlaneActivities>({
@@ -36,7 +38,7 @@ const { readFleetState } = proxyLocalActivities<ControlPlaneActivities>({
   retry: { maximumAttempts: 3, initialInterval: '100 ms' },
 });
 
-const { awaitColdLoad } = proxyActivities<ControlPlaneActivities>({
+const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>({
   startToCloseTimeout: '30 minutes',
   heartbeatTimeout: '30 seconds',
   retry: { maximumAttempts: 1 },
@@ -66,12 +68,13 @@ const MAX_ROUNDS = 4;
 export async function inferenceRequest(input: InferenceRequestInput): Promise<InferenceResult> {
   const tried: string[] = [];
   let coldLoaded = false;
+  let moved = false;
   let failovers = 0;
   let busyRetryAfter: number | undefined;
   let lastDecision: RouteDecision | undefined;
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const view = await readFleetState(input.modelId);
+    const view = await readFleetState(input.modelId, 'alias');
     const decision = routeRequest(view, { now: Date.now(), exclude: tried });
     lastDecision = decision;
     if (decision.kind === 'notFound') {
@@ -82,21 +85,29 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
       });
     }
     if (decision.kind === 'wait') break;
-    if (decision.kind === 'coldLoad') {
+    if (decision.kind === 'coldLoad' || decision.kind === 'movePool') {
       try {
-        await awaitColdLoad({ hostId: decision.hostId, modelId: input.modelId });
-        coldLoaded = true;
+        if (decision.kind === 'coldLoad') {
+          // Single flight among the pool's hosts: a load of this build elsewhere in the pool is joined.
+          await awaitColdLoad({ hostId: decision.hostId, modelId: view.model!.id, hosts: poolHostIds(view) });
+          coldLoaded = true;
+        } else {
+          await awaitPoolReassign({ hostId: decision.hostId, toAlias: input.modelId, reason: 'on_demand' });
+          moved = true;
+        }
       } catch (err) {
-        // A load that failed or found no room on this host: another host may do better.
+        // A load or move that failed or was refused on this host: another host may do better.
         if (!isLoadRefusal(err)) throw surface(err);
         tried.push(decision.hostId);
       }
       continue;
     }
-    const contextLength = view.model?.contextLength ?? 0;
-    // A verifiable model's response is signed by the (pinned) host over the catalog's build hash.
-    const sign = view.model?.verifiable ? { sign: { modelSha256: view.model.sha256 } } : {};
-    for (const hostId of decision.candidates) {
+    // The desired build's replicas first, then the previous build's (a rollout in progress).
+    const attempts = [
+      ...decision.candidates.map((hostId) => ({ hostId, build: view.model! })),
+      ...(decision.fallback ?? []).map((hostId) => ({ hostId, build: view.previous! })),
+    ];
+    for (const { hostId, build } of attempts) {
       tried.push(hostId);
       upsertSearchAttributes([{ key: FleetHost, value: hostId }]);
       const host = proxyActivities<HostActivities>({
@@ -106,9 +117,12 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
           ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
           : ActivityCancellationType.TRY_CANCEL,
       });
+      // A verifiable build's response is signed by the (pinned) host over the build's hash.
+      const sign = build.verifiable ? { sign: { modelSha256: build.sha256 } } : {};
       try {
-        const result = await host.generate({ ...input, contextLength, ...sign });
-        return { ...result, modelId: input.modelId, coldLoaded, failovers };
+        const result = await host.generate({ ...input, modelId: build.id, contextLength: build.contextLength, ...sign });
+        // The client asked for the alias: the response names it, never the build.
+        return { ...result, modelId: input.modelId, build: build.id, coldLoaded, moved, failovers };
       } catch (err) {
         const facts = attemptFacts(err);
         const verdict = classifyAttemptFailure(facts, input.stream);
@@ -127,11 +141,11 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
       }
     }
   }
-  throw unavailable(
-    lastDecision?.kind === 'wait' && busyRetryAfter === undefined
-      ? lastDecision
-      : { reason: 'all_tried', retryAfterSeconds: busyRetryAfter ?? RETRY_AFTER_BUSY_S },
-  );
+  const wait = lastDecision?.kind === 'wait' ? lastDecision : undefined;
+  throw unavailable({
+    reason: wait?.reason ?? 'all_tried',
+    retryAfterSeconds: busyRetryAfter ?? wait?.retryAfterSeconds ?? RETRY_AFTER_BUSY_S,
+  });
 }
 
 function unavailable(d: { reason: string; retryAfterSeconds: number }): ApplicationFailure {
@@ -141,6 +155,7 @@ function unavailable(d: { reason: string; retryAfterSeconds: number }): Applicat
     no_pinned_host: 'no host with a pinned (attested) key can serve this verifiable model right now',
     no_free_slot: 'no host has a free slot for the model right now',
     all_tried: 'every host serving the model is busy',
+    pool_exhausted: "the model's pool has no capacity left and no idle host can join it",
   };
   return ApplicationFailure.create({
     message: `Service unavailable: ${why[d.reason] ?? d.reason}. Retry after ${d.retryAfterSeconds}s.`,
@@ -169,7 +184,10 @@ function attemptFacts(err: unknown): AttemptFailure & { retryAfterSeconds?: numb
 
 function isLoadRefusal(err: unknown): boolean {
   const cause = err instanceof ActivityFailure ? err.cause : undefined;
-  return cause instanceof ApplicationFailure && (cause.type === FailureType.LoadFailed || cause.type === FailureType.Unavailable);
+  return (
+    cause instanceof ApplicationFailure &&
+    (cause.type === FailureType.LoadFailed || cause.type === FailureType.Unavailable || cause.type === FailureType.ReassignRefused)
+  );
 }
 
 /** Re-throws a host's typed failure at top level so the API sees its type directly. */

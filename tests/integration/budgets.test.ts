@@ -103,6 +103,7 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
         port: 0,
         client: f.stack.temporal.client,
         channel: f.stack.channel,
+        pools: c.pools,
         db: f.stack.db.db,
         catalog: new ModelCatalog(f.stack.db.db),
         log,

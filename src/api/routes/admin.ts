@@ -21,13 +21,35 @@ import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
 import { ApiError, fromWorkflowFailure, invalidRequest, modelNotFound } from '../errors.js';
 import type { ApiDeps } from '../inferenceCall.js';
-import { parseOr400, patchModelBody, registerModelBody } from '../schemas.js';
+import { parseOr400, patchModelBody, registerModelBody, type PatchModelBody } from '../schemas.js';
+import { setAlias } from '../../db/aliasesRepo.js';
+import { readFleetState } from '../../db/fleetStateRepo.js';
+import { servableBuilds } from '../../domain/pools.js';
+import { startWarmPoolsNow } from '../../temporal/poolStarters.js';
 import { setModelVerifiable } from '../../db/pinSetsRepo.js';
 import { deleteDiscoverySchedule, startDiscoveryCycle, upsertDiscoverySchedule } from '../../temporal/discovery.js';
 
 export interface AdminDeps extends ApiDeps {
   modelsDir: string;
   heartbeatIntervalMs: number;
+  /** Pool enforcement (the kill switch) and the planner's cool-down. */
+  pools: { enabled: boolean; cooldownMs: number };
+}
+
+/** Sets an alias's builds or min_warm, then runs the planner at once (a rollout starts now). */
+async function patchAlias(deps: AdminDeps, id: string, body: PatchModelBody): Promise<Record<string, unknown>> {
+  const result = await setAlias(deps.db, { id, desired: body.desired, previous: body.previous, minWarm: body.min_warm });
+  if (result.kind === 'desired_required') {
+    throw invalidRequest(`There is no alias '${id}' yet: give its desired build.`, 'desired');
+  }
+  if (result.kind === 'unknown_build') {
+    throw new ApiError(404, `The build '${result.build}' is not in the catalog.`, 'invalid_request_error', 'model_not_found', result.param);
+  }
+  deps.catalog.invalidate();
+  const a = result.alias;
+  deps.log.info({ alias: a.id, desired: a.desired_build, previous: a.previous_build, minWarm: a.min_warm }, 'alias set');
+  await startWarmPoolsNow(deps.client).catch((err: Error) => deps.log.warn({ err: err.message }, 'could not start the planner'));
+  return { desired: a.desired_build, previous: a.previous_build, min_warm: a.min_warm, created: result.created };
 }
 
 /** Reads the file's header: a GGUF file starts with the magic "GGUF". */
@@ -81,7 +103,7 @@ export function adminRoutes(deps: AdminDeps): Router {
       throw invalidRequest(`context_length ${contextLength} exceeds the model's trained context (${trained}).`, 'context_length');
     }
     const { sha256, sizeBytes } = await sha256File(file);
-    const row = await registerModel(deps.db, { id: body.id, path: file, sha256, sizeBytes, contextLength });
+    const row = await registerModel(deps.db, { id: body.id, path: file, sha256, sizeBytes, contextLength, alias: body.alias });
     deps.catalog.invalidate();
     deps.log.info({ model: row.id, sizeBytes }, 'model registered');
     res.status(201).json({
@@ -91,6 +113,7 @@ export function adminRoutes(deps: AdminDeps): Router {
       sha256: row.sha256,
       size_bytes: Number(row.size_bytes),
       context_length: row.context_length,
+      alias: body.alias === false ? null : (body.alias ?? row.id),
     });
   });
 
@@ -128,38 +151,62 @@ export function adminRoutes(deps: AdminDeps): Router {
 
   r.post('/admin/hosts/:hostId/models/:modelId/load', async (req, res) => {
     const { host, model: modelId } = parseOr400(loadParams, { host: req.params.hostId, model: req.params.modelId });
-    const model = await deps.catalog.get(modelId);
-    if (!model) throw modelNotFound(modelId);
+    // A build by its id, or an alias's desired build.
+    const build = (await deps.catalog.getBuild(modelId))?.id ?? (await deps.catalog.get(modelId))?.build;
+    if (!build) throw modelNotFound(modelId);
     if (!(await getHost(deps.db, host))) throw hostNotFound(host);
+    if (deps.pools.enabled) {
+      const view = await readFleetState(deps.db, build, 'build');
+      const pools = { ...view.pools, ...deps.pools };
+      const served = pools.aliases.filter((a) => servableBuilds(pools, host, a).includes(build));
+      if (served.length === 0) {
+        const pool = pools.hostPools[host]?.alias ?? 'none';
+        throw new ApiError(
+          409,
+          `Host '${host}' serves the pool '${pool}', which does not include '${build}'. Move it first: fleet pools move ${host} <alias>.`,
+          'invalid_request_error',
+          'host_not_in_pool',
+          'host',
+        );
+      }
+    }
     let result;
     try {
       // Waits for the load however long it takes; a client that leaves does not cancel it
       // (requests may be attached to the same load).
-      result = await (await startColdLoad(deps.client, { hostId: host, modelId: model.id })).result();
+      result = await (await startColdLoad(deps.client, { hostId: host, modelId: build })).result();
     } catch (err) {
-      throw fromWorkflowFailure(err, model.id);
+      throw fromWorkflowFailure(err, build);
     }
-    deps.log.info({ host, model: model.id, evicted: result.evicted }, 'operator load done');
+    deps.log.info({ host, model: build, evicted: result.evicted }, 'operator load done');
     res.json({ host: result.hostId, model: result.modelId, evicted: result.evicted });
   });
 
   r.patch('/admin/models/:modelId', async (req, res) => {
     const id = registerModelBody.shape.id.safeParse(req.params.modelId);
     if (!id.success) throw invalidRequest('The model id is malformed.', 'id');
-    const { verifiable, discovery_interval_s: intervalS } = parseOr400(patchModelBody, req.body ?? {});
-    if (!(await setModelVerifiable(deps.db, id.data, verifiable, intervalS))) throw modelNotFound(id.data);
-    deps.catalog.invalidate();
-    const schedule = verifiable
-      ? await upsertDiscoverySchedule(deps.client, id.data, intervalS)
-      : (await deleteDiscoverySchedule(deps.client, id.data))
-        ? 'deleted'
-        : 'none';
-    deps.log.info({ model: id.data, verifiable, intervalS, schedule }, 'model verifiability set');
-    res.json({ id: id.data, object: 'model', verifiable, discovery_interval_s: intervalS, schedule });
+    const body = parseOr400(patchModelBody, req.body ?? {});
+    const out: Record<string, unknown> = { id: id.data, object: 'model' };
+    if (body.desired !== undefined || body.previous !== undefined || body.min_warm !== undefined) {
+      Object.assign(out, await patchAlias(deps, id.data, body));
+    }
+    if (body.verifiable !== undefined) {
+      const intervalS = body.discovery_interval_s ?? 300;
+      if (!(await setModelVerifiable(deps.db, id.data, body.verifiable, intervalS))) throw modelNotFound(id.data);
+      deps.catalog.invalidate();
+      const schedule = body.verifiable
+        ? await upsertDiscoverySchedule(deps.client, id.data, intervalS)
+        : (await deleteDiscoverySchedule(deps.client, id.data))
+          ? 'deleted'
+          : 'none';
+      deps.log.info({ model: id.data, verifiable: body.verifiable, intervalS, schedule }, 'model verifiability set');
+      Object.assign(out, { verifiable: body.verifiable, discovery_interval_s: intervalS, schedule });
+    }
+    res.json(out);
   });
 
   r.post('/admin/models/:modelId/discovery', async (req, res) => {
-    const model = await deps.catalog.get(String(req.params.modelId));
+    const model = await deps.catalog.getBuild(String(req.params.modelId));
     if (!model) throw modelNotFound(String(req.params.modelId));
     const handle = await startDiscoveryCycle(deps.client, { modelId: model.id });
     let outcome;

@@ -1,0 +1,132 @@
+/**
+ * Pool and alias subcommands: `fleet pools` (GET /admin/pools), `fleet pools move <host>
+ * <alias>` (the poolReassign workflow, through POST /admin/pools/:alias/hosts), `fleet pools
+ * plan` (run the warm-pool planner now) and `fleet models alias <alias>` (PATCH
+ * /admin/models/:alias: desired and previous builds, min_warm).
+ */
+import { Command } from 'commander';
+import { z } from 'zod';
+import { apiBase, apiFailure, callApi, CliError, hostId, int } from './common.js';
+
+const poolSchema = z.object({
+  alias: z.string(),
+  desired: z.string(),
+  previous: z.string().nullable(),
+  min_warm: z.number(),
+  hosts: z.array(z.string()),
+  healthy: z.number(),
+  loaded: z.number(),
+  desired_loaded: z.number(),
+  busy: z.number(),
+  queued: z.number(),
+  capacity_left: z.number().nullable(),
+});
+const poolsSchema = z.object({
+  enabled: z.boolean(),
+  unassigned: z.array(z.string()),
+  moving: z.array(z.string()),
+  data: z.array(poolSchema),
+});
+
+/** A fixed-width table, one row per alias, then the hosts in no pool. */
+export function renderPools(p: z.infer<typeof poolsSchema>): string {
+  const head = ['ALIAS', 'DESIRED', 'PREVIOUS', 'MIN_WARM', 'HOSTS', 'LOADED', 'BUSY', 'QUEUED', 'CAPACITY_LEFT', 'MEMBERS'];
+  const rows = p.data.map((x) => [
+    x.alias,
+    x.desired,
+    x.previous ?? '-',
+    String(x.min_warm),
+    `${x.healthy}/${x.hosts.length}`,
+    `${x.loaded}${x.previous ? ` (${x.desired_loaded} desired)` : ''}`,
+    String(x.busy),
+    String(x.queued),
+    x.capacity_left === null ? '?' : String(x.capacity_left),
+    x.hosts.join(',') || '-',
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
+  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const notes = [
+    p.enabled ? '' : 'pools are OFF (FLEET_MODEL_POOLS=false): every host serves every alias',
+    p.unassigned.length ? `hosts in no pool: ${p.unassigned.join(', ')}` : '',
+    p.moving.length ? `moving: ${p.moving.join(', ')}` : '',
+  ].filter(Boolean);
+  return [line(head), ...rows.map(line), ...notes].join('\n') + '\n';
+}
+
+const URL_OPTION = ['--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)'] as const;
+
+export function registerPoolCommands(program: Command, models: Command): void {
+  const pools = program
+    .command('pools')
+    .description('model pools: per alias its hosts, loaded, busy, queued, capacity left (GET /admin/pools)')
+    .option(...URL_OPTION)
+    .action(async (opts: { url?: string }) => {
+      const base = apiBase(opts.url);
+      const { status, body } = await callApi('GET', base, '/admin/pools');
+      if (status !== 200) throw apiFailure(status, body);
+      const parsed = poolsSchema.safeParse(body);
+      if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/pools`, 1);
+      process.stdout.write(renderPools(parsed.data));
+    });
+  pools
+    .command('move <host> <alias>')
+    .description("move an idle host into an alias's pool (the poolReassign workflow: unload, assign, load) and wait")
+    .option(...URL_OPTION)
+    .action(async (host: string, alias: string, opts: { url?: string }) => {
+      hostId(host);
+      const base = apiBase(opts.url ?? pools.opts<{ url?: string }>().url);
+      const started = Date.now();
+      const route = `/admin/pools/${encodeURIComponent(alias)}/hosts`;
+      const { status, body } = await callApi('POST', base, route, { host });
+      if (status !== 200) throw apiFailure(status, body);
+      const a = z
+        .object({ host: z.string(), from: z.string().nullable(), alias: z.string(), build: z.string(), unloaded: z.array(z.string()), workflow_id: z.string() })
+        .safeParse(body);
+      if (!a.success) throw new CliError(`unexpected answer from ${base}${route}`, 1);
+      const seconds = ((Date.now() - started) / 1000).toFixed(1);
+      process.stdout.write(
+        `moved ${a.data.host} from ${a.data.from ?? '(no pool)'} to ${a.data.alias} in ${seconds}s: ` +
+          `${a.data.unloaded.length ? `unloaded ${a.data.unloaded.join(', ')}, ` : ''}loaded ${a.data.build} (workflow ${a.data.workflow_id})\n`,
+      );
+    });
+  pools
+    .command('plan')
+    .description('run the warm-pool planner now (min_warm, rollouts) and print what it did')
+    .option(...URL_OPTION)
+    .action(async (opts: { url?: string }) => {
+      const base = apiBase(opts.url ?? pools.opts<{ url?: string }>().url);
+      const { status, body } = await callApi('POST', base, '/admin/pools/plan');
+      if (status !== 200) throw apiFailure(status, body);
+      const a = z
+        .object({ actions: z.array(z.object({ kind: z.string(), hostId: z.string(), alias: z.string(), why: z.string(), ok: z.boolean(), error: z.string().optional() })) })
+        .safeParse(body);
+      if (!a.success) throw new CliError(`unexpected answer from ${base}/admin/pools/plan`, 1);
+      if (a.data.actions.length === 0) process.stdout.write('nothing to do: every pool is warm\n');
+      for (const x of a.data.actions) {
+        process.stdout.write(`${x.kind} ${x.hostId} → ${x.alias} (${x.why}): ${x.ok ? 'ok' : `failed: ${x.error ?? ''}`}\n`);
+      }
+    });
+
+  models
+    .command('alias <alias>')
+    .description('point an alias at a desired build (the old one becomes previous: a rollout), or set its min_warm')
+    .option('--desired <build>', 'the build clients get (a registered model id)')
+    .option('--previous <build>', 'the build it rolls from (default: the old desired build)')
+    .option('--no-previous', 'no previous build (ends a rollout)')
+    .option('--min-warm <n>', 'hosts the planner keeps loaded with the desired build', int('min-warm'))
+    .option(...URL_OPTION)
+    .action(async (alias: string, opts: { desired?: string; previous?: string | false; minWarm?: number; url?: string }) => {
+      const base = apiBase(opts.url);
+      const body = {
+        ...(opts.desired !== undefined ? { desired: opts.desired } : {}),
+        ...(opts.previous === false ? { previous: null } : typeof opts.previous === 'string' ? { previous: opts.previous } : {}),
+        ...(opts.minWarm !== undefined ? { min_warm: opts.minWarm } : {}),
+      };
+      const route = `/admin/models/${encodeURIComponent(alias)}`;
+      const { status, body: answer } = await callApi('PATCH', base, route, body);
+      if (status !== 200) throw apiFailure(status, answer);
+      const a = z.object({ desired: z.string(), previous: z.string().nullable(), min_warm: z.number() }).safeParse(answer);
+      if (!a.success) throw new CliError(`unexpected answer from ${base}${route}`, 1);
+      process.stdout.write(`${alias} → ${a.data.desired}${a.data.previous ? ` (previous ${a.data.previous})` : ''}, min_warm ${a.data.min_warm}\n`);
+    });
+}

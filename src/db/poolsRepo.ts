@@ -1,0 +1,104 @@
+/**
+ * Which pool (alias) each host serves. Seeding happens on a host's heartbeat while it has no
+ * pool yet (the decision is `seedPool`'s, under an advisory lock so hosts seeded at the same
+ * moment see each other's choices and spread). Reassignments change the row through the
+ * `poolReassign` workflow's activities only.
+ */
+import { sql, type Kysely } from 'kysely';
+import { seedPool, type HostPoolView, type PoolsView, type SeedDecision } from '../domain/pools.js';
+import { toAliasView } from './aliasesRepo.js';
+import { parseHostStats } from './hostsRepo.js';
+import { HostPoolState, PlacementState, PoolSource, type Database, type HostPoolRow } from './schema.js';
+
+export const toHostPoolView = (r: Pick<HostPoolRow, 'alias' | 'state' | 'moved_at'>): HostPoolView => ({
+  alias: r.alias,
+  state: r.state,
+  movedAt: r.moved_at ? r.moved_at.toISOString() : null,
+});
+
+/** Aliases and host pools, without the configuration (enabled, cool-down). */
+export async function readPools(db: Kysely<Database>): Promise<Pick<PoolsView, 'aliases' | 'hostPools'>> {
+  const [aliases, rows] = await Promise.all([
+    db.selectFrom('aliases').select(['id', 'desired_build', 'previous_build', 'min_warm']).orderBy('id').execute(),
+    db.selectFrom('host_pools').select(['host_id', 'alias', 'state', 'moved_at']).orderBy('host_id').execute(),
+  ]);
+  return { aliases: aliases.map(toAliasView), hostPools: Object.fromEntries(rows.map((r) => [r.host_id, toHostPoolView(r)])) };
+}
+
+export async function getHostPool(db: Kysely<Database>, hostId: string): Promise<HostPoolRow | undefined> {
+  return db.selectFrom('host_pools').selectAll().where('host_id', '=', hostId).executeTakeFirst();
+}
+
+/**
+ * Gives the host a pool if it has none: the alias of a build it runs, else of a build whose
+ * file it has. Returns the decision (null: no alias matches yet; the next heartbeat retries).
+ */
+export async function seedHostPool(db: Kysely<Database>, hostId: string): Promise<SeedDecision | 'kept'> {
+  return db.transaction().execute(async (tx) => {
+    await sql`select pg_advisory_xact_lock(hashtext('fleet.pool-seed'))`.execute(tx);
+    const existing = await tx.selectFrom('host_pools').select('alias').where('host_id', '=', hostId).executeTakeFirst();
+    if (existing) return 'kept';
+    const [host, placements, aliases, models, sizes] = await Promise.all([
+      tx.selectFrom('hosts').select('stats').where('id', '=', hostId).executeTakeFirst(),
+      tx.selectFrom('placements').select('model_id').where('host_id', '=', hostId).where('state', '=', PlacementState.Loaded).execute(),
+      tx.selectFrom('aliases').select(['id', 'desired_build', 'previous_build', 'min_warm']).execute(),
+      tx.selectFrom('models').select(['id', 'path']).execute(),
+      tx.selectFrom('host_pools').select(['alias', sql<number>`count(*)::int`.as('n')]).where('alias', 'is not', null).groupBy('alias').execute(),
+    ]);
+    if (!host) return null;
+    const stats = parseHostStats(host.stats, hostId);
+    const files = new Set(stats.files ?? []);
+    const decision = seedPool({
+      hostId,
+      running: [...new Set([...Object.keys(stats.models), ...placements.map((p) => p.model_id)])],
+      advertised: models.filter((m) => files.has(m.path)).map((m) => m.id),
+      aliases: aliases.map(toAliasView),
+      poolSizes: Object.fromEntries(sizes.map((s) => [s.alias!, Number(s.n)])),
+    });
+    if (decision) {
+      await tx
+        .insertInto('host_pools')
+        .values({ host_id: hostId, alias: decision.alias, state: HostPoolState.Serving, source: decision.source })
+        .execute();
+    }
+    return decision;
+  });
+}
+
+/**
+ * Marks the host as moving (it leaves every pool: routing stops offering it). Fails when a
+ * move is already marked, so two reassignments of one host cannot interleave.
+ */
+export async function markHostMoving(db: Kysely<Database>, hostId: string): Promise<boolean> {
+  const values = { state: HostPoolState.Moving, error: null, updated_at: sql<Date>`now()` };
+  const result = await db
+    .insertInto('host_pools')
+    .values({ host_id: hostId, alias: null, source: PoolSource.Moved, ...values })
+    .onConflict((oc) => oc.column('host_id').doUpdateSet(values).where('host_pools.state', '<>', HostPoolState.Moving))
+    .executeTakeFirst();
+  return Number(result.numInsertedOrUpdatedRows ?? 0n) > 0;
+}
+
+export interface SetHostPoolInput {
+  hostId: string;
+  alias: string | null;
+  state: HostPoolState;
+  error?: string | null;
+  /** Record this as a move (sets moved_at, the cool-down's start). */
+  moved?: boolean;
+}
+
+export async function setHostPool(db: Kysely<Database>, input: SetHostPoolInput): Promise<void> {
+  const values = {
+    alias: input.alias,
+    state: input.state,
+    error: input.error ?? null,
+    updated_at: sql<Date>`now()`,
+    ...(input.moved ? { source: PoolSource.Moved, moved_at: sql<Date>`now()` } : {}),
+  };
+  await db
+    .insertInto('host_pools')
+    .values({ host_id: input.hostId, source: PoolSource.Moved, ...values })
+    .onConflict((oc) => oc.column('host_id').doUpdateSet(values))
+    .execute();
+}

@@ -1,0 +1,102 @@
+/**
+ * The warm-pool planner's policy: which loads and moves keep `min_warm` hosts per alias
+ * loaded with its desired build, and which host a rollout upgrades next. Pure: the
+ * `warmPools` workflow reads the fleet through a local activity, calls this, runs the
+ * actions, and plans again until there is nothing left to do.
+ *
+ * - Only hosts of the alias's pool are loaded (all hosts with enforcement off, and then only
+ *   into a free slot, so aliases cannot evict each other back and forth).
+ * - Rollout: one host at a time loads the desired build in place of the previous one, and
+ *   only while another host of the pool keeps serving, so the alias never goes dark.
+ * - Short of `min_warm` with no pool host left to load: move idle hosts from other pools
+ *   (never below a donor's own `min_warm`, never a host still in its cool-down).
+ * - A host gets at most one action per plan.
+ */
+import type { CatalogModelView, HostView } from './fleetView.js';
+import { isHostHealthy } from './health.js';
+import { canEverHost, planLoadOnHost } from './placement.js';
+import { movableHosts, servableBuilds, type PoolsView } from './pools.js';
+
+export interface PlannerState {
+  hosts: HostView[];
+  pools: PoolsView;
+  /** Every catalog build by id. */
+  builds: Record<string, CatalogModelView>;
+  heartbeatIntervalMs: number;
+}
+
+export type PlanAction =
+  | { kind: 'load'; hostId: string; alias: string; build: string; why: 'rollout' | 'min_warm' }
+  | { kind: 'move'; hostId: string; alias: string; why: 'min_warm' };
+
+const byName = (a: HostView, b: HostView) => a.id.localeCompare(b.id);
+const active = (h: HostView) => h.placements.filter((p) => p.state === 'loaded' || p.state === 'loading').length;
+
+export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
+  const { pools, builds } = state;
+  const actions: PlanAction[] = [];
+  const used = new Set<string>();
+  const healthy = state.hosts.filter((h) => isHostHealthy(h, now, state.heartbeatIntervalMs));
+
+  for (const alias of [...pools.aliases].sort((a, b) => a.id.localeCompare(b.id))) {
+    const desired = builds[alias.desired];
+    if (!desired) continue;
+    const previous = alias.previous ? builds[alias.previous] : undefined;
+    const pins = new Set(desired.verifiable ? (desired.pinnedFingerprints ?? []) : []);
+    const pinned = (h: HostView) => !desired.verifiable || (h.keyFingerprint !== undefined && pins.has(h.keyFingerprint));
+    const stateOf = (h: HostView, build: string | undefined) =>
+      build ? h.placements.find((p) => p.modelId === build)?.state : undefined;
+    const pool = healthy
+      .filter((h) => servableBuilds(pools, h.id, alias).includes(desired.id) && pinned(h) && canEverHost(h, desired))
+      .sort(byName);
+    const warm = (h: HostView) => ['loaded', 'loading'].includes(stateOf(h, desired.id) ?? '');
+    const serving = (h: HostView) => warm(h) || stateOf(h, previous?.id) === 'loaded';
+    const idle = (h: HostView) => Object.values(h.load).every((l) => l.running + l.queued === 0);
+    // Loading here must not leave the alias with nobody serving it.
+    const loadable = (h: HostView) => {
+      if (used.has(h.id) || warm(h)) return false;
+      const plan = planLoadOnHost(h, desired.id);
+      if (!plan) return false;
+      if (!pools.enabled && plan.evict.length > 0) return false;
+      const evictsServing = previous !== undefined && plan.evict.includes(previous.id);
+      return !evictsServing || pool.some((o) => o.id !== h.id && serving(o));
+    };
+    let warmCount = pool.filter(warm).length;
+    const take = (h: HostView, why: 'rollout' | 'min_warm') => {
+      used.add(h.id);
+      warmCount++;
+      actions.push({ kind: 'load', hostId: h.id, alias: alias.id, build: desired.id, why });
+    };
+
+    // Rollout: one idle host running the previous build at a time, none while one is loading.
+    if (previous && !pool.some((h) => stateOf(h, desired.id) === 'loading')) {
+      const next = pool.find((h) => stateOf(h, previous.id) === 'loaded' && idle(h) && loadable(h));
+      if (next) take(next, 'rollout');
+    }
+
+    // min_warm from the pool's own hosts: empty ones first.
+    const fresh = pool.filter(loadable).sort((a, b) => active(a) - active(b) || byName(a, b));
+    for (const h of fresh) {
+      if (warmCount >= alias.minWarm) break;
+      take(h, 'min_warm');
+    }
+
+    // Still short: borrow idle hosts from other pools.
+    if (warmCount < alias.minWarm && pools.enabled) {
+      const movable = movableHosts(state.hosts, pools, alias, {
+        now,
+        heartbeatIntervalMs: state.heartbeatIntervalMs,
+        cooldownMs: pools.cooldownMs,
+        hardCooldown: true,
+        exclude: [...used],
+        leaving: actions.filter((a) => a.kind === 'move').map((a) => a.hostId),
+        canServe: (h) => pinned(h) && canEverHost(h, desired),
+      });
+      for (const hostId of movable.slice(0, alias.minWarm - warmCount)) {
+        used.add(hostId);
+        actions.push({ kind: 'move', hostId, alias: alias.id, why: 'min_warm' });
+      }
+    }
+  }
+  return actions;
+}
