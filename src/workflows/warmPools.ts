@@ -5,7 +5,7 @@
  * and `poolReassign` workflows, so a request's load and the planner's are one), and plans
  * again until nothing is left — a rollout upgrades host after host within one run.
  */
-import { ActivityFailure, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
+import { ActivityFailure, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { WarmPoolsOutcome } from '../common/pools.js';
 import { planWarmPools } from '../domain/warmPools.js';
@@ -21,17 +21,23 @@ const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivit
   retry: { maximumAttempts: 1 },
 });
 
-/** Enough for a rollout across a large pool; an action that keeps failing stops the run. */
+/** Enough for a rollout across a large pool. */
 const MAX_ROUNDS = 32;
+/**
+ * An action that failed (a request reached the host between the plan and the unload) is
+ * tried again after a pause, up to this many times per run; then it waits for the next run.
+ */
+const MAX_FAILURES_PER_ACTION = 3;
 
 export async function warmPools(): Promise<WarmPoolsOutcome> {
   const outcome: WarmPoolsOutcome = { rounds: 0, actions: [] };
-  const failed = new Set<string>();
+  const failures = new Map<string, number>();
+  const key = (a: { kind: string; hostId: string; alias: string }) => `${a.kind}:${a.hostId}:${a.alias}`;
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const state = await readPlannerState();
-    // An action that failed once in this run is not retried until the next run.
-    const actions = planWarmPools(state, Date.now()).filter((a) => !failed.has(`${a.kind}:${a.hostId}:${a.alias}`));
+    const actions = planWarmPools(state, Date.now()).filter((a) => (failures.get(key(a)) ?? 0) < MAX_FAILURES_PER_ACTION);
     if (actions.length === 0) break;
+    if (actions.some((a) => failures.has(key(a)))) await sleep('1 second');
     outcome.rounds++;
     const results = await Promise.allSettled(
       actions.map((a) =>
@@ -42,7 +48,7 @@ export async function warmPools(): Promise<WarmPoolsOutcome> {
     );
     results.forEach((r, i) => {
       const a = actions[i]!;
-      if (r.status === 'rejected') failed.add(`${a.kind}:${a.hostId}:${a.alias}`);
+      if (r.status === 'rejected') failures.set(key(a), (failures.get(key(a)) ?? 0) + 1);
       outcome.actions.push({
         ...a,
         ok: r.status === 'fulfilled',

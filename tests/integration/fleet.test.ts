@@ -1,9 +1,9 @@
 /**
  * A fleet of 3 real GPU-host processes (each its own task queue, node-llama-cpp, heartbeat)
- * behind the real control plane and API: load spreads, saturation answers fast with 503 +
- * Retry-After, a host killed mid-request is routed around (non-streaming and streaming), a
+ * behind the real control plane and API: load spreads, a saturated pool answers fast with 429
+ * pool_exhausted + Retry-After, a host killed mid-request is routed around (non-streaming and streaming), a
  * paused host that misses one heartbeat stays routable, cold loads evict the LRU idle model,
- * and a burst for a model on no host triggers exactly one load.
+ * and a burst for a model on no host triggers exactly one load (those last with pools off).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -52,7 +52,7 @@ describe('fleet of 3 host processes', () => {
     assert.equal(await servedBy(f, first.id), 'h0');
   });
 
-  test('a saturated model answers 503 + Retry-After at once instead of stalling', async () => {
+  test('a saturated pool answers 429 pool_exhausted + Retry-After at once instead of stalling', async () => {
     // 3 hosts × (1 running + 1 queued) fill every slot and queue place.
     const fill = Array.from({ length: 6 }, (_, i) => f.openai.chat.completions.create({ ...LONG, messages: user(`fill ${i}`) }));
     for (const h of ['h0', 'h1', 'h2']) assert.ok(await waitLoad(f, h, 'small', (l) => l.running === 1 && l.queued === 1), h);
@@ -61,10 +61,11 @@ describe('fleet of 3 host processes', () => {
       headers: { 'content-type': 'application/json' },
       body: JSON.stringify({ model: 'small', messages: user('one too many'), max_tokens: 4 }),
     });
-    assert.equal(res.status, 503);
+    // Every host is in the model's pool: there is no idle host to borrow.
+    assert.equal(res.status, 429);
     assert.ok(Number(res.headers.get('retry-after')) >= 1);
     const body = (await res.json()) as { error: { code: string } };
-    assert.equal(body.error.code, 'rate_limit_exceeded');
+    assert.equal(body.error.code, 'pool_exhausted');
     const settled = await Promise.allSettled(fill);
     assert.ok(settled.every((s) => s.status === 'fulfilled'), 'the admitted requests all finish');
   });
@@ -121,7 +122,12 @@ describe('fleet of 3 host processes', () => {
 describe('health, eviction and single loads', () => {
   let f: ProcessFleet;
   before(async () => {
-    f = await startProcessFleet({ hosts: 2, hostEnv: { FLEET_MAX_MODEL_SLOTS: '1', FLEET_HEARTBEAT_INTERVAL_MS: '400' } });
+    // Several models per host, evicting each other: the behaviour with pools switched off.
+    f = await startProcessFleet({
+      hosts: 2,
+      hostEnv: { FLEET_MAX_MODEL_SLOTS: '1', FLEET_HEARTBEAT_INTERVAL_MS: '400' },
+      stackEnv: { FLEET_MODEL_POOLS: 'false' },
+    });
     await f.addModel('a', 'tiny', 1);
     await f.addModel('b', 'tiny', 2);
     await f.addModel('c', 'tiny', 3);

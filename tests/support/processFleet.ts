@@ -37,8 +37,8 @@ export interface ProcessFleet {
   openai: OpenAI;
   hosts: Map<string, HostProcess>;
   tmpDir: string;
-  /** Generates a model file and registers it under `id`. */
-  addModel(id: string, size?: TinyModelSize, seed?: number): Promise<string>;
+  /** Generates a model file and registers it under `id` (and an alias `id`, unless `alias: false`). */
+  addModel(id: string, size?: TinyModelSize, seed?: number, alias?: false): Promise<string>;
   /** Loads a model on a host through the coldLoad workflow, as an operator would. */
   load(hostId: string, modelId: string): Promise<unknown>;
   startHost(id: string): Promise<HostProcess>;
@@ -50,6 +50,8 @@ export interface ProcessFleetOptions {
   hosts: number;
   /** Extra environment for the host processes (admission limits, slots, heartbeat). */
   hostEnv?: Record<string, string>;
+  /** Extra environment for the in-process stack (control plane and API: pools, planner). */
+  stackEnv?: Record<string, string>;
   /** Temporal frontend (host:port); default the suite's. */
   temporalAddress?: string;
   /** A PostgreSQL server URL to create the fleet's fresh database in; default the suite's. */
@@ -63,7 +65,13 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
   const database = await createTestDatabase(o.databaseUrl);
   const temporalAddress = o.temporalAddress ?? testEnv.temporalAddress;
   const heartbeat = o.hostEnv?.FLEET_HEARTBEAT_INTERVAL_MS ?? '500';
-  const stackEnv = { DATABASE_URL: database.url, FLEET_DATA_DIR: tmpDir, FLEET_MODELS_DIR: tmpDir, FLEET_HEARTBEAT_INTERVAL_MS: heartbeat };
+  const stackEnv = {
+    DATABASE_URL: database.url,
+    FLEET_DATA_DIR: tmpDir,
+    FLEET_MODELS_DIR: tmpDir,
+    FLEET_HEARTBEAT_INTERVAL_MS: heartbeat,
+    ...o.stackEnv,
+  };
   // testConfig reads the suite's Temporal address, which a bench run does not have.
   const config = o.temporalAddress
     ? loadConfig({ FLEET_LOG_LEVEL: 'warn', ...stackEnv, TEMPORAL_ADDRESS: temporalAddress })
@@ -119,11 +127,21 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
     openai: new OpenAI({ baseURL: `${apiUrl}/v1`, apiKey: 'sk-no-key', maxRetries: 0, timeout: 120_000 }),
     hosts,
     tmpDir,
-    async addModel(id, size = 'tiny', seed = 3) {
+    async addModel(id, size = 'tiny', seed = 3, alias) {
       const file = path.join(tmpDir, `${id}.gguf`);
       await makeTinyModel({ file, seed, size });
       const { sha256, sizeBytes } = await sha256File(file);
-      await registerModel(stack.db.db, { id, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES[size].contextLength });
+      await registerModel(stack.db.db, { id, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES[size].contextLength, alias });
+      // Hosts without a pool are seeded on their next heartbeat; wait for it, so a test's first
+      // request does not find them pool-less (and borrow one through a reassignment).
+      const live = [...hosts.values()].filter((h) => h.child.exitCode === null && h.child.signalCode === null).map((h) => h.id);
+      if (stack.config.pools.enabled && live.length > 0) {
+        const seeded = await waitFor(async () => {
+          const rows = await stack.db.db.selectFrom('host_pools').select('host_id').where('host_id', 'in', live).execute();
+          return rows.length === live.length ? true : undefined;
+        }, 10_000);
+        if (!seeded) throw new Error('hosts were not seeded into pools');
+      }
       return id;
     },
     async load(hostId, modelId) {
