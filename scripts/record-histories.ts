@@ -10,6 +10,7 @@ import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import { sha256File } from '../src/activities/fileHash.js';
 import { coldLoadWorkflowId } from '../src/common/coldLoad.js';
+import { poolReassignWorkflowId, WARM_POOLS_NOW_WORKFLOW_ID } from '../src/common/pools.js';
 import { registerModel } from '../src/db/modelsRepo.js';
 import { makeTinyModel, TINY_MODEL_SIZES } from '../src/model/tinyModel.js';
 import { testEnv } from '../tests/support/env.js';
@@ -18,7 +19,8 @@ import { startTestFleet } from '../tests/support/stack.js';
 const out = path.resolve(import.meta.dirname, '../tests/fixtures/histories');
 const only = new Set(process.argv.slice(2));
 const wanted = (name: string) => only.size === 0 || only.has(name);
-const f = await startTestFleet({ db: 'pglite' });
+// No cool-down: the planner may move the host back right after the on-demand move below.
+const f = await startTestFleet({ db: 'pglite', env: { FLEET_POOL_COOLDOWN_S: '0' } });
 try {
   const client = f.stack.temporal.client;
   const save = async (name: string, workflowId: string) => {
@@ -80,6 +82,24 @@ try {
     const closed = await client.workflow.getHandle(cancelledId).result().then(() => 'completed', () => 'cancelled');
     if (closed !== 'cancelled') throw new Error('the long generation finished before the cancellation reached it');
     await save('inferenceRequest-cancelled', cancelledId);
+  }
+  if (wanted('poolReassign') || wanted('inferenceRequest-pool-move') || wanted('warmPools')) {
+    // A second alias: the one host serves tiny's pool, so a request for it borrows the host.
+    const file = path.join(f.tmpDir, 'pooled.gguf');
+    await makeTinyModel({ file, seed: 9, size: 'tiny' });
+    const { sha256, sizeBytes } = await sha256File(file);
+    await registerModel(f.stack.db.db, { id: 'pooled', path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES.tiny.contextLength });
+    const moved = await f.openai.chat.completions.create({ model: 'pooled', messages: [{ role: 'user', content: 'move' }], max_tokens: 4 });
+    await save('inferenceRequest-pool-move', moved.id);
+    await save('poolReassign', poolReassignWorkflowId(f.hostIds[0]!));
+    // tiny now has no host: min_warm 1 makes the planner move it back.
+    const patched = await fetch(`${f.stack.api!.url}/admin/models/tiny`, {
+      method: 'PATCH',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ min_warm: 1 }),
+    });
+    if (patched.status !== 200) throw new Error(`PATCH tiny: ${patched.status}`);
+    await save('warmPools', WARM_POOLS_NOW_WORKFLOW_ID);
   }
 } catch (err) {
   process.stderr.write(`recording failed: ${(err as Error).stack}\n`);
