@@ -59,6 +59,7 @@ export async function seedHostPool(db: Kysely<Database>, hostId: string): Promis
       await tx
         .insertInto('host_pools')
         .values({ host_id: hostId, alias: decision.alias, state: HostPoolState.Serving, source: decision.source })
+        .onConflict((oc) => oc.column('host_id').doNothing())
         .execute();
     }
     return decision;
@@ -86,6 +87,10 @@ export interface SetHostPoolInput {
   error?: string | null;
   /** Record this as a move (sets moved_at, the cool-down's start). */
   moved?: boolean;
+  /** How the host got the pool, for a row created here (default 'moved'). */
+  source?: PoolSource;
+  /** Create the row only: a host that has a pool keeps it. */
+  onlyIfAbsent?: boolean;
 }
 
 export async function setHostPool(db: Kysely<Database>, input: SetHostPoolInput): Promise<void> {
@@ -98,7 +103,7 @@ export async function setHostPool(db: Kysely<Database>, input: SetHostPoolInput)
   };
   await db
     .insertInto('host_pools')
-    .values({ host_id: input.hostId, source: PoolSource.Moved, ...values })
-    .onConflict((oc) => oc.column('host_id').doUpdateSet(values))
+    .values({ host_id: input.hostId, source: input.source ?? PoolSource.Moved, ...values })
+    .onConflict((oc) => (input.onlyIfAbsent ? oc.column('host_id').doNothing() : oc.column('host_id').doUpdateSet(values)))
     .execute();
 }

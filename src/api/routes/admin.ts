@@ -24,7 +24,8 @@ import type { ApiDeps } from '../inferenceCall.js';
 import { parseOr400, patchModelBody, registerModelBody, type PatchModelBody } from '../schemas.js';
 import { setAlias } from '../../db/aliasesRepo.js';
 import { readFleetState } from '../../db/fleetStateRepo.js';
-import { servableBuilds } from '../../domain/pools.js';
+import { seedPool, servableBuilds } from '../../domain/pools.js';
+import { setHostPool } from '../../db/poolsRepo.js';
 import { startWarmPoolsNow } from '../../temporal/poolStarters.js';
 import { setModelVerifiable } from '../../db/pinSetsRepo.js';
 import { deleteDiscoverySchedule, startDiscoveryCycle, upsertDiscoverySchedule } from '../../temporal/discovery.js';
@@ -158,7 +159,16 @@ export function adminRoutes(deps: AdminDeps): Router {
     if (deps.pools.enabled) {
       const view = await readFleetState(deps.db, build, 'build');
       const pools = { ...view.pools, ...deps.pools };
-      const served = pools.aliases.filter((a) => servableBuilds(pools, host, a).includes(build));
+      let served = pools.aliases.filter((a) => servableBuilds(pools, host, a).includes(build));
+      if (!pools.hostPools[host]) {
+        // A host not seeded yet (no heartbeat since the build was registered): loading a
+        // build puts it in that build's pool, as running it would have.
+        const seed = seedPool({ hostId: host, running: [build], advertised: [], aliases: pools.aliases, poolSizes: {} });
+        if (seed) {
+          await setHostPool(deps.db, { hostId: host, alias: seed.alias, state: 'serving', source: 'running', onlyIfAbsent: true });
+          served = pools.aliases.filter((a) => a.id === seed.alias);
+        }
+      }
       if (served.length === 0) {
         const pool = pools.hostPools[host]?.alias ?? 'none';
         throw new ApiError(
