@@ -142,9 +142,10 @@ async function rolloutRound(f: ProcessFleet, to: string) {
   phase = 'during';
   const t0 = performance.now();
   await admin(f, 'PATCH', '/admin/models/alpha', { desired: to });
-  for (;;) {
+  for (const deadline = performance.now() + 180_000; ; ) {
     const p = await poolOf(f, 'alpha');
     if (p.desired_loaded === p.hosts.length) break;
+    if (performance.now() > deadline) throw new Error(`the rollout to ${to} did not finish in 180 s: ${JSON.stringify(p)}`);
     await sleep(50);
   }
   const rolloutMs = performance.now() - t0;
@@ -187,7 +188,9 @@ try {
   f = await newFleet({ FLEET_MAX_IN_FLIGHT: '2', FLEET_MAX_QUEUE: '4' }, temporalAddress, databaseUrl);
   await layout(f, { h0: 'alpha', h1: 'alpha', h2: 'beta' });
   await admin(f, 'PATCH', '/admin/models/beta', { min_warm: 1 }); // beta keeps its host: alpha cannot borrow it
+  await admin(f, 'PATCH', '/admin/models/alpha', { min_warm: 2 }); // both alpha hosts warm before the first rollout
   await admin(f, 'POST', '/admin/pools/plan');
+  if ((await poolOf(f, 'alpha')).desired_loaded !== 2) throw new Error('alpha is not warm on both hosts');
   const rollouts = [];
   for (let r = 0; r < opts.rolloutRounds; r++) rollouts.push(await rolloutRound(f, r % 2 === 0 ? 'alpha-v2' : 'alpha'));
   await f.stop();

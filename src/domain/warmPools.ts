@@ -6,8 +6,9 @@
  *
  * - Only hosts of the alias's pool are loaded (all hosts with enforcement off, and then only
  *   into a free slot, so aliases cannot evict each other back and forth).
- * - Rollout: one host at a time loads the desired build in place of the previous one, and
- *   only while another host of the pool keeps serving, so the alias never goes dark.
+ * - Rollout: while a pool host still serves the previous build, one host at a time loads the
+ *   desired build — an empty one first, else in place of an idle previous build, and only
+ *   while another host of the pool keeps serving, so the alias never goes dark.
  * - Short of `min_warm` with no pool host left to load: move idle hosts from other pools
  *   (never below a donor's own `min_warm`, never a host still in its cool-down).
  * - A host gets at most one action per plan.
@@ -50,8 +51,9 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
       .filter((h) => servableBuilds(pools, h.id, alias).includes(desired.id) && pinned(h) && canEverHost(h, desired))
       .sort(byName);
     const warm = (h: HostView) => ['loaded', 'loading'].includes(stateOf(h, desired.id) ?? '');
-    const serving = (h: HostView) => warm(h) || stateOf(h, previous?.id) === 'loaded';
-    const idle = (h: HostView) => Object.values(h.load).every((l) => l.running + l.queued === 0);
+    // Serving now, and not about to unload for an action of this plan.
+    const serving = (h: HostView) =>
+      !used.has(h.id) && (stateOf(h, desired.id) === 'loaded' || stateOf(h, previous?.id) === 'loaded');
     // Loading here must not leave the alias with nobody serving it.
     const loadable = (h: HostView) => {
       if (used.has(h.id) || warm(h)) return false;
@@ -68,9 +70,13 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
       actions.push({ kind: 'load', hostId: h.id, alias: alias.id, build: desired.id, why });
     };
 
-    // Rollout: one idle host running the previous build at a time, none while one is loading.
+    // Rollout, one host at a time (none while a desired load runs): a host with room first,
+    // then one whose previous build is idle (planLoadOnHost never evicts a busy model).
     if (previous && !pool.some((h) => stateOf(h, desired.id) === 'loading')) {
-      const next = pool.find((h) => stateOf(h, previous.id) === 'loaded' && idle(h) && loadable(h));
+      const next = pool
+        .filter(loadable)
+        .filter((h) => stateOf(h, previous.id) === 'loaded' || pool.some((o) => stateOf(o, previous.id) === 'loaded'))
+        .sort((a, b) => Number(stateOf(a, previous.id) === 'loaded') - Number(stateOf(b, previous.id) === 'loaded') || byName(a, b))[0];
       if (next) take(next, 'rollout');
     }
 
@@ -99,4 +105,23 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
     }
   }
   return actions;
+}
+
+/**
+ * Aliases whose rollout is not finished: a healthy pool host still serves the previous build
+ * without the desired one. The planner keeps planning (with a pause) while one is pending,
+ * since the host to upgrade next may only be busy for a moment.
+ */
+export function pendingRollouts(state: PlannerState, now: number): string[] {
+  const healthy = state.hosts.filter((h) => isHostHealthy(h, now, state.heartbeatIntervalMs));
+  const has = (h: HostView, build: string, states: string[]) => h.placements.some((p) => p.modelId === build && states.includes(p.state));
+  return state.pools.aliases
+    .filter((a) => a.previous !== null && state.builds[a.desired] !== undefined)
+    .filter((a) => {
+      const pool = healthy.filter((h) => servableBuilds(state.pools, h.id, a).includes(a.desired));
+      const serving = (h: HostView) => has(h, a.desired, ['loaded']) || has(h, a.previous!, ['loaded']);
+      // Only a host whose upgrade leaves another host serving can be waited for.
+      return pool.some((h) => has(h, a.previous!, ['loaded']) && !has(h, a.desired, ['loaded', 'loading']) && pool.some((o) => o.id !== h.id && serving(o)));
+    })
+    .map((a) => a.id);
 }

@@ -8,7 +8,7 @@
 import { ActivityFailure, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { WarmPoolsOutcome } from '../common/pools.js';
-import { planWarmPools } from '../domain/warmPools.js';
+import { pendingRollouts, planWarmPools } from '../domain/warmPools.js';
 
 const { readPlannerState } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '10 seconds',
@@ -28,15 +28,25 @@ const MAX_ROUNDS = 32;
  * tried again after a pause, up to this many times per run; then it waits for the next run.
  */
 const MAX_FAILURES_PER_ACTION = 3;
+/** Seconds a run waits for a busy host of a pending rollout to become idle (then: next run). */
+const MAX_ROLLOUT_WAITS = 120;
 
 export async function warmPools(): Promise<WarmPoolsOutcome> {
   const outcome: WarmPoolsOutcome = { rounds: 0, actions: [] };
   const failures = new Map<string, number>();
+  let waits = 0;
   const key = (a: { kind: string; hostId: string; alias: string }) => `${a.kind}:${a.hostId}:${a.alias}`;
-  for (let round = 0; round < MAX_ROUNDS; round++) {
+  for (let round = 0; round < MAX_ROUNDS + MAX_ROLLOUT_WAITS; round++) {
     const state = await readPlannerState();
     const actions = planWarmPools(state, Date.now()).filter((a) => (failures.get(key(a)) ?? 0) < MAX_FAILURES_PER_ACTION);
-    if (actions.length === 0) break;
+    if (actions.length === 0) {
+      // A rollout waits for its next host to be idle for a moment, within this run.
+      if (pendingRollouts(state, Date.now()).length > 0 && waits++ < MAX_ROLLOUT_WAITS) {
+        await sleep('1 second');
+        continue;
+      }
+      break;
+    }
     if (actions.some((a) => failures.has(key(a)))) await sleep('1 second');
     outcome.rounds++;
     const results = await Promise.allSettled(
