@@ -13,12 +13,8 @@
  * fleet gets a fresh database. Figures on stdout, logs on stderr.
  */
 import os from 'node:os';
-import { startBench } from './setup.js';
-import path from 'node:path';
+import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
 import { parseArgs } from 'node:util';
-import { startPrivateCluster, type PrivateCluster } from '../scripts/postgres.js';
-import { findTemporalBinary } from '../src/temporal/binary.js';
-import { freePort, startDevServer, type DevServer } from '../src/temporal/devServer.js';
 import { startProcessFleet, type ProcessFleet } from '../tests/support/processFleet.js';
 import { closedLoop, killover, overload, type ChatBody } from './fleetScenarios.js';
 import { round } from './stats.js';
@@ -67,15 +63,13 @@ const { opts, config, log } = startBench(options, USAGE);
 const body: ChatBody = { model: 'small', messages: [{ role: 'user', content: PROMPT }], max_tokens: opts.maxTokens, temperature: 0 };
 const loadAtStart = os.loadavg()[0]!;
 
-let devServer: DevServer | undefined;
-let cluster: PrivateCluster | undefined;
+let backends: BenchBackends | undefined;
 let fleet: ProcessFleet | undefined;
 let cleaning: Promise<void> | undefined;
 const cleanup = () =>
   (cleaning ??= (async () => {
     await fleet?.stop().catch((err: Error) => log.warn({ err: err.message }, 'fleet stop failed'));
-    await devServer?.stop();
-    cluster?.stop();
+    await backends?.stop();
   })());
 process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
 
@@ -92,17 +86,8 @@ async function loadAndWarm(f: ProcessFleet, hostIds: string[], warmup: number) {
 
 let exitCode = 0;
 try {
-  let temporalAddress = config.temporal.address;
-  if (!temporalAddress) {
-    const binary = await findTemporalBinary({ cliPath: config.temporal.cliPath, toolsDir: config.toolsDir, log });
-    devServer = await startDevServer({ binary, port: 0, uiPort: null, namespace: 'default', log });
-    temporalAddress = devServer.address;
-  }
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    cluster = startPrivateCluster(path.join(config.toolsDir, 'pg-bench'), await freePort());
-    databaseUrl = cluster.url;
-  }
+  backends = await startBenchBackends(config, log);
+  const { temporalAddress, databaseUrl } = backends;
   const limit = { requests: opts.requests, seconds: opts.seconds };
   // Throughput fleet: admission as configured for slots, a queue and wait that never refuse here.
   const roomy = { FLEET_MAX_IN_FLIGHT: String(config.admission.maxInFlight), FLEET_MAX_QUEUE: '10000', FLEET_ADMISSION_MAX_WAIT_MS: '600000' };

@@ -13,15 +13,11 @@
  * private cluster in `<FLEET_TOOLS_DIR>/pg-bench`. Figures on stdout, logs on stderr.
  */
 import os from 'node:os';
-import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { startPrivateCluster, type PrivateCluster } from '../scripts/postgres.js';
-import { findTemporalBinary } from '../src/temporal/binary.js';
-import { freePort, startDevServer, type DevServer } from '../src/temporal/devServer.js';
 import { startProcessFleet, type ProcessFleet } from '../tests/support/processFleet.js';
 import { chat, type Outcome } from './fleetScenarios.js';
-import { startBench } from './setup.js';
+import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
 import { median, percentile, round } from './stats.js';
 
 const USAGE = 'usage: npx tsx bench/pools.ts [--borrow-rounds N=5] [--rollout-rounds N=2] [--trickle-ms N=100] [--pre-s S=4] [--post-s S=4] [--heartbeat-ms N=500]';
@@ -53,13 +49,11 @@ const loadAtStart = os.loadavg()[0]!;
 const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
 const user = (content: string) => [{ role: 'user' as const, content }];
 
-let devServer: DevServer | undefined;
-let cluster: PrivateCluster | undefined;
+let backends: BenchBackends | undefined;
 let fleet: ProcessFleet | undefined;
 const cleanup = async () => {
   await fleet?.stop().catch((err: Error) => log.warn({ err: err.message }, 'fleet stop failed'));
-  await devServer?.stop();
-  cluster?.stop();
+  await backends?.stop();
 };
 process.once('SIGINT', () => void cleanup().finally(() => process.exit(130)));
 
@@ -166,17 +160,8 @@ async function rolloutRound(f: ProcessFleet, to: string) {
 
 let exitCode = 0;
 try {
-  let temporalAddress = config.temporal.address;
-  if (!temporalAddress) {
-    const binary = await findTemporalBinary({ cliPath: config.temporal.cliPath, toolsDir: config.toolsDir, log });
-    devServer = await startDevServer({ binary, port: 0, uiPort: null, namespace: 'default', log });
-    temporalAddress = devServer.address;
-  }
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    cluster = startPrivateCluster(path.join(config.toolsDir, 'pg-bench'), await freePort());
-    databaseUrl = cluster.url;
-  }
+  backends = await startBenchBackends(config, log);
+  const { temporalAddress, databaseUrl } = backends;
   log.info('borrow');
   let f = await newFleet({ FLEET_MAX_IN_FLIGHT: '1', FLEET_MAX_QUEUE: '0' }, temporalAddress, databaseUrl);
   const borrows = [];

@@ -6,7 +6,8 @@
 import type { Kysely } from 'kysely';
 import type { CatalogModelView, FleetView, HostView } from '../domain/fleetView.js';
 import type { PoolsView } from '../domain/pools.js';
-import { readPools } from './poolsRepo.js';
+import { toAliasView } from './aliasesRepo.js';
+import { toHostPoolView } from './poolsRepo.js';
 import { parseHostInfo, parseHostStats } from './hostsRepo.js';
 import type { Database, ModelRow } from './schema.js';
 
@@ -19,22 +20,30 @@ export type FleetState = Omit<FleetView, 'heartbeatIntervalMs' | 'pools'> & {
  * `by: 'alias'` resolves a public model id to its desired (and previous) build, as requests
  * do; `by: 'build'` reads one catalog entry as is (cold loads, discovery cycles).
  */
-export async function readFleetState(db: Kysely<Database>, id: string, by: 'alias' | 'build' = 'build'): Promise<FleetState> {
-  const pools = await readPools(db);
-  const alias = by === 'alias' ? pools.aliases.find((a) => a.id === id) : undefined;
-  const modelId = by === 'alias' ? alias?.desired : id;
-  if (modelId === undefined) return { model: null, hosts: [], pools };
-  const builds = alias?.previous ? [modelId, alias.previous] : [modelId];
-  const [models, rows, pins] = await Promise.all([
+export async function readFleetState(db: Kysely<Database>, id: string, by: 'alias' | 'build' = 'build', retried = false): Promise<FleetState> {
+  // Three queries in parallel, as many as before aliases: an alias's builds come through
+  // subqueries (no extra round trip), pin sets with their builds, pools with their hosts.
+  const aliasRow = db.selectFrom('aliases').where('aliases.id', '=', id);
+  const [aliases, models, rows] = await Promise.all([
+    db.selectFrom('aliases').select(['id', 'desired_build', 'previous_build', 'min_warm']).orderBy('id').execute(),
     db
-      .selectFrom('models')
-      .select(['id', 'context_length', 'sha256', 'path', 'size_bytes', 'verifiable'])
-      .where('id', 'in', builds)
+      .selectFrom('models as m')
+      .leftJoin('pin_sets as ps', 'ps.model_id', 'm.id')
+      .select(['m.id', 'm.context_length', 'm.sha256', 'm.path', 'm.size_bytes', 'm.verifiable', 'ps.fingerprints'])
+      .where((eb) =>
+        by === 'alias'
+          ? eb.or([
+              eb('m.id', 'in', aliasRow.select('desired_build')),
+              eb('m.id', 'in', aliasRow.select('previous_build').where('previous_build', 'is not', null).$narrowType<{ previous_build: string }>()),
+            ])
+          : eb('m.id', '=', id),
+      )
       .execute(),
-    // One statement, so hosts and their placements come from the same snapshot.
+    // One statement, so hosts, their placements and their pools come from the same snapshot.
     db
       .selectFrom('hosts as h')
       .leftJoin('placements as p', 'p.host_id', 'h.id')
+      .leftJoin('host_pools as hp', 'hp.host_id', 'h.id')
       .select([
         'h.id',
         'h.task_queue',
@@ -45,13 +54,25 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
         'p.model_id',
         'p.state',
         'p.last_used_at',
+        'hp.alias as pool_alias',
+        'hp.state as pool_state',
+        'hp.moved_at as pool_moved_at',
       ])
       .orderBy('h.id')
       .orderBy('p.model_id')
       .execute(),
-    db.selectFrom('pin_sets').select('fingerprints').where('model_id', '=', modelId).executeTakeFirst(),
   ]);
-  const pinned = fingerprintsOf(pins?.fingerprints);
+  const pools: FleetState['pools'] = { aliases: aliases.map(toAliasView), hostPools: {} };
+  for (const r of rows) {
+    if (r.pool_state !== null && !pools.hostPools[r.id]) {
+      pools.hostPools[r.id] = toHostPoolView({ alias: r.pool_alias, state: r.pool_state, moved_at: r.pool_moved_at });
+    }
+  }
+  const alias = by === 'alias' ? pools.aliases.find((a) => a.id === id) : undefined;
+  const modelId = by === 'alias' ? alias?.desired : id;
+  if (modelId === undefined) return { model: null, hosts: [], pools };
+  // The alias changed between the parallel reads (a rollout began): read again, once.
+  if (alias && !retried && !models.some((m) => m.id === alias.desired)) return readFleetState(db, id, by, true);
 
   const hosts = new Map<string, HostView>();
   for (const row of rows) {
@@ -92,7 +113,7 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
 
   const entry = (buildId: string | null | undefined): CatalogModelView | undefined => {
     const m = models.find((x) => x.id === buildId);
-    return m ? toCatalogView(m, pinned) : undefined;
+    return m ? toCatalogView(m, fingerprintsOf(m.fingerprints)) : undefined;
   };
   const previous = entry(alias?.previous);
   return {

@@ -3,7 +3,9 @@
  * tests (the only place fakes are allowed): the real workflow bundle on a private queue, and
  * one worker per fake host on that host's queue.
  */
-import { Client } from '@temporalio/client';
+import assert from 'node:assert/strict';
+import { Client, WorkflowFailedError } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
@@ -38,4 +40,15 @@ export async function startFakeWorkers(o: {
       await connection.close();
     },
   };
+}
+
+/** The typed failure a workflow ended with; fails the test when it did not fail. */
+export async function workflowFailure(p: Promise<unknown>): Promise<ApplicationFailure> {
+  try {
+    await p;
+  } catch (err) {
+    assert.ok(err instanceof WorkflowFailedError, `expected a WorkflowFailedError, got ${String(err)}`);
+    return err.cause as ApplicationFailure;
+  }
+  assert.fail('expected the workflow to fail');
 }

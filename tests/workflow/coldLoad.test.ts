@@ -7,14 +7,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, test } from 'node:test';
-import { Client, WorkflowFailedError } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
 import { coldLoadWorkflowId } from '../../src/common/coldLoad.js';
 import { FailureType } from '../../src/common/failures.js';
 import type { FleetView, HostView, PlacementView } from '../../src/domain/fleetView.js';
-import { startFakeWorkers, type FakeWorkers } from '../support/fakeWorkers.js';
+import { startFakeWorkers, workflowFailure, type FakeWorkers } from '../support/fakeWorkers.js';
 
 const suffix = randomBytes(3).toString('hex');
 const QUEUE = `wf-cold-${suffix}`;
@@ -93,15 +93,6 @@ const start = (hostId: string) =>
     args: [{ hostId, modelId: 'm' }],
   });
 
-const failureOf = async (p: Promise<unknown>) => {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof WorkflowFailedError);
-    return err.cause as ApplicationFailure;
-  }
-  assert.fail('expected the workflow to fail');
-};
 
 test('concurrent starters attach to one load, which marks the placement loaded', async () => {
   const handles = await Promise.all(Array.from({ length: 5 }, () => start(GOOD)));
@@ -130,13 +121,13 @@ test('a full host unloads its least recently used idle model first', async () =>
 });
 
 test('a model with requests in flight is never evicted: the load is refused as unavailable', async () => {
-  const cause = await failureOf((await start(BUSY)).result());
+  const cause = await workflowFailure((await start(BUSY)).result());
   assert.equal(cause.type, FailureType.Unavailable);
   assert.equal(calls.filter((c) => c.startsWith('busy')).length, 0);
 });
 
 test('a failed load marks the placement failed and the workflow says why', async () => {
-  const cause = await failureOf((await start(BAD)).result());
+  const cause = await workflowFailure((await start(BAD)).result());
   assert.equal(cause.type, FailureType.LoadFailed);
   assert.match(cause.message, /file is corrupt/);
   assert.ok(writes.some((w) => w.startsWith('bad:m:failed') && w.includes('file is corrupt')));

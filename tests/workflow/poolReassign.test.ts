@@ -10,14 +10,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { after, before, beforeEach, test } from 'node:test';
-import { WorkflowFailedError, type Client } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
 import { FailureType } from '../../src/common/failures.js';
 import type { FleetView, HostView, PlacementView } from '../../src/domain/fleetView.js';
 import type { PoolsView } from '../../src/domain/pools.js';
-import { startFakeWorkers, type FakeWorkers } from '../support/fakeWorkers.js';
+import { startFakeWorkers, workflowFailure, type FakeWorkers } from '../support/fakeWorkers.js';
 
 const suffix = randomBytes(3).toString('hex');
 const QUEUE = `wf-pool-${suffix}`;
@@ -130,15 +130,6 @@ beforeEach(reset);
 const reassign = (hostId: string) =>
   client.workflow.execute('poolReassign', { taskQueue: QUEUE, workflowId: `pool:${hostId}:${randomBytes(2).toString('hex')}`, args: [{ hostId, toAlias: 'alpha', reason: 'operator' }] });
 
-const failureOf = async (p: Promise<unknown>) => {
-  try {
-    await p;
-  } catch (err) {
-    assert.ok(err instanceof WorkflowFailedError);
-    return err.cause as ApplicationFailure;
-  }
-  assert.fail('expected the workflow to fail');
-};
 
 test('an idle host: marked moving, unloads the other pool, joins the new one, loads its build', async () => {
   const r = await reassign(IDLE);
@@ -147,25 +138,25 @@ test('an idle host: marked moving, unloads the other pool, joins the new one, lo
 });
 
 test('busy, queued or loading hosts are refused with the reason, nothing changes', async () => {
-  const cause = await failureOf(reassign(BUSY));
+  const cause = await workflowFailure(reassign(BUSY));
   assert.equal(cause.type, FailureType.ReassignRefused);
   assert.match(cause.message, /requests are running/);
   hosts.find((h) => h.id === IDLE)!.load = { beta: { running: 0, queued: 2 } };
-  assert.match((await failureOf(reassign(IDLE))).message, /queued/);
+  assert.match((await workflowFailure(reassign(IDLE))).message, /queued/);
   hosts.find((h) => h.id === IDLE)!.load = {};
   hosts.find((h) => h.id === IDLE)!.placements = [{ modelId: 'beta', state: 'loading', lastUsedAt: null }];
-  assert.match((await failureOf(reassign(IDLE))).message, /loading/);
+  assert.match((await workflowFailure(reassign(IDLE))).message, /loading/);
   assert.deepEqual(steps, []);
 });
 
 test('an unload the host refuses puts the host back in its pool', async () => {
-  const cause = await failureOf(reassign(STUCK));
+  const cause = await workflowFailure(reassign(STUCK));
   assert.equal(cause.type, FailureType.ReassignRefused);
   assert.deepEqual(steps, ['stuck:moving', 'stuck:beta:unloading', 'stuck:unload:beta', 'stuck:beta:loaded', 'stuck:pool:beta:serving']);
 });
 
 test('a failed load leaves the host in the new pool, marked failed, and says why', async () => {
-  const cause = await failureOf(reassign(BROKEN));
+  const cause = await workflowFailure(reassign(BROKEN));
   assert.equal(cause.type, FailureType.LoadFailed);
   assert.match(cause.message, /file is corrupt/);
   assert.deepEqual(steps.slice(-2), ['broken:coldLoad:alpha', 'broken:pool:alpha:failed:error']);
@@ -191,7 +182,7 @@ test('a request whose pool is full borrows an idle host and is served there as t
 
 test('nothing to borrow → pool_exhausted, and no host of the other pool is used', async () => {
   hosts = hosts.filter((h) => h.id === A || h.id === BUSY);
-  const cause = await failureOf(request());
+  const cause = await workflowFailure(request());
   assert.equal(cause.type, FailureType.Unavailable);
   assert.equal((cause.details?.[0] as { reason: string }).reason, 'pool_exhausted');
   assert.deepEqual(steps, []);
