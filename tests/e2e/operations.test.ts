@@ -170,6 +170,31 @@ describe('operations', () => {
     assert.match(missing.stderr, /HTTP 404: .*host_not_found/);
   });
 
+  test('`fleet pools`, `fleet pools move`, `fleet models alias` and `fleet pools plan` through the API', async () => {
+    const list = await fleet('pools', '--url', api);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^ALIAS\s+DESIRED\s+PREVIOUS\s+MIN_WARM\s+HOSTS\s+LOADED\s+BUSY\s+QUEUED\s+CAPACITY_LEFT\s+MEMBERS$/m);
+    assert.match(list.stdout, new RegExp(`^tiny\\s+tiny\\s+-\\s+0\\s+1/1\\s+\\d\\s+0\\s+0\\s+\\d+\\s+${host}$`, 'm'));
+    const move = await fleet('pools', 'move', host, 'tiny', '--url', api);
+    assert.equal(move.code, 0, move.stderr);
+    assert.match(move.stdout, new RegExp(`^moved ${host} from tiny to tiny in [\\d.]+s: loaded tiny \\(workflow pool:${host}\\)$`, 'm'));
+    const unknown = await fleet('pools', 'move', host, 'no-such-alias', '--url', api);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /HTTP 404: .*model_not_found/);
+    const alias = await fleet('models', 'alias', 'tiny', '--min-warm', '1', '--url', api);
+    assert.equal(alias.code, 0, alias.stderr);
+    assert.equal(alias.stdout, 'tiny → tiny, min_warm 1\n');
+    const badBuild = await fleet('models', 'alias', 'tiny', '--desired', 'nope', '--url', api);
+    assert.equal(badBuild.code, 1);
+    assert.match(badBuild.stderr, /HTTP 404: .*model_not_found/);
+    const plan = await fleet('pools', 'plan', '--url', api);
+    assert.equal(plan.code, 0, plan.stderr);
+    assert.equal(plan.stdout, 'nothing to do: every pool is warm\n');
+    const metrics = await (await fetch(`${api}/metrics`)).text();
+    assert.match(metrics, /^fleet_pool_hosts\{pool="tiny"\} 1$/m);
+    assert.match(metrics, /^fleet_pool_min_warm\{pool="tiny"\} 1$/m);
+  });
+
   test('`fleet status` against an unreachable API exits 2 with a clear message', async () => {
     const { code, stderr } = await fleet('status', '--url', 'http://127.0.0.1:1');
     assert.equal(code, 2);

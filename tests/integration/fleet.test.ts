@@ -177,6 +177,20 @@ describe('health, eviction and single loads', () => {
     assert.equal(placements.find((p) => p.host_id === host && p.model_id !== 'c')?.state, 'unloaded');
   });
 
+  test('the kill switch: every host counts for every alias, and no host is moved', async () => {
+    const res = await fetch(`${f.apiUrl}/admin/pools`);
+    const body = (await res.json()) as { enabled: boolean; data: Array<{ alias: string; hosts: string[] }> };
+    assert.equal(body.enabled, false);
+    for (const p of body.data) assert.deepEqual(p.hosts, ['h0', 'h1'], p.alias);
+    const move = await fetch(`${f.apiUrl}/admin/pools/a/hosts`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ host: 'h0' }),
+    });
+    assert.equal(move.status, 409);
+    assert.equal(((await move.json()) as { error: { code: string } }).error.code, 'pools_disabled');
+  });
+
   test('20 concurrent requests for a model on no host trigger exactly one load', async () => {
     // A fresh model id: visibility is shared by every fleet that ever ran on this server.
     const model = await f.addModel(`burst-${Date.now().toString(36)}`, 'tiny', 4);
