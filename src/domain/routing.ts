@@ -122,10 +122,13 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (placement.kind === 'never') return { kind: 'notFound', reason: 'no_capable_host' };
   if (placement.kind === 'load') return { kind: 'coldLoad', hostId: placement.plan.hostId };
 
-  const unhealthyPool = view.hosts.some((h) => countsFor(pools, h.id, alias)) && pool.length === 0;
+  const inPool = (h: HostView) => countsFor(pools, h.id, alias);
+  const unhealthyPool = view.hosts.some(inPool) && pool.length === 0;
   if (healthy.length === 0 || unhealthyPool) {
+    // Healthy hosts that could serve but hold no pinned key: say so, not "unhealthy".
+    const unpinned = unhealthyPool ? healthyAll.some(inPool) : healthyAll.length > 0;
     const wait: RouteDecision =
-      model.verifiable && healthyAll.length > 0 && healthy.length === 0
+      model.verifiable && unpinned
         ? { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S }
         : { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
     return moveOr(wait);

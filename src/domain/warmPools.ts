@@ -54,17 +54,22 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
     // Serving now, and not about to unload for an action of this plan.
     const serving = (h: HostView) =>
       !used.has(h.id) && (stateOf(h, desired.id) === 'loaded' || stateOf(h, previous?.id) === 'loaded');
+    // A desired load already running is a rollout step in flight: nothing else may unload
+    // the previous build until it finishes (and at most one host per plan may).
+    let evicting = pool.some((h) => stateOf(h, desired.id) === 'loading');
+    const evictsPrevious = (h: HostView) => previous !== undefined && (planLoadOnHost(h, desired.id)?.evict.includes(previous.id) ?? false);
     // Loading here must not leave the alias with nobody serving it.
     const loadable = (h: HostView) => {
       if (used.has(h.id) || warm(h)) return false;
       const plan = planLoadOnHost(h, desired.id);
       if (!plan) return false;
       if (!pools.enabled && plan.evict.length > 0) return false;
-      const evictsServing = previous !== undefined && plan.evict.includes(previous.id);
-      return !evictsServing || pool.some((o) => o.id !== h.id && serving(o));
+      if (!evictsPrevious(h)) return true;
+      return !evicting && pool.some((o) => o.id !== h.id && serving(o));
     };
     let warmCount = pool.filter(warm).length;
     const take = (h: HostView, why: 'rollout' | 'min_warm') => {
+      if (evictsPrevious(h)) evicting = true;
       used.add(h.id);
       warmCount++;
       actions.push({ kind: 'load', hostId: h.id, alias: alias.id, build: desired.id, why });
@@ -80,11 +85,11 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
       if (next) take(next, 'rollout');
     }
 
-    // min_warm from the pool's own hosts: empty ones first.
-    const fresh = pool.filter(loadable).sort((a, b) => active(a) - active(b) || byName(a, b));
-    for (const h of fresh) {
+    // min_warm from the pool's own hosts: empty ones first. loadable() is asked again for
+    // each host, since every take changes who is left serving the previous build.
+    for (const h of [...pool].sort((a, b) => active(a) - active(b) || byName(a, b))) {
       if (warmCount >= alias.minWarm) break;
-      take(h, 'min_warm');
+      if (loadable(h)) take(h, 'min_warm');
     }
 
     // Still short: borrow idle hosts from other pools.

@@ -75,6 +75,18 @@ test('seedPool: hosts advertising several models spread across the pools, determ
   assert.equal(again!.alias, firsts[3], 'same input, same pool');
 });
 
+test('seedPool: 12 hosts advertising both aliases, seeded one after another, split evenly', () => {
+  const sizes: Record<string, number> = {};
+  const run = () => Array.from({ length: 12 }, (_, i) => seedPool({ hostId: `node-${i}`, running: [], advertised: ['b', 'a'], aliases: [A, B], poolSizes: { ...sizes } }));
+  for (let i = 0; i < 12; i++) {
+    const d = seedPool({ hostId: `node-${i}`, running: [], advertised: ['b', 'a'], aliases: [A, B], poolSizes: sizes });
+    assert.equal(d?.source, 'advertised');
+    sizes[d!.alias] = (sizes[d!.alias] ?? 0) + 1;
+  }
+  assert.deepEqual(sizes, { a: 6, b: 6 });
+  assert.deepEqual(run(), run(), 'deterministic for the same input');
+});
+
 test('seedPool: a build shared by several aliases makes each a candidate', () => {
   const chat = alias('chat', 'llama');
   const assistant = alias('assistant', 'llama');
@@ -125,6 +137,10 @@ const eligibility: Array<{ name: string; host: HostView | undefined; pool?: Host
   { name: 'its own move may go on', host: host('h'), pool: member('b', 'moving'), self: true, expect: null },
   { name: 'three heartbeats missed → unhealthy', host: host('h', { beatAgo: 3 * HB + 1 }), expect: 'unhealthy' },
   { name: 'unknown host', host: undefined, expect: 'unknown_host' },
+  { name: 'two intervals late is still healthy', host: host('h', { beatAgo: 2 * HB + 500 }), expect: null },
+  { name: 'deregistered (down) → unhealthy at once', host: { ...host('h'), status: 'down' }, expect: 'unhealthy' },
+  { name: 'unhealthy wins over busy', host: host('h', { loaded: ['b'], running: 1, beatAgo: 5 * HB }), expect: 'unhealthy' },
+  { name: 'busy wins over moving', host: host('h', { loaded: ['b'], running: 1 }), pool: member('b', 'moving'), expect: 'busy' },
   { name: 'moved within the cool-down', host: host('h'), pool: member('b', 'serving', ago(10_000)), cooldownMs: 60_000, expect: 'cooldown' },
   { name: 'moved before the cool-down', host: host('h'), pool: member('b', 'serving', ago(61_000)), cooldownMs: 60_000, expect: null },
   { name: 'cool-down not asked (operator, on demand)', host: host('h'), pool: member('b', 'serving', ago(10_000)), expect: null },
@@ -156,6 +172,16 @@ test('movableHosts: busy hosts, a donor at its min_warm, and the kill switch giv
   assert.deepEqual(movable(hosts, { ...p1, enabled: false }), []);
 });
 
+test('movableHosts: never the alias’s own or build-sharing hosts, moving or dead hosts; `leaving` lowers a donor’s count', () => {
+  const shares = alias('s', 'a');
+  const hosts = [host('a1'), host('s1'), host('m1'), host('dead', { beatAgo: 10 * HB }), host('b1'), host('b2')];
+  const p = pools({ a1: member('a'), s1: member('s'), m1: member('b', 'moving'), dead: member('b'), b1: member('b'), b2: member('b') }, [A, alias('b', 'b', null, 1), shares]);
+  assert.deepEqual(movable(hosts, p), ['b1', 'b2']);
+  const o = { now: NOW, heartbeatIntervalMs: HB, cooldownMs: 60_000, hardCooldown: true };
+  assert.deepEqual(movableHosts(hosts, p, A, { ...o, leaving: ['b1'] }), [], 'b2 is b’s last host once b1 leaves');
+  assert.deepEqual(movableHosts(hosts, undefined, A, o), [], 'no pools in the view: nothing to move');
+});
+
 // Routing with pools: alias a on h-a1, h-a2; alias b on h-b1.
 function view(hosts: HostView[], p: PoolsView, o: { model?: string; previous?: string; sizeBytes?: number } = {}): FleetView {
   const build = (id: string) => ({ id, path: `/${id}.gguf`, sha256: id, contextLength: 512, sizeBytes: o.sizeBytes ?? 1000 });
@@ -163,6 +189,12 @@ function view(hosts: HostView[], p: PoolsView, o: { model?: string; previous?: s
   return { model: build(o.model ?? a.desired), ...(a.previous ? { previous: build(a.previous) } : {}), alias: a, hosts, pools: p, heartbeatIntervalMs: HB };
 }
 const layout = { 'h-a1': member('a'), 'h-a2': member('a'), 'h-b1': member('b') };
+/** Reports `running` + `queued` for build `m` against limits of 2 in flight and 4 queued. */
+const limits = (h: HostView, m: string, running: number, queued: number): HostView => ({
+  ...h,
+  load: { ...h.load, [m]: { running, queued } },
+  capacity: { ...h.capacity, maxInFlight: 2, maxQueue: 4 },
+});
 const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect: RouteDecision }> = [
   {
     name: 'only the pool’s hosts serve, even when another pool’s host holds the build',
@@ -216,6 +248,44 @@ const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect
     expect: { kind: 'wait', reason: 'no_healthy_host', retryAfterSeconds: 5 },
   },
   {
+    name: 'a host of pool b serves a only with a build the two aliases share',
+    view: view(
+      [host('h-a1', { loaded: ['a2'] }), host('h-b1', { loaded: ['llama'] }), host('h-b2', { loaded: ['a2'] })],
+      pools({ 'h-a1': member('a'), 'h-b1': member('b'), 'h-b2': member('b') }, [alias('a', 'a2', 'llama'), alias('b', 'llama')]),
+    ),
+    expect: { kind: 'serve', candidates: ['h-a1'], fallback: ['h-b1'] },
+  },
+  {
+    name: 'a host being moved is never offered',
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'] })], pools({ 'h-a1': member('a', 'moving'), 'h-a2': member('a') })),
+    expect: { kind: 'serve', candidates: ['h-a2'] },
+  },
+  {
+    name: 'saturated only when both in-flight and queue limits are reached',
+    view: view([limits(host('h-a1', { loaded: ['a'] }), 'a', 2, 4), limits(host('h-a2', { loaded: ['a'] }), 'a', 2, 3)], pools(layout)),
+    expect: { kind: 'serve', candidates: ['h-a2'] },
+  },
+  {
+    name: 'every replica saturated against its limits, an idle host elsewhere → move it',
+    view: view([limits(host('h-a1', { loaded: ['a'] }), 'a', 2, 4), limits(host('h-a2', { loaded: ['a'] }), 'a', 3, 5), host('h-b1', { loaded: ['b'] })], pools(layout)),
+    expect: { kind: 'movePool', hostId: 'h-b1' },
+  },
+  {
+    name: 'pool hosts too small, a capable idle host in another pool → move it (no 404)',
+    view: view([host('h-a1', { memory: 100 }), host('h-b1', { loaded: ['b'], memory: 10_000 })], pools(layout), { sizeBytes: 1000 }),
+    expect: { kind: 'movePool', hostId: 'h-b1' },
+  },
+  {
+    name: 'kill switch: nothing loaded → cold load on another pool’s host',
+    view: view([host('h-a1', { loaded: ['x'], running: 1 }), host('h-b1')], pools(layout, [A, B], false)),
+    expect: { kind: 'coldLoad', hostId: 'h-b1' },
+  },
+  {
+    name: 'kill switch: no slot free anywhere → no_free_slot, no move',
+    view: view([host('h-a1', { loaded: ['x'], running: 1 }), host('h-b1', { loaded: ['b'], running: 1 })], pools(layout, [A, B], false)),
+    expect: { kind: 'wait', reason: 'no_free_slot', retryAfterSeconds: 1 },
+  },
+  {
     name: 'kill switch: another pool’s host serves, old wait reasons',
     view: view([host('h-a1', { loaded: ['a'], full: true }), host('h-b1', { loaded: ['a'] })], pools(layout, [A, B], false)),
     expect: { kind: 'serve', candidates: ['h-b1'] },
@@ -231,3 +301,12 @@ for (const c of routing) {
     assert.deepEqual(routeRequest(c.view, { now: NOW, exclude: c.exclude }), c.expect);
   });
 }
+
+test(
+  'routeRequest with pools: verifiable build, the pool’s hosts healthy but none pinned → no_pinned_host',
+  () => {
+    const v = view([{ ...host('h-a1'), keyFingerprint: 'unpinned' }, { ...host('h-b1', { loaded: ['b'], running: 1 }), keyFingerprint: 'K' }], pools(layout));
+    const d = routeRequest({ ...v, model: { ...v.model!, verifiable: true, pinnedFingerprints: ['K'] } }, { now: NOW });
+    assert.deepEqual(d, { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: 5 });
+  },
+);

@@ -121,6 +121,27 @@ const cases: Array<{ name: string; state: PlannerState; expect: PlanAction[] }> 
     expect: [{ kind: 'load', hostId: 'h2', alias: 'a', build: 'a', why: 'min_warm' }],
   },
   {
+    name: 'pool hosts first, then borrow the rest from the larger donor pool',
+    state: state([host('a1'), host('b1', [['b', 'loaded']]), host('c1', [['c', 'loaded']]), host('c2', [['c', 'loaded']])], [alias('a', 'a', null, 2), alias('b'), alias('c')], {
+      a1: member('a'),
+      b1: member('b'),
+      c1: member('c'),
+      c2: member('c'),
+    }),
+    expect: [
+      { kind: 'load', hostId: 'a1', alias: 'a', build: 'a', why: 'min_warm' },
+      { kind: 'move', hostId: 'c1', alias: 'a', why: 'min_warm' },
+    ],
+  },
+  {
+    name: 'two aliases borrowing from one donor never take it below its min_warm together',
+    state: state([host('b1', [['b', 'loaded']]), host('b2', [['b', 'loaded']])], [alias('a', 'a', null, 1), alias('b', 'b', null, 1), alias('c', 'c', null, 1)], {
+      b1: member('b'),
+      b2: member('b'),
+    }),
+    expect: [{ kind: 'move', hostId: 'b1', alias: 'a', why: 'min_warm' }],
+  },
+  {
     name: 'one action per host across aliases',
     state: state([host('free')], [alias('a', 'a', null, 1), alias('b', 'b', null, 1)], {}),
     expect: [{ kind: 'move', hostId: 'free', alias: 'a', why: 'min_warm' }],
@@ -131,6 +152,36 @@ for (const c of cases) {
     assert.deepEqual(planWarmPools(c.state, NOW), c.expect);
   });
 }
+
+const rolling = (first: PlacementStateName) =>
+  state([host('a1', [[first === 'loading' ? 'a2' : 'a1', first]]), host('a2', [['a1', 'loaded']]), host('a3', [['a1', 'loaded']])], [alias('a', 'a2', 'a1', 3)], {
+    a1: member('a'),
+    a2: member('a'),
+    a3: member('a'),
+  });
+test(
+  'planWarmPools: rollout with min_warm 3 on three previous hosts upgrades one host and leaves the others serving',
+  () => {
+    const actions = planWarmPools(rolling('loaded'), NOW);
+    assert.deepEqual(actions, [{ kind: 'load', hostId: 'a1', alias: 'a', build: 'a2', why: 'rollout' }]);
+  },
+);
+test(
+  'planWarmPools: while a desired load runs, min_warm does not evict the previous build elsewhere',
+  () => {
+    assert.deepEqual(planWarmPools(rolling('loading'), NOW), []);
+  },
+);
+test('planWarmPools: whatever the plan, a rolling pool keeps a host serving the previous build', () => {
+  for (const first of ['loaded', 'loading'] as const) {
+    const st = rolling(first);
+    const touched = new Set(planWarmPools(st, NOW).map((a) => a.hostId));
+    assert.ok(
+      st.hosts.some((h) => !touched.has(h.id) && h.placements.some((p) => p.modelId === 'a1' && p.state === 'loaded')),
+      `${first}: every previous-build host is unloading`,
+    );
+  }
+});
 
 test('pendingRollouts: waits only for a host whose upgrade leaves another serving', () => {
   const two = state([host('a1', [['a2', 'loaded']]), host('a2', [['a1', 'loaded']], { running: 1 })], [alias('a', 'a2', 'a1')], { a1: member('a'), a2: member('a') });
@@ -166,4 +217,20 @@ test('summarizePools: per alias hosts, loaded, busy, queued, capacity left; unas
   const off = summarizePools(hosts, { ...pools, enabled: false }, NOW, HB);
   assert.deepEqual(off.pools[1]!.hosts, ['a1', 'a2', 'a3', 'b1', 'm1', 'n1'], 'kill switch: every host counts for every alias');
   assert.deepEqual(off.unassigned, []);
+});
+
+test('summarizePools: a shared build counts for both aliases; capacityLeft null when a loaded host reports no limits', () => {
+  const nolimits = host('c1', [['llama', 'loaded']]);
+  const hosts = [host('c1', [['llama', 'loaded']]), { ...nolimits, id: 'c2', capacity: { ...nolimits.capacity, maxInFlight: undefined, maxQueue: undefined } }, host('s1')];
+  const pools: PoolsView = {
+    enabled: true,
+    cooldownMs: 0,
+    aliases: [alias('chat', 'llama'), alias('assistant', 'llama-2', 'llama')],
+    hostPools: { c1: member('chat'), c2: member('chat'), s1: member('assistant') },
+  };
+  const [chat, assistant] = summarizePools(hosts, pools, NOW, HB).pools;
+  assert.deepEqual([chat!.hosts, chat!.loaded, chat!.desiredLoaded, chat!.capacityLeft], [['c1', 'c2', 's1'], 2, 2, null], 's1 (assistant) shares llama with chat');
+  assert.deepEqual([assistant!.hosts, assistant!.loaded, assistant!.desiredLoaded], [['c1', 'c2', 's1'], 2, 0]);
+  const one = summarizePools([hosts[0]!, hosts[2]!], pools, NOW, HB).pools[1]!;
+  assert.equal(one.capacityLeft, 6, 'only the loaded host’s free slots and queue places');
 });
