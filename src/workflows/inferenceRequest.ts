@@ -32,17 +32,14 @@ import { hostQueue } from '../common/taskQueues.js';
 import { classifyAttemptFailure, type AttemptFailure } from '../domain/failover.js';
 import { poolHostIds } from '../domain/pools.js';
 import { RETRY_AFTER_BUSY_S, routeRequest, type RouteDecision } from '../domain/routing.js';
+import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
 
 const { readFleetState } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '5 seconds',
   retry: { maximumAttempts: 3, initialInterval: '100 ms' },
 });
 
-const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 1 },
-});
+const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>(AWAIT_WORKFLOW_PROFILE);
 
 /**
  * Generate profile: a host that has not picked the task up within seconds is gone or

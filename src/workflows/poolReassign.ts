@@ -20,17 +20,14 @@ import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttribu
 import { hostQueue } from '../common/taskQueues.js';
 import { canEverHost } from '../domain/placement.js';
 import { aliasBuilds, REFUSAL_TEXT, reassignRefusal, type ReassignRefusal } from '../domain/pools.js';
+import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
 
 const { readFleetState, markHostMoving, setHostPool, setPlacement } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
 
-const { awaitColdLoad } = proxyActivities<ControlPlaneActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 1 },
-});
+const { awaitColdLoad } = proxyActivities<ControlPlaneActivities>(AWAIT_WORKFLOW_PROFILE);
 
 /** Host-queue profile: if nobody picks the task up quickly the host is gone. */
 const HOST_PROFILE = {

@@ -9,17 +9,14 @@ import { ActivityFailure, proxyActivities, proxyLocalActivities, sleep } from '@
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { WarmPoolsOutcome } from '../common/pools.js';
 import { pendingRollouts, planWarmPools } from '../domain/warmPools.js';
+import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
 
 const { readPlannerState } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '10 seconds',
   retry: { maximumAttempts: 5, initialInterval: '200 ms' },
 });
 
-const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>({
-  startToCloseTimeout: '30 minutes',
-  heartbeatTimeout: '30 seconds',
-  retry: { maximumAttempts: 1 },
-});
+const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>(AWAIT_WORKFLOW_PROFILE);
 
 /** Enough for a rollout across a large pool. */
 const MAX_ROUNDS = 32;

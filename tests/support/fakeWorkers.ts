@@ -13,6 +13,7 @@ import { hostQueue } from '../../src/common/taskQueues.js';
 import { log } from '../../src/logger.js';
 import { installTemporalLogging } from '../../src/temporal/runtimeLogging.js';
 import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
+import type { HostView, PlacementView } from '../../src/domain/fleetView.js';
 import { testEnv } from './env.js';
 
 export interface FakeWorkers {
@@ -51,4 +52,17 @@ export async function workflowFailure(p: Promise<unknown>): Promise<ApplicationF
     return err.cause as ApplicationFailure;
   }
   assert.fail('expected the workflow to fail');
+}
+
+/** A healthy host as the fake `readFleetState` reports it: one slot, no GPU. */
+export function fakeHostView(id: string, placements: PlacementView[], load: HostView['load'] = {}, limits: Partial<HostView['capacity']> = {}): HostView {
+  return {
+    id,
+    status: 'up',
+    lastHeartbeatAt: new Date().toISOString(),
+    placements,
+    load,
+    capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0, ...limits },
+    files: [],
+  };
 }

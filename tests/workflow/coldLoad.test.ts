@@ -14,7 +14,7 @@ import type { HostActivities } from '../../src/activities/host.js';
 import { coldLoadWorkflowId } from '../../src/common/coldLoad.js';
 import { FailureType } from '../../src/common/failures.js';
 import type { FleetView, HostView, PlacementView } from '../../src/domain/fleetView.js';
-import { startFakeWorkers, workflowFailure, type FakeWorkers } from '../support/fakeWorkers.js';
+import { fakeHostView as hostView, startFakeWorkers, workflowFailure, type FakeWorkers } from '../support/fakeWorkers.js';
 
 const suffix = randomBytes(3).toString('hex');
 const QUEUE = `wf-cold-${suffix}`;
@@ -28,17 +28,6 @@ let loads = 0;
 let release: () => void = () => undefined;
 const gate = new Promise<void>((r) => (release = r));
 
-function hostView(id: string, placements: PlacementView[], load: HostView['load'] = {}): HostView {
-  return {
-    id,
-    status: 'up',
-    lastHeartbeatAt: new Date().toISOString(),
-    placements,
-    load,
-    capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0 },
-    files: [],
-  };
-}
 const view: FleetView = {
   model: { id: 'm', path: '/m.gguf', sha256: 'abc', contextLength: 512, sizeBytes: 10 },
   heartbeatIntervalMs: 60_000,

@@ -17,7 +17,7 @@ import type { HostActivities } from '../../src/activities/host.js';
 import { FailureType } from '../../src/common/failures.js';
 import type { FleetView, HostView, PlacementView } from '../../src/domain/fleetView.js';
 import type { PoolsView } from '../../src/domain/pools.js';
-import { startFakeWorkers, workflowFailure, type FakeWorkers } from '../support/fakeWorkers.js';
+import { fakeHostView as host, startFakeWorkers, workflowFailure, type FakeWorkers } from '../support/fakeWorkers.js';
 
 const suffix = randomBytes(3).toString('hex');
 const QUEUE = `wf-pool-${suffix}`;
@@ -30,17 +30,6 @@ const A = `a-${suffix}`; // alpha's only host, full
 const steps: string[] = [];
 const short = (id: string) => id.split('-')[0];
 
-function host(id: string, placements: PlacementView[], load: HostView['load'] = {}, limits = {}): HostView {
-  return {
-    id,
-    status: 'up',
-    lastHeartbeatAt: new Date().toISOString(),
-    placements,
-    load,
-    capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0, ...limits },
-    files: [],
-  };
-}
 const loadedBeta: PlacementView[] = [{ modelId: 'beta', state: 'loaded', lastUsedAt: null }];
 let pools: PoolsView;
 let hosts: HostView[];

@@ -1,0 +1,17 @@
+/**
+ * Activity timeout profiles shared by several workflows. Each workflow still makes its own
+ * `proxyActivities` call at module top; this module only keeps one profile from being
+ * written, and tuned, in several places.
+ */
+import type { ActivityOptions } from '@temporalio/workflow';
+
+/**
+ * Waiting on another workflow (a cold load, a pool move) through a control-plane activity:
+ * loads of large files take minutes; the activity heartbeats while it waits, and a failed
+ * wait is reported to the caller, which decides (no retry here).
+ */
+export const AWAIT_WORKFLOW_PROFILE: ActivityOptions = {
+  startToCloseTimeout: '30 minutes',
+  heartbeatTimeout: '30 seconds',
+  retry: { maximumAttempts: 1 },
+};
