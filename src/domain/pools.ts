@@ -131,8 +131,13 @@ export function reassignRefusal(
   if (loads.some((l) => l.queued > 0)) return 'queued';
   if (host.placements.some((p) => p.state === 'loading' || p.state === 'unloading')) return 'loading';
   if (pool?.state === 'moving' && !o.self) return 'moving';
-  if (o.cooldownMs !== undefined && pool?.movedAt && o.now - Date.parse(pool.movedAt) < o.cooldownMs) return 'cooldown';
+  if (o.cooldownMs !== undefined && inCooldown(pool, o.now, o.cooldownMs)) return 'cooldown';
   return null;
+}
+
+/** Moved less than `cooldownMs` ago. */
+function inCooldown(pool: HostPoolView | undefined, now: number, cooldownMs: number): boolean {
+  return pool?.movedAt != null && now - Date.parse(pool.movedAt) < cooldownMs;
 }
 
 export const REFUSAL_TEXT: Record<ReassignRefusal, string> = {
@@ -172,36 +177,33 @@ export function movableHosts(hosts: HostView[], pools: PoolsView | undefined, al
   if (!pools || !pools.enabled) return [];
   const excluded = new Set([...(o.exclude ?? []), ...(o.leaving ?? [])]);
   const leaving = new Set(o.leaving ?? []);
-  const inCooldown = (h: HostView) => {
-    const at = pools.hostPools[h.id]?.movedAt;
-    return at !== null && at !== undefined && o.now - Date.parse(at) < o.cooldownMs;
-  };
   return hosts
     .filter((h) => !excluded.has(h.id) && !countsFor(pools, h.id, alias))
     .filter((h) => reassignRefusal(h, pools.hostPools[h.id], { ...o, cooldownMs: o.hardCooldown ? o.cooldownMs : undefined }) === null)
     .filter((h) => (o.canServe ? o.canServe(h) : true))
-    .filter((h) => {
+    .flatMap((h) => {
       const donor = aliasOf(pools, pools.hostPools[h.id]?.alias);
-      if (!donor) return true;
-      const remaining = poolMembers(hosts, pools, donor.id, o).filter((m) => m.id !== h.id && !leaving.has(m.id));
-      return remaining.length >= donor.minWarm;
-    })
-    .map((h) => {
-      const donor = aliasOf(pools, pools.hostPools[h.id]?.alias);
-      return {
-        id: h.id,
-        assigned: donor ? 1 : 0,
-        cooling: inCooldown(h) ? 1 : 0,
-        donorSize: donor ? -poolMembers(hosts, pools, donor.id, o).length : 0,
-      };
+      const members = donor ? poolMembers(hosts, pools, donor.id, o) : [];
+      // The donor keeps its own min_warm, counting hosts already leaving in the same plan.
+      if (donor && members.filter((m) => m.id !== h.id && !leaving.has(m.id)).length < donor.minWarm) return [];
+      return [{ id: h.id, assigned: donor ? 1 : 0, cooling: inCooldown(pools.hostPools[h.id], o.now, o.cooldownMs) ? 1 : 0, donorSize: -members.length }];
     })
     .sort((a, b) => a.assigned - b.assigned || a.cooling - b.cooling || a.donorSize - b.donorSize || a.id.localeCompare(b.id))
     .map((x) => x.id);
 }
 
+/**
+ * The alias a view was read for; a view of one build (cold loads, views recorded before
+ * aliases) stands for an alias of the same id.
+ */
+export function viewAlias(view: Pick<FleetView, 'alias' | 'model' | 'previous'>): AliasView | undefined {
+  if (view.alias) return view.alias;
+  return view.model ? { id: view.model.id, desired: view.model.id, previous: view.previous?.id ?? null, minWarm: 0 } : undefined;
+}
+
 /** Hosts that count for the view's alias (all hosts when enforcement is off or absent). */
-export function poolHostIds(view: Pick<FleetView, 'alias' | 'model' | 'pools' | 'hosts'>): string[] {
-  const alias = view.alias ?? (view.model ? { id: view.model.id, desired: view.model.id, previous: null, minWarm: 0 } : undefined);
+export function poolHostIds(view: Pick<FleetView, 'alias' | 'model' | 'previous' | 'pools' | 'hosts'>): string[] {
+  const alias = viewAlias(view);
   if (!alias) return [];
   return view.hosts.filter((h) => countsFor(view.pools, h.id, alias)).map((h) => h.id);
 }

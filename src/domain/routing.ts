@@ -18,7 +18,7 @@
 import type { FleetView, HostView } from './fleetView.js';
 import { isHostHealthy } from './health.js';
 import { canEverHost, chooseLoadTarget } from './placement.js';
-import { countsFor, movableHosts, servableBuilds, type AliasView } from './pools.js';
+import { countsFor, movableHosts, servableBuilds, viewAlias } from './pools.js';
 
 export type WaitReason = 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted';
 
@@ -65,7 +65,7 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (!model) return { kind: 'notFound', reason: 'unknown_model' };
   if (view.hosts.length === 0) return { kind: 'notFound', reason: 'no_hosts' };
   const previous = view.previous;
-  const alias: AliasView = view.alias ?? { id: model.id, desired: model.id, previous: previous?.id ?? null, minWarm: 0 };
+  const alias = viewAlias(view)!;
   const pools = view.pools;
   const enforced = pools?.enabled === true;
 

@@ -12,11 +12,9 @@ import type { ColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
 import { FailureType } from '../common/failures.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { planLoadOnHost } from '../domain/placement.js';
+import { STATE_LOCAL_PROFILE } from './profiles.js';
 
-const { readFleetState, setPlacement } = proxyLocalActivities<ControlPlaneActivities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '200 ms' },
-});
+const { readFleetState, setPlacement } = proxyLocalActivities<ControlPlaneActivities>(STATE_LOCAL_PROFILE);
 
 /** Host-queue profile: if nobody picks the task up quickly the host is gone. */
 const HOST_PROFILE = {

@@ -20,12 +20,9 @@ import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttribu
 import { hostQueue } from '../common/taskQueues.js';
 import { canEverHost } from '../domain/placement.js';
 import { aliasBuilds, REFUSAL_TEXT, reassignRefusal, type ReassignRefusal } from '../domain/pools.js';
-import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
+import { AWAIT_WORKFLOW_PROFILE, STATE_LOCAL_PROFILE } from './profiles.js';
 
-const { readFleetState, markHostMoving, setHostPool, setPlacement } = proxyLocalActivities<ControlPlaneActivities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '200 ms' },
-});
+const { readFleetState, markHostMoving, setHostPool, setPlacement } = proxyLocalActivities<ControlPlaneActivities>(STATE_LOCAL_PROFILE);
 
 const { awaitColdLoad } = proxyActivities<ControlPlaneActivities>(AWAIT_WORKFLOW_PROFILE);
 

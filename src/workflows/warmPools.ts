@@ -9,12 +9,9 @@ import { ActivityFailure, proxyActivities, proxyLocalActivities, sleep } from '@
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { WarmPoolsOutcome } from '../common/pools.js';
 import { pendingRollouts, planWarmPools } from '../domain/warmPools.js';
-import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
+import { AWAIT_WORKFLOW_PROFILE, STATE_LOCAL_PROFILE } from './profiles.js';
 
-const { readPlannerState } = proxyLocalActivities<ControlPlaneActivities>({
-  startToCloseTimeout: '10 seconds',
-  retry: { maximumAttempts: 5, initialInterval: '200 ms' },
-});
+const { readPlannerState } = proxyLocalActivities<ControlPlaneActivities>(STATE_LOCAL_PROFILE);
 
 const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>(AWAIT_WORKFLOW_PROFILE);
 
