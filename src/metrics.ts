@@ -10,19 +10,19 @@
  * record through the typed helpers below rather than touching metric objects, so a label
  * set cannot drift between call sites.
  *
- * The fleet-state gauges (running/queued per host and model, host health) are not pushed by
- * anyone: they are read from the hosts table when scraped (`watchFleetHosts`), so every API
- * replica reports the same fleet-wide picture and a host that went away simply vanishes.
+ * The fleet-state gauges (running/queued per host and model, host health, per-pool figures)
+ * are not pushed by anyone: they are read from the database when scraped (`watchFleetHosts`),
+ * so every API replica reports the same fleet-wide picture and a host that went away simply
+ * vanishes.
  */
 import http from 'node:http';
 import { listen } from './httpListen.js';
 import type { Kysely } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { readPoolsOverview } from './db/poolsOverview.js';
-import type { PoolSummary } from './domain/poolSummary.js';
+import { readFleetHosts } from './db/fleetStateRepo.js';
+import { summarizePools, type PoolSummary } from './domain/poolSummary.js';
 import type { RejectReason } from './domain/admission.js';
 import { isHostHealthy } from './domain/health.js';
-import { listHosts } from './db/hostsRepo.js';
 import type { Database } from './db/schema.js';
 import type { Logger } from './logger.js';
 
@@ -161,18 +161,24 @@ interface HostSnapshot {
   models: Record<string, { running: number; queued: number }>;
 }
 
-type HostSource = () => Promise<HostSnapshot[]>;
+/** What one scrape reads: per host (health, load) and per pool, from one fleet read. */
+interface FleetSnapshot {
+  hosts: HostSnapshot[];
+  pools: PoolSummary[];
+}
 
-const hostSources = new Set<HostSource>();
-let pendingSnapshot: Promise<HostSnapshot[]> | undefined;
+type FleetSource = () => Promise<FleetSnapshot>;
+
+const fleetSources = new Set<FleetSource>();
+let pendingSnapshot: Promise<FleetSnapshot> | undefined;
 
 /**
- * The registry collects all metrics of a scrape in parallel, so the three gauges below start
- * their collect() in the same tick: they share one in-flight read instead of three queries.
+ * The registry collects all metrics of a scrape in parallel, so the gauges below start their
+ * collect() in the same tick: they share one in-flight read instead of a query each.
  */
-function fleetSnapshot(): Promise<HostSnapshot[]> {
-  pendingSnapshot ??= Promise.all([...hostSources].map((source) => source()))
-    .then((all) => all.flat())
+function fleetSnapshot(): Promise<FleetSnapshot> {
+  pendingSnapshot ??= Promise.all([...fleetSources].map((source) => source()))
+    .then((all) => ({ hosts: all.flatMap((s) => s.hosts), pools: all.flatMap((s) => s.pools) }))
     .finally(() => {
       pendingSnapshot = undefined;
     });
@@ -185,7 +191,7 @@ new Gauge({
   labelNames: ['host'] as const,
   registers,
   async collect() {
-    const hosts = await fleetSnapshot();
+    const { hosts } = await fleetSnapshot();
     // Reset first: a host removed from the table must vanish, not keep its last value.
     this.reset();
     for (const h of hosts) this.set({ host: h.host }, h.healthy ? 1 : 0);
@@ -203,7 +209,7 @@ function loadGauge(name: string, help: string, pick: (l: { running: number; queu
     labelNames: ['host', 'model'] as const,
     registers,
     async collect() {
-      const hosts = await fleetSnapshot();
+      const { hosts } = await fleetSnapshot();
       this.reset();
       for (const h of hosts) {
         if (!h.healthy) continue;
@@ -215,19 +221,6 @@ function loadGauge(name: string, help: string, pick: (l: { running: number; queu
 loadGauge('fleet_running_requests', 'Requests generating on a healthy GPU host, per model (from its last heartbeat).', (l) => l.running);
 loadGauge('fleet_queued_requests', 'Requests waiting for a slot on a healthy GPU host, per model (from its last heartbeat).', (l) => l.queued);
 
-type PoolSource = () => Promise<PoolSummary[]>;
-const poolSources = new Set<PoolSource>();
-let pendingPools: Promise<PoolSummary[]> | undefined;
-
-function poolsSnapshot(): Promise<PoolSummary[]> {
-  pendingPools ??= Promise.all([...poolSources].map((source) => source()))
-    .then((all) => all.flat())
-    .finally(() => {
-      pendingPools = undefined;
-    });
-  return pendingPools;
-}
-
 /** Per-pool gauges (label `pool` = the alias), from the same summary as `GET /admin/pools`. */
 function poolGauge(name: string, help: string, pick: (p: PoolSummary) => number | null): void {
   new Gauge({
@@ -236,7 +229,7 @@ function poolGauge(name: string, help: string, pick: (p: PoolSummary) => number 
     labelNames: ['pool'] as const,
     registers,
     async collect() {
-      const pools = await poolsSnapshot();
+      const { pools } = await fleetSnapshot();
       this.reset();
       for (const p of pools) {
         const v = pick(p);
@@ -253,8 +246,8 @@ poolGauge('fleet_pool_queued_requests', 'Requests queued in a pool.', (p) => p.q
 poolGauge('fleet_pool_capacity_left', 'Free slots and queue places on the loaded hosts of a pool.', (p) => p.capacityLeft);
 
 /**
- * Makes the fleet-state gauges read this database's hosts table at each scrape; returns the
- * function that stops it (a stopped stack's closed database must not break later scrapes).
+ * Makes the fleet-state gauges read this database's hosts and pools at each scrape; returns
+ * the function that stops it (a stopped stack's closed database must not break later scrapes).
  * A failed read is logged and skipped, so one bad source never fails the whole scrape.
  */
 export function watchFleetHosts(o: {
@@ -263,32 +256,22 @@ export function watchFleetHosts(o: {
   pools: { enabled: boolean; cooldownMs: number };
   log: Logger;
 }): () => void {
-  const source: HostSource = async () => {
+  const source: FleetSource = async () => {
     try {
+      const { hosts, pools } = await readFleetHosts(o.db);
       const now = Date.now();
-      return (await listHosts(o.db)).map((h) => ({
-        host: h.id,
-        healthy: isHostHealthy({ status: h.status, lastHeartbeatAt: new Date(h.last_heartbeat_at).toISOString() }, now, o.heartbeatIntervalMs),
-        models: h.stats.models,
-      }));
+      return {
+        hosts: hosts.map((h) => ({ host: h.id, healthy: isHostHealthy(h, now, o.heartbeatIntervalMs), models: h.load })),
+        pools: summarizePools(hosts, { ...pools, ...o.pools }, now, o.heartbeatIntervalMs).pools,
+      };
     } catch (err) {
-      o.log.warn({ err: (err as Error).message }, 'metrics: reading hosts failed');
-      return [];
+      o.log.warn({ err: (err as Error).message }, 'metrics: reading the fleet failed');
+      return { hosts: [], pools: [] };
     }
   };
-  const pools: PoolSource = async () => {
-    try {
-      return (await readPoolsOverview(o.db, { ...o.pools, heartbeatIntervalMs: o.heartbeatIntervalMs })).pools;
-    } catch (err) {
-      o.log.warn({ err: (err as Error).message }, 'metrics: reading pools failed');
-      return [];
-    }
-  };
-  hostSources.add(source);
-  poolSources.add(pools);
+  fleetSources.add(source);
   return () => {
-    hostSources.delete(source);
-    poolSources.delete(pools);
+    fleetSources.delete(source);
   };
 }
 

@@ -8,7 +8,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Kysely } from 'kysely';
 import type { AwaitColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
 import type { PoolReassignInput, PoolReassignResult } from '../common/pools.js';
-import { readCatalogViews } from '../db/fleetStateRepo.js';
+import { readCatalogViews, readFleetHosts } from '../db/fleetStateRepo.js';
 import { markHostMoving, setHostPool, type SetHostPoolInput } from '../db/poolsRepo.js';
 import type { PlannerState } from '../domain/warmPools.js';
 import { startPoolReassign } from '../temporal/poolStarters.js';
@@ -73,8 +73,8 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
 
     /** Everything the warm-pool planner decides from: hosts, pools and every build. */
     async readPlannerState(): Promise<PlannerState> {
-      const [state, builds] = await Promise.all([readFleetState(db, '', 'build'), readCatalogViews(db)]);
-      return { hosts: state.hosts, pools: { ...state.pools, ...deps.pools }, builds, heartbeatIntervalMs: deps.heartbeatIntervalMs };
+      const [{ hosts, pools }, builds] = await Promise.all([readFleetHosts(db), readCatalogViews(db)]);
+      return { hosts, pools: { ...pools, ...deps.pools }, builds, heartbeatIntervalMs: deps.heartbeatIntervalMs };
     },
 
     /** Takes the host out of every pool for a move; false when a move is already under way. */

@@ -14,6 +14,12 @@ export const toAliasView = (r: Pick<AliasRow, 'id' | 'desired_build' | 'previous
   minWarm: r.min_warm,
 });
 
+/** Every alias as the domain sees it, by id. */
+export async function readAliasViews(db: Kysely<Database> | Transaction<Database>): Promise<AliasView[]> {
+  const rows = await db.selectFrom('aliases').select(['id', 'desired_build', 'previous_build', 'min_warm']).orderBy('id').execute();
+  return rows.map(toAliasView);
+}
+
 /** Creates the alias `id` → build `id` unless an alias of that id exists. */
 export async function ensureAlias(db: Kysely<Database> | Transaction<Database>, id: string, build = id): Promise<void> {
   await db.insertInto('aliases').values({ id, desired_build: build }).onConflict((oc) => oc.column('id').doNothing()).execute();

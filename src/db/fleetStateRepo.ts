@@ -6,7 +6,7 @@
 import type { Kysely } from 'kysely';
 import type { CatalogModelView, FleetView, HostView } from '../domain/fleetView.js';
 import type { PoolsView } from '../domain/pools.js';
-import { toAliasView } from './aliasesRepo.js';
+import { readAliasViews } from './aliasesRepo.js';
 import { toHostPoolView } from './poolsRepo.js';
 import { parseHostInfo, parseHostStats } from './hostsRepo.js';
 import type { Database, ModelRow } from './schema.js';
@@ -16,6 +16,16 @@ export type FleetState = Omit<FleetView, 'heartbeatIntervalMs' | 'pools'> & {
   pools: Pick<PoolsView, 'aliases' | 'hostPools'>;
 };
 
+/** Every host with its placements, load and pool, and every alias — no catalog entry. */
+export type FleetHosts = Pick<FleetState, 'hosts' | 'pools'>;
+
+/** Builds with their pin sets (a left join: one query for both). */
+const catalogQuery = (db: Kysely<Database>) =>
+  db
+    .selectFrom('models as m')
+    .leftJoin('pin_sets as ps', 'ps.model_id', 'm.id')
+    .select(['m.id', 'm.context_length', 'm.sha256', 'm.path', 'm.size_bytes', 'm.verifiable', 'ps.fingerprints']);
+
 /**
  * `by: 'alias'` resolves a public model id to its desired (and previous) build, as requests
  * do; `by: 'build'` reads one catalog entry as is (cold loads, discovery cycles).
@@ -24,12 +34,9 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
   // Three queries in parallel, as many as before aliases: an alias's builds come through
   // subqueries (no extra round trip), pin sets with their builds, pools with their hosts.
   const aliasRow = db.selectFrom('aliases').where('aliases.id', '=', id);
-  const [aliases, models, rows] = await Promise.all([
-    db.selectFrom('aliases').select(['id', 'desired_build', 'previous_build', 'min_warm']).orderBy('id').execute(),
-    db
-      .selectFrom('models as m')
-      .leftJoin('pin_sets as ps', 'ps.model_id', 'm.id')
-      .select(['m.id', 'm.context_length', 'm.sha256', 'm.path', 'm.size_bytes', 'm.verifiable', 'ps.fingerprints'])
+  const [{ hosts, pools }, models] = await Promise.all([
+    readFleetHosts(db),
+    catalogQuery(db)
       .where((eb) =>
         by === 'alias'
           ? eb.or([
@@ -39,6 +46,34 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
           : eb('m.id', '=', id),
       )
       .execute(),
+  ]);
+  const alias = by === 'alias' ? pools.aliases.find((a) => a.id === id) : undefined;
+  const modelId = by === 'alias' ? alias?.desired : id;
+  if (modelId === undefined) return { model: null, hosts: [], pools };
+  // The alias changed between the parallel reads (a rollout began): read again, once.
+  if (alias && !retried && !models.some((m) => m.id === alias.desired)) return readFleetState(db, id, by, true);
+
+  const entry = (buildId: string | null | undefined): CatalogModelView | undefined => {
+    const m = models.find((x) => x.id === buildId);
+    return m ? toCatalogView(m, fingerprintsOf(m.fingerprints)) : undefined;
+  };
+  const previous = entry(alias?.previous);
+  return {
+    model: entry(modelId) ?? null,
+    ...(previous ? { previous } : {}),
+    ...(alias ? { alias } : {}),
+    hosts,
+    pools,
+  };
+}
+
+/**
+ * Every host with its placements, last reported load and pool, and every alias: what routing
+ * filters, and all the pools overview, the gauges and the warm-pool planner need.
+ */
+export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> {
+  const [aliases, rows] = await Promise.all([
+    readAliasViews(db),
     // One statement, so hosts, their placements and their pools come from the same snapshot.
     db
       .selectFrom('hosts as h')
@@ -62,18 +97,7 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
       .orderBy('p.model_id')
       .execute(),
   ]);
-  const pools: FleetState['pools'] = { aliases: aliases.map(toAliasView), hostPools: {} };
-  for (const r of rows) {
-    if (r.pool_state !== null && !pools.hostPools[r.id]) {
-      pools.hostPools[r.id] = toHostPoolView({ alias: r.pool_alias, state: r.pool_state, moved_at: r.pool_moved_at });
-    }
-  }
-  const alias = by === 'alias' ? pools.aliases.find((a) => a.id === id) : undefined;
-  const modelId = by === 'alias' ? alias?.desired : id;
-  if (modelId === undefined) return { model: null, hosts: [], pools };
-  // The alias changed between the parallel reads (a rollout began): read again, once.
-  if (alias && !retried && !models.some((m) => m.id === alias.desired)) return readFleetState(db, id, by, true);
-
+  const pools: FleetHosts['pools'] = { aliases, hostPools: {} };
   const hosts = new Map<string, HostView>();
   for (const row of rows) {
     let host = hosts.get(row.id);
@@ -109,20 +133,11 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
         lastUsedAt: row.last_used_at ? row.last_used_at.toISOString() : null,
       });
     }
+    if (row.pool_state !== null && !pools.hostPools[row.id]) {
+      pools.hostPools[row.id] = toHostPoolView({ alias: row.pool_alias, state: row.pool_state, moved_at: row.pool_moved_at });
+    }
   }
-
-  const entry = (buildId: string | null | undefined): CatalogModelView | undefined => {
-    const m = models.find((x) => x.id === buildId);
-    return m ? toCatalogView(m, fingerprintsOf(m.fingerprints)) : undefined;
-  };
-  const previous = entry(alias?.previous);
-  return {
-    model: entry(modelId) ?? null,
-    ...(previous ? { previous } : {}),
-    ...(alias ? { alias } : {}),
-    hosts: [...hosts.values()],
-    pools,
-  };
+  return { hosts: [...hosts.values()], pools };
 }
 
 const fingerprintsOf = (raw: unknown): string[] =>
@@ -144,10 +159,6 @@ function toCatalogView(m: ModelColumns, pinned: string[]): CatalogModelView {
 
 /** Every build of the catalog as routing sees it (the warm-pool planner's input). */
 export async function readCatalogViews(db: Kysely<Database>): Promise<Record<string, CatalogModelView>> {
-  const [models, pins] = await Promise.all([
-    db.selectFrom('models').select(['id', 'context_length', 'sha256', 'path', 'size_bytes', 'verifiable']).orderBy('id').execute(),
-    db.selectFrom('pin_sets').select(['model_id', 'fingerprints']).execute(),
-  ]);
-  const pinsOf = new Map(pins.map((p) => [p.model_id, fingerprintsOf(p.fingerprints)]));
-  return Object.fromEntries(models.map((m) => [m.id, toCatalogView(m, pinsOf.get(m.id) ?? [])]));
+  const models = await catalogQuery(db).orderBy('m.id').execute();
+  return Object.fromEntries(models.map((m) => [m.id, toCatalogView(m, fingerprintsOf(m.fingerprints))]));
 }

@@ -5,8 +5,8 @@
  * `poolReassign` workflow's activities only.
  */
 import { sql, type Kysely } from 'kysely';
-import { seedPool, type HostPoolView, type PoolsView, type SeedDecision } from '../domain/pools.js';
-import { toAliasView } from './aliasesRepo.js';
+import { seedPool, type HostPoolView, type SeedDecision } from '../domain/pools.js';
+import { readAliasViews } from './aliasesRepo.js';
 import { parseHostStats } from './hostsRepo.js';
 import { HostPoolState, PlacementState, PoolSource, type Database, type HostPoolRow } from './schema.js';
 
@@ -15,15 +15,6 @@ export const toHostPoolView = (r: Pick<HostPoolRow, 'alias' | 'state' | 'moved_a
   state: r.state,
   movedAt: r.moved_at ? r.moved_at.toISOString() : null,
 });
-
-/** Aliases and host pools, without the configuration (enabled, cool-down). */
-export async function readPools(db: Kysely<Database>): Promise<Pick<PoolsView, 'aliases' | 'hostPools'>> {
-  const [aliases, rows] = await Promise.all([
-    db.selectFrom('aliases').select(['id', 'desired_build', 'previous_build', 'min_warm']).orderBy('id').execute(),
-    db.selectFrom('host_pools').select(['host_id', 'alias', 'state', 'moved_at']).orderBy('host_id').execute(),
-  ]);
-  return { aliases: aliases.map(toAliasView), hostPools: Object.fromEntries(rows.map((r) => [r.host_id, toHostPoolView(r)])) };
-}
 
 export async function getHostPool(db: Kysely<Database>, hostId: string): Promise<HostPoolRow | undefined> {
   return db.selectFrom('host_pools').selectAll().where('host_id', '=', hostId).executeTakeFirst();
@@ -41,7 +32,7 @@ export async function seedHostPool(db: Kysely<Database>, hostId: string): Promis
     const [host, placements, aliases, models, sizes] = await Promise.all([
       tx.selectFrom('hosts').select('stats').where('id', '=', hostId).executeTakeFirst(),
       tx.selectFrom('placements').select('model_id').where('host_id', '=', hostId).where('state', '=', PlacementState.Loaded).execute(),
-      tx.selectFrom('aliases').select(['id', 'desired_build', 'previous_build', 'min_warm']).execute(),
+      readAliasViews(tx),
       tx.selectFrom('models').select(['id', 'path']).execute(),
       tx.selectFrom('host_pools').select(['alias', sql<number>`count(*)::int`.as('n')]).where('alias', 'is not', null).groupBy('alias').execute(),
     ]);
@@ -52,7 +43,7 @@ export async function seedHostPool(db: Kysely<Database>, hostId: string): Promis
       hostId,
       running: [...new Set([...Object.keys(stats.models), ...placements.map((p) => p.model_id)])],
       advertised: models.filter((m) => files.has(m.path)).map((m) => m.id),
-      aliases: aliases.map(toAliasView),
+      aliases,
       poolSizes: Object.fromEntries(sizes.map((s) => [s.alias!, Number(s.n)])),
     });
     if (decision) {

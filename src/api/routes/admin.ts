@@ -23,7 +23,7 @@ import { ApiError, fromWorkflowFailure, invalidRequest, modelNotFound } from '..
 import type { ApiDeps } from '../inferenceCall.js';
 import { parseOr400, patchModelBody, registerModelBody, type PatchModelBody } from '../schemas.js';
 import { setAlias } from '../../db/aliasesRepo.js';
-import { readFleetState } from '../../db/fleetStateRepo.js';
+import { readFleetHosts } from '../../db/fleetStateRepo.js';
 import { seedPool, servableBuilds } from '../../domain/pools.js';
 import { setHostPool } from '../../db/poolsRepo.js';
 import { startWarmPoolsNow } from '../../temporal/poolStarters.js';
@@ -157,8 +157,7 @@ export function adminRoutes(deps: AdminDeps): Router {
     if (!build) throw modelNotFound(modelId);
     if (!(await getHost(deps.db, host))) throw hostNotFound(host);
     if (deps.pools.enabled) {
-      const view = await readFleetState(deps.db, build, 'build');
-      const pools = { ...view.pools, ...deps.pools };
+      const pools = { ...(await readFleetHosts(deps.db)).pools, ...deps.pools };
       let served = pools.aliases.filter((a) => servableBuilds(pools, host, a).includes(build));
       if (!pools.hostPools[host]) {
         // A host not seeded yet (no heartbeat since the build was registered): loading a
