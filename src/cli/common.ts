@@ -133,3 +133,26 @@ export function apiFailure(status: number, body: unknown): CliError {
   return new CliError(`HTTP ${status}: ${detail}`, 1);
 }
 
+/** The `--url` option of every subcommand that talks to a running API. */
+export const URL_OPTION = ['--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)'] as const;
+
+export interface ApiCall {
+  method?: 'GET' | 'POST' | 'PATCH' | 'DELETE';
+  base: string;
+  route: string;
+  body?: unknown;
+  /** The success status (default 200). */
+  ok?: number;
+}
+
+/**
+ * One API call whose answer has a known shape: any other status is the API's error (its
+ * envelope's message), an answer of another shape fails with exit 1.
+ */
+export async function apiJson<T>(schema: z.ZodType<T>, call: ApiCall): Promise<T> {
+  const { status, body } = await callApi(call.method ?? 'GET', call.base, call.route, call.body);
+  if (status !== (call.ok ?? 200)) throw apiFailure(status, body);
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw new CliError(`unexpected answer from ${call.base}${call.route} (is this an inference-fleet API?)`, 1);
+  return parsed.data;
+}

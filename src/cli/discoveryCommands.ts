@@ -12,7 +12,7 @@ import { connectTemporal, type TemporalHandle } from '../temporal/connect.js';
 import { startDiscoveryCycle } from '../temporal/discovery.js';
 import { installTemporalLogging } from '../temporal/runtimeLogging.js';
 import { WORKFLOWS_PATH } from '../workers/controlPlane.js';
-import { CliError, config, apiBase, callApi, apiFailure } from './common.js';
+import { CliError, config, apiBase, callApi, apiFailure, URL_OPTION } from './common.js';
 
 export function registerDiscoveryCommands(program: Command): void {
   function renderOutcome(o: DiscoveryOutcome): string {
@@ -49,7 +49,7 @@ export function registerDiscoveryCommands(program: Command): void {
     .command('run')
     .description('run one discovery cycle now and print its outcome (POST /admin/models/:id/discovery)')
     .requiredOption('--model <id>', 'the model')
-    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option(...URL_OPTION)
     .action(async (opts: { model: string; url?: string }) => {
       const base = apiBase(opts.url);
       const { status, body } = await callApi('POST', base, `/admin/models/${encodeURIComponent(opts.model)}/discovery`);

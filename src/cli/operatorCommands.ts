@@ -10,14 +10,10 @@ import { hostsResponseSchema, renderStatus } from '../statusView.js';
 import { identityKeyPath, writeNewIdentityKey } from '../activities/hostIdentity.js';
 import { verifyResponseSignature } from '../domain/attestation.js';
 import { readFile } from 'node:fs/promises';
-import { CliError, config, int, hostId, apiBase, callApi, apiFailure } from './common.js';
+import { CliError, config, int, hostId, apiBase, apiJson, callApi, apiFailure, URL_OPTION } from './common.js';
 
 async function fetchStatus(base: string): Promise<string> {
-  const { status, body } = await callApi('GET', base, '/admin/hosts');
-  if (status !== 200) throw apiFailure(status, body);
-  const parsed = hostsResponseSchema.safeParse(body);
-  if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/hosts (is this an inference-fleet API?)`, 1);
-  return renderStatus(parsed.data.data);
+  return renderStatus((await apiJson(hostsResponseSchema, { base, route: '/admin/hosts' })).data);
 }
 
 /** Re-renders every second until Ctrl-C; an API that goes away mid-watch is shown, not fatal. */
@@ -49,7 +45,7 @@ export function registerOperatorCommands(program: Command): Command {
   program
     .command('status')
     .description('hosts, their health and slots, and each model\'s state, requests and load progress (GET /admin/hosts)')
-    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option(...URL_OPTION)
     .option('--watch', 're-render every second until Ctrl-C')
     .action(async (opts: { url?: string; watch?: boolean }) => {
       const base = apiBase(opts.url);
@@ -64,19 +60,16 @@ export function registerOperatorCommands(program: Command): Command {
     .command('load <model>')
     .description('load a model onto a host now (the coldLoad workflow a request would start) and wait until it is loaded')
     .requiredOption('--host <id>', 'the host to load it on', hostId)
-    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option(...URL_OPTION)
     .action(async (model: string, opts: { host: string; url?: string }) => {
       const base = apiBase(opts.url);
       const started = Date.now();
       const route = `/admin/hosts/${encodeURIComponent(opts.host)}/models/${encodeURIComponent(model)}/load`;
-      const { status, body } = await callApi('POST', base, route);
-      if (status !== 200) throw apiFailure(status, body);
-      const answer = z.object({ host: z.string(), model: z.string(), evicted: z.array(z.string()) }).safeParse(body);
-      if (!answer.success) throw new CliError(`unexpected answer from ${base}${route}`, 1);
-      const { evicted } = answer.data;
+      const answer = await apiJson(z.object({ host: z.string(), model: z.string(), evicted: z.array(z.string()) }), { method: 'POST', base, route });
+      const { evicted } = answer;
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       process.stdout.write(
-        `loaded ${answer.data.model} on ${answer.data.host} in ${seconds}s${evicted.length ? ` (evicted: ${evicted.join(', ')})` : ''}\n`,
+        `loaded ${answer.model} on ${answer.host} in ${seconds}s${evicted.length ? ` (evicted: ${evicted.join(', ')})` : ''}\n`,
       );
     });
 
@@ -91,23 +84,20 @@ export function registerOperatorCommands(program: Command): Command {
     .option('--balance <tokens>', 'hard balance: lifetime tokens (prompt + completion) the key may spend', int('balance'))
     .option('--window-tokens <tokens>', 'rolling window: at most this many tokens …', int('window-tokens'))
     .option('--window-seconds <s>', '… in any window of this many seconds', int('window-seconds'))
-    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option(...URL_OPTION)
     .action(async (opts: { account: string; name?: string; balance?: number; windowTokens?: number; windowSeconds?: number; url?: string }) => {
       if ((opts.windowTokens === undefined) !== (opts.windowSeconds === undefined)) {
         throw new InvalidArgumentError('--window-tokens and --window-seconds go together');
       }
       const base = apiBase(opts.url);
-      const { status, body } = await callApi('POST', base, '/admin/keys', {
+      const body = {
         account: opts.account,
         name: opts.name ?? null,
         balance_tokens: opts.balance ?? null,
         window_tokens: opts.windowTokens ?? null,
         window_seconds: opts.windowSeconds ?? null,
-      });
-      if (status !== 201) throw apiFailure(status, body);
-      const answer = keyAnswerSchema.safeParse(body);
-      if (!answer.success) throw new CliError(`unexpected answer from ${base}/admin/keys`, 1);
-      const k = answer.data;
+      };
+      const k = await apiJson(keyAnswerSchema, { method: 'POST', base, route: '/admin/keys', body, ok: 201 });
       process.stdout.write(
         `created key ${k.id} for account ${k.account}\n${k.key}\n` +
           'Store it now: this is the only time it is shown (only a hash is kept).\n',
@@ -117,20 +107,16 @@ export function registerOperatorCommands(program: Command): Command {
     .command('list')
     .description('keys with their budgets and spend (never a secret)')
     .option('--account <id>', 'only this account\'s keys')
-    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option(...URL_OPTION)
     .action(async (opts: { account?: string; url?: string }) => {
       const base = apiBase(opts.url);
       const route = `/admin/keys${opts.account ? `?account=${encodeURIComponent(opts.account)}` : ''}`;
-      const { status, body } = await callApi('GET', base, route);
-      if (status !== 200) throw apiFailure(status, body);
-      const parsed = keysListSchema.safeParse(body);
-      if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/keys`, 1);
-      process.stdout.write(renderKeys(parsed.data.data));
+      process.stdout.write(renderKeys((await apiJson(keysListSchema, { base, route })).data));
     });
   keys
     .command('revoke <id>')
     .description('revoke a key: refused at once by this API process, within seconds by others')
-    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option(...URL_OPTION)
     .action(async (id: string, opts: { url?: string }) => {
       const base = apiBase(opts.url);
       const { status, body } = await callApi('DELETE', base, `/admin/keys/${encodeURIComponent(id)}`);
@@ -164,7 +150,7 @@ export function registerOperatorCommands(program: Command): Command {
   program
     .command('verify <requestId>')
     .description("fetch a verifiable model response's signature (GET /v1/signature/:id) and check it offline")
-    .option('--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)')
+    .option(...URL_OPTION)
     .option('--text-file <file>', 'the response text as received: its sha256 must be the signed one')
     .option('--api-key <key>', 'API key for /v1 (default: $OPENAI_API_KEY)')
     .action(async (requestId: string, opts: { url?: string; textFile?: string; apiKey?: string }) => {

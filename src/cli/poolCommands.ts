@@ -6,7 +6,7 @@
  */
 import { Command } from 'commander';
 import { z } from 'zod';
-import { apiBase, apiFailure, callApi, CliError, hostId, int } from './common.js';
+import { apiBase, apiJson, hostId, int, URL_OPTION } from './common.js';
 
 const poolSchema = z.object({
   alias: z.string(),
@@ -53,8 +53,6 @@ export function renderPools(p: z.infer<typeof poolsSchema>): string {
   return [line(head), ...rows.map(line), ...notes].join('\n') + '\n';
 }
 
-const URL_OPTION = ['--url <url>', 'API base URL (default http://127.0.0.1:FLEET_HTTP_PORT)'] as const;
-
 export function registerPoolCommands(program: Command, models: Command): void {
   const pools = program
     .command('pools')
@@ -62,11 +60,7 @@ export function registerPoolCommands(program: Command, models: Command): void {
     .option(...URL_OPTION)
     .action(async (opts: { url?: string }) => {
       const base = apiBase(opts.url);
-      const { status, body } = await callApi('GET', base, '/admin/pools');
-      if (status !== 200) throw apiFailure(status, body);
-      const parsed = poolsSchema.safeParse(body);
-      if (!parsed.success) throw new CliError(`unexpected answer from ${base}/admin/pools`, 1);
-      process.stdout.write(renderPools(parsed.data));
+      process.stdout.write(renderPools(await apiJson(poolsSchema, { base, route: '/admin/pools' })));
     });
   pools
     .command('move <host> <alias>')
@@ -77,16 +71,12 @@ export function registerPoolCommands(program: Command, models: Command): void {
       const base = apiBase(opts.url ?? pools.opts<{ url?: string }>().url);
       const started = Date.now();
       const route = `/admin/pools/${encodeURIComponent(alias)}/hosts`;
-      const { status, body } = await callApi('POST', base, route, { host });
-      if (status !== 200) throw apiFailure(status, body);
-      const a = z
-        .object({ host: z.string(), from: z.string().nullable(), alias: z.string(), build: z.string(), unloaded: z.array(z.string()), workflow_id: z.string() })
-        .safeParse(body);
-      if (!a.success) throw new CliError(`unexpected answer from ${base}${route}`, 1);
+      const moveSchema = z.object({ host: z.string(), from: z.string().nullable(), alias: z.string(), build: z.string(), unloaded: z.array(z.string()), workflow_id: z.string() });
+      const a = await apiJson(moveSchema, { method: 'POST', base, route, body: { host } });
       const seconds = ((Date.now() - started) / 1000).toFixed(1);
       process.stdout.write(
-        `moved ${a.data.host} from ${a.data.from ?? '(no pool)'} to ${a.data.alias} in ${seconds}s: ` +
-          `${a.data.unloaded.length ? `unloaded ${a.data.unloaded.join(', ')}, ` : ''}loaded ${a.data.build} (workflow ${a.data.workflow_id})\n`,
+        `moved ${a.host} from ${a.from ?? '(no pool)'} to ${a.alias} in ${seconds}s: ` +
+          `${a.unloaded.length ? `unloaded ${a.unloaded.join(', ')}, ` : ''}loaded ${a.build} (workflow ${a.workflow_id})\n`,
       );
     });
   pools
@@ -95,14 +85,12 @@ export function registerPoolCommands(program: Command, models: Command): void {
     .option(...URL_OPTION)
     .action(async (opts: { url?: string }) => {
       const base = apiBase(opts.url ?? pools.opts<{ url?: string }>().url);
-      const { status, body } = await callApi('POST', base, '/admin/pools/plan');
-      if (status !== 200) throw apiFailure(status, body);
-      const a = z
-        .object({ actions: z.array(z.object({ kind: z.string(), hostId: z.string(), alias: z.string(), why: z.string(), ok: z.boolean(), error: z.string().optional() })) })
-        .safeParse(body);
-      if (!a.success) throw new CliError(`unexpected answer from ${base}/admin/pools/plan`, 1);
-      if (a.data.actions.length === 0) process.stdout.write('nothing to do: every pool is warm\n');
-      for (const x of a.data.actions) {
+      const planSchema = z.object({
+        actions: z.array(z.object({ kind: z.string(), hostId: z.string(), alias: z.string(), why: z.string(), ok: z.boolean(), error: z.string().optional() })),
+      });
+      const { actions } = await apiJson(planSchema, { method: 'POST', base, route: '/admin/pools/plan' });
+      if (actions.length === 0) process.stdout.write('nothing to do: every pool is warm\n');
+      for (const x of actions) {
         process.stdout.write(`${x.kind} ${x.hostId} → ${x.alias} (${x.why}): ${x.ok ? 'ok' : `failed: ${x.error ?? ''}`}\n`);
       }
     });
@@ -123,10 +111,7 @@ export function registerPoolCommands(program: Command, models: Command): void {
         ...(opts.minWarm !== undefined ? { min_warm: opts.minWarm } : {}),
       };
       const route = `/admin/models/${encodeURIComponent(alias)}`;
-      const { status, body: answer } = await callApi('PATCH', base, route, body);
-      if (status !== 200) throw apiFailure(status, answer);
-      const a = z.object({ desired: z.string(), previous: z.string().nullable(), min_warm: z.number() }).safeParse(answer);
-      if (!a.success) throw new CliError(`unexpected answer from ${base}${route}`, 1);
-      process.stdout.write(`${alias} → ${a.data.desired}${a.data.previous ? ` (previous ${a.data.previous})` : ''}, min_warm ${a.data.min_warm}\n`);
+      const a = await apiJson(z.object({ desired: z.string(), previous: z.string().nullable(), min_warm: z.number() }), { method: 'PATCH', base, route, body });
+      process.stdout.write(`${alias} → ${a.desired}${a.previous ? ` (previous ${a.previous})` : ''}, min_warm ${a.min_warm}\n`);
     });
 }
