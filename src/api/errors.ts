@@ -37,6 +37,9 @@ export const invalidRequest = (message: string, param: string | null = null, cod
 export const modelNotFound = (model: string) =>
   new ApiError(404, `The model '${model}' does not exist or you do not have access to it.`, 'invalid_request_error', 'model_not_found', 'model');
 
+export const hostNotFound = (host: string) =>
+  new ApiError(404, `The host '${host}' is not registered.`, 'invalid_request_error', 'host_not_found', 'host');
+
 /**
  * A key's budget refused the request before dispatch. Always 429 — never 402: clients and
  * SDKs know 429. A full rolling window says when to retry; a hard balance does not (waiting

@@ -84,5 +84,3 @@ export function summarizePools(hosts: HostView[], pools: PoolsView, now: number,
     moving: hosts.filter((h) => pools.hostPools[h.id]?.state === 'moving').map((h) => h.id).sort(),
   };
 }
-
-

@@ -21,7 +21,7 @@ import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from '../../src/m
 import { startStack, type Stack } from '../../src/stack.js';
 import { createTestDatabase } from './databases.js';
 import { testConfig, testEnv } from './env.js';
-import { waitFor } from './wait.js';
+import { waitFor, waitForPoolSeeding } from './wait.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
 
@@ -132,16 +132,8 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
       await makeTinyModel({ file, seed, size });
       const { sha256, sizeBytes } = await sha256File(file);
       await registerModel(stack.db.db, { id, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES[size].contextLength, alias });
-      // Hosts without a pool are seeded on their next heartbeat; wait for it, so a test's first
-      // request does not find them pool-less (and borrow one through a reassignment).
       const live = [...hosts.values()].filter((h) => h.child.exitCode === null && h.child.signalCode === null).map((h) => h.id);
-      if (stack.config.pools.enabled && live.length > 0) {
-        const seeded = await waitFor(async () => {
-          const rows = await stack.db.db.selectFrom('host_pools').select('host_id').where('host_id', 'in', live).execute();
-          return rows.length === live.length ? true : undefined;
-        }, 10_000);
-        if (!seeded) throw new Error('hosts were not seeded into pools');
-      }
+      if (stack.config.pools.enabled) await waitForPoolSeeding(stack.db.db, live);
       return id;
     },
     async load(hostId, modelId) {

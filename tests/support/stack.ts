@@ -15,7 +15,7 @@ import { makeTinyModel, TINY_MODEL_SIZES } from '../../src/model/tinyModel.js';
 import { startStack, type Stack } from '../../src/stack.js';
 import { createTestDatabase } from './databases.js';
 import { testConfig } from './env.js';
-import { waitFor } from './wait.js';
+import { waitForPoolSeeding } from './wait.js';
 
 export type DbKind = 'postgres' | 'pglite';
 
@@ -53,14 +53,7 @@ export async function startTestFleet(o: { db: DbKind; hosts?: number; env?: Reco
   const { sha256, sizeBytes } = await sha256File(file);
   const modelId = 'tiny';
   await registerModel(stack.db.db, { id: modelId, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES.tiny.contextLength });
-  // Hosts join a pool on their next heartbeat: wait, so the first request finds them in one.
-  if (config.pools.enabled && hostIds.length > 0) {
-    const seeded = await waitFor(async () => {
-      const rows = await stack.db.db.selectFrom('host_pools').select('host_id').where('host_id', 'in', hostIds).execute();
-      return rows.length === hostIds.length ? true : undefined;
-    }, 10_000);
-    if (!seeded) throw new Error('hosts were not seeded into pools');
-  }
+  if (config.pools.enabled) await waitForPoolSeeding(stack.db.db, hostIds);
   const baseURL = `${stack.api!.url}/v1`;
   return {
     stack,

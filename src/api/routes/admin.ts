@@ -19,7 +19,7 @@ import { registerModel } from '../../db/modelsRepo.js';
 import { PlacementState } from '../../db/schema.js';
 import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
-import { ApiError, fromWorkflowFailure, invalidRequest, modelNotFound } from '../errors.js';
+import { ApiError, fromWorkflowFailure, hostNotFound, invalidRequest, modelNotFound } from '../errors.js';
 import type { ApiDeps } from '../inferenceCall.js';
 import { parseOr400, patchModelBody, registerModelBody, type PatchModelBody } from '../schemas.js';
 import { setAlias } from '../../db/aliasesRepo.js';
@@ -75,9 +75,6 @@ const loadParams = z.object({
   host: z.string().regex(HOST_ID_PATTERN, HOST_ID_RULE),
   model: registerModelBody.shape.id,
 });
-
-const hostNotFound = (host: string) =>
-  new ApiError(404, `The host '${host}' is not registered.`, 'invalid_request_error', 'host_not_found', 'host');
 
 /** Placements that hold (or are taking) one of the host's model slots. */
 const OCCUPIES_SLOT: ReadonlySet<string> = new Set([PlacementState.Loaded, PlacementState.Loading]);

@@ -10,7 +10,7 @@ import { poolReassignWorkflowId } from '../../common/pools.js';
 import { getHost } from '../../db/hostsRepo.js';
 import { readPoolsOverview } from '../../db/poolsOverview.js';
 import { startPoolReassign, startWarmPoolsNow } from '../../temporal/poolStarters.js';
-import { ApiError, fromWorkflowFailure, modelNotFound } from '../errors.js';
+import { ApiError, fromWorkflowFailure, hostNotFound, modelNotFound } from '../errors.js';
 import { modelIdSchema, parseOr400, poolMoveBody } from '../schemas.js';
 import type { AdminDeps } from './admin.js';
 
@@ -45,9 +45,7 @@ export function adminPoolRoutes(deps: AdminDeps): Router {
     const alias = modelIdSchema.safeParse(req.params.alias);
     if (!alias.success || !(await deps.catalog.get(alias.data))) throw modelNotFound(String(req.params.alias));
     const body = parseOr400(poolMoveBody, req.body ?? {});
-    if (!(await getHost(deps.db, body.host))) {
-      throw new ApiError(404, `The host '${body.host}' is not registered.`, 'invalid_request_error', 'host_not_found', 'host');
-    }
+    if (!(await getHost(deps.db, body.host))) throw hostNotFound(body.host);
     if (!deps.pools.enabled) {
       throw new ApiError(409, 'Model pools are off (FLEET_MODEL_POOLS=false): every host serves every model.', 'invalid_request_error', 'pools_disabled');
     }
