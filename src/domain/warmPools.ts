@@ -33,10 +33,19 @@ export type PlanAction =
 const byName = (a: HostView, b: HostView) => a.id.localeCompare(b.id);
 const active = (h: HostView) => h.placements.filter((p) => p.state === 'loaded' || p.state === 'loading').length;
 
-export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
+export interface PlanOptions {
+  /**
+   * Hosts to leave alone (their actions kept failing in this run): never chosen, but still
+   * counted as serving, so the next host of a rollout is offered instead of waiting on them.
+   */
+  skip?: readonly string[];
+}
+
+export function planWarmPools(state: PlannerState, now: number, o: PlanOptions = {}): PlanAction[] {
   const { pools, builds } = state;
   const actions: PlanAction[] = [];
   const used = new Set<string>();
+  const skip = new Set(o.skip ?? []);
   const healthy = state.hosts.filter((h) => isHostHealthy(h, now, state.heartbeatIntervalMs));
 
   for (const alias of [...pools.aliases].sort((a, b) => a.id.localeCompare(b.id))) {
@@ -60,7 +69,7 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
     const evictsPrevious = (h: HostView) => previous !== undefined && (planLoadOnHost(h, desired.id)?.evict.includes(previous.id) ?? false);
     // Loading here must not leave the alias with nobody serving it.
     const loadable = (h: HostView) => {
-      if (used.has(h.id) || warm(h)) return false;
+      if (used.has(h.id) || skip.has(h.id) || warm(h)) return false;
       const plan = planLoadOnHost(h, desired.id);
       if (!plan) return false;
       if (!pools.enabled && plan.evict.length > 0) return false;
@@ -99,7 +108,7 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
         heartbeatIntervalMs: state.heartbeatIntervalMs,
         cooldownMs: pools.cooldownMs,
         hardCooldown: true,
-        exclude: [...used],
+        exclude: [...used, ...skip],
         leaving: actions.filter((a) => a.kind === 'move').map((a) => a.hostId),
         canServe: (h) => pinned(h) && canEverHost(h, desired),
       });
@@ -117,7 +126,8 @@ export function planWarmPools(state: PlannerState, now: number): PlanAction[] {
  * without the desired one. The planner keeps planning (with a pause) while one is pending,
  * since the host to upgrade next may only be busy for a moment.
  */
-export function pendingRollouts(state: PlannerState, now: number): string[] {
+export function pendingRollouts(state: PlannerState, now: number, o: PlanOptions = {}): string[] {
+  const skip = new Set(o.skip ?? []);
   const healthy = state.hosts.filter((h) => isHostHealthy(h, now, state.heartbeatIntervalMs));
   const has = (h: HostView, build: string, states: string[]) => h.placements.some((p) => p.modelId === build && states.includes(p.state));
   return state.pools.aliases
@@ -126,7 +136,9 @@ export function pendingRollouts(state: PlannerState, now: number): string[] {
       const pool = healthy.filter((h) => servableBuilds(state.pools, h.id, a).includes(a.desired));
       const serving = (h: HostView) => has(h, a.desired, ['loaded']) || has(h, a.previous!, ['loaded']);
       // Only a host whose upgrade leaves another host serving can be waited for.
-      return pool.some((h) => has(h, a.previous!, ['loaded']) && !has(h, a.desired, ['loaded', 'loading']) && pool.some((o) => o.id !== h.id && serving(o)));
+      return pool.some(
+        (h) => !skip.has(h.id) && has(h, a.previous!, ['loaded']) && !has(h, a.desired, ['loaded', 'loading']) && pool.some((o) => o.id !== h.id && serving(o)),
+      );
     })
     .map((a) => a.id);
 }

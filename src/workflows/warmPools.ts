@@ -18,30 +18,32 @@ const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivit
 /** Enough for a rollout across a large pool. */
 const MAX_ROUNDS = 32;
 /**
- * An action that failed (a request reached the host between the plan and the unload) is
- * tried again after a pause, up to this many times per run; then it waits for the next run.
+ * A host whose action failed (a request reached it between the plan and the unload) is tried
+ * again after a pause, up to this many times per run; then it is left for the next run.
  */
-const MAX_FAILURES_PER_ACTION = 3;
+const MAX_FAILURES_PER_HOST = 3;
 /** Seconds a run waits for a busy host of a pending rollout to become idle (then: next run). */
 const MAX_ROLLOUT_WAITS = 120;
 
 export async function warmPools(): Promise<WarmPoolsOutcome> {
   const outcome: WarmPoolsOutcome = { rounds: 0, actions: [] };
+  // Per host: a host whose actions keep failing (requests keep reaching it) is left alone for
+  // the rest of the run, and the plan offers another host instead of waiting on it.
   const failures = new Map<string, number>();
+  const skip = () => [...failures].filter(([, n]) => n >= MAX_FAILURES_PER_HOST).map(([hostId]) => hostId);
   let waits = 0;
-  const key = (a: { kind: string; hostId: string; alias: string }) => `${a.kind}:${a.hostId}:${a.alias}`;
   for (let round = 0; round < MAX_ROUNDS + MAX_ROLLOUT_WAITS; round++) {
     const state = await readPlannerState();
-    const actions = planWarmPools(state, Date.now()).filter((a) => (failures.get(key(a)) ?? 0) < MAX_FAILURES_PER_ACTION);
+    const actions = planWarmPools(state, Date.now(), { skip: skip() });
     if (actions.length === 0) {
       // A rollout waits for its next host to be idle for a moment, within this run.
-      if (pendingRollouts(state, Date.now()).length > 0 && waits++ < MAX_ROLLOUT_WAITS) {
+      if (pendingRollouts(state, Date.now(), { skip: skip() }).length > 0 && waits++ < MAX_ROLLOUT_WAITS) {
         await sleep('1 second');
         continue;
       }
       break;
     }
-    if (actions.some((a) => failures.has(key(a)))) await sleep('1 second');
+    if (actions.some((a) => failures.has(a.hostId))) await sleep('1 second');
     outcome.rounds++;
     const results = await Promise.allSettled(
       actions.map((a) =>
@@ -52,7 +54,7 @@ export async function warmPools(): Promise<WarmPoolsOutcome> {
     );
     results.forEach((r, i) => {
       const a = actions[i]!;
-      if (r.status === 'rejected') failures.set(key(a), (failures.get(key(a)) ?? 0) + 1);
+      if (r.status === 'rejected') failures.set(a.hostId, (failures.get(a.hostId) ?? 0) + 1);
       outcome.actions.push({
         ...a,
         ok: r.status === 'fulfilled',

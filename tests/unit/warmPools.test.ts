@@ -234,3 +234,12 @@ test('summarizePools: a shared build counts for both aliases; capacityLeft null 
   const one = summarizePools([hosts[0]!, hosts[2]!], pools, NOW, HB).pools[1]!;
   assert.equal(one.capacityLeft, 6, 'only the loaded host’s free slots and queue places');
 });
+
+test('planWarmPools / pendingRollouts: a host skipped after repeated failures is not waited on; the next host of the rollout is offered', () => {
+  const st = state([host('a1', [['a1', 'loaded']]), host('a2', [['a1', 'loaded']])], [alias('a', 'a2', 'a1')], { a1: member('a'), a2: member('a') });
+  assert.deepEqual(planWarmPools(st, NOW), [{ kind: 'load', hostId: 'a1', alias: 'a', build: 'a2', why: 'rollout' }]);
+  assert.deepEqual(planWarmPools(st, NOW, { skip: ['a1'] }), [{ kind: 'load', hostId: 'a2', alias: 'a', build: 'a2', why: 'rollout' }]);
+  assert.deepEqual(planWarmPools(st, NOW, { skip: ['a1', 'a2'] }), []);
+  assert.deepEqual(pendingRollouts(st, NOW, { skip: ['a1'] }), ['a']);
+  assert.deepEqual(pendingRollouts(st, NOW, { skip: ['a1', 'a2'] }), [], 'nothing left to wait for in this run');
+});
