@@ -30,6 +30,14 @@ else
   exit 1
 fi
 
+# Production defaults: without an admin token (or payload keys) the file must not even render.
+if env -u FLEET_ADMIN_TOKEN -u FLEET_PAYLOAD_KEYS "${runner[@]}" -f "$name" config -q 2>/dev/null; then
+  echo "check-compose: $file starts without FLEET_ADMIN_TOKEN / FLEET_PAYLOAD_KEYS; it must refuse" >&2
+  exit 1
+fi
+export FLEET_ADMIN_TOKEN="${FLEET_ADMIN_TOKEN:-check-compose-admin-token}"
+export FLEET_PAYLOAD_KEYS="${FLEET_PAYLOAD_KEYS:-check:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=}"
+
 if "${runner[@]}" -f "$name" config -q; then
   echo "check-compose: $file is valid (${runner[*]} config -q)"
 else
@@ -37,3 +45,12 @@ else
   echo "check-compose: $file is INVALID (${runner[*]} config -q exited $status)" >&2
   exit "$status"
 fi
+
+# Every published port binds loopback unless FLEET_PUBLISH_IP says otherwise.
+unbound=$(env -u FLEET_PUBLISH_IP "${runner[@]}" -f "$name" config | grep -E '^\s+- (published: )?"?[0-9]+:[0-9]+' || true)
+if [ -n "$unbound" ]; then
+  echo "check-compose: ports published on every interface by default:" >&2
+  echo "$unbound" >&2
+  exit 1
+fi
+echo "check-compose: refuses without an admin token and payload keys; ports bind 127.0.0.1 by default"

@@ -11,6 +11,7 @@ import { pino } from 'pino';
 import { findTemporalBinary } from '../src/temporal/binary.js';
 import { freePort, startDevServer } from '../src/temporal/devServer.js';
 import { startPrivateCluster, type PrivateCluster } from './postgres.js';
+import { newPayloadKeyEntry } from '../src/temporal/payloadCodec.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const log = pino({ level: 'info' }, pino.destination(2));
@@ -38,6 +39,9 @@ if (!databaseUrl) {
 
 const env = {
   ...process.env,
+  // The whole suite runs with payload encryption on, as a deployment does: every process it
+  // starts (test stacks, host processes, CLI children) shares this run's key.
+  FLEET_PAYLOAD_KEYS: process.env.FLEET_PAYLOAD_KEYS ?? newPayloadKeyEntry('test'),
   FLEET_TEST_TEMPORAL_ADDRESS: temporal.address,
   FLEET_TEST_TEMPORAL_CLI: temporalBinary,
   FLEET_TEST_DATABASE_URL: databaseUrl,

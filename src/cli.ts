@@ -33,7 +33,14 @@ program
       {
         config: c,
         log,
-        devServer: { uiPort: opts.ui ? c.temporal.uiPort : null, port: c.temporal.devPort, persist: true },
+        devServer: {
+          uiPort: opts.ui ? c.temporal.uiPort : null,
+          port: c.temporal.devPort,
+          persist: true,
+          // The UI shows encrypted payloads decrypted through the API's codec endpoint.
+          uiCodecEndpoint: `http://${c.http.host === '0.0.0.0' ? '127.0.0.1' : c.http.host}:${opts.port ?? c.http.port}/codec`,
+        },
+        generatePayloadKey: true,
         pgliteDir: path.join(c.dataDir, 'pglite'),
         hostIds: [opts.hostId],
         api: { host: c.http.host, port: opts.port ?? c.http.port },

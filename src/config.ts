@@ -5,6 +5,7 @@
 import os from 'node:os';
 import path from 'node:path';
 import { z } from 'zod';
+import { parsePayloadKeys, PayloadCodecError, type PayloadKey } from './temporal/payloadCodec.js';
 
 const boolFromEnv = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -62,6 +63,11 @@ const envSchema = z.object({
   FLEET_MODEL_POOLS: boolFromEnv.default(true),
   FLEET_POOL_COOLDOWN_S: z.coerce.number().int().min(0).max(86_400).default(300),
   FLEET_POOL_PLANNER_INTERVAL_S: z.coerce.number().int().min(1).max(86_400).default(30),
+  FLEET_LOAD_PROBE: boolFromEnv.default(true),
+  FLEET_PAYLOAD_KEYS: z.string().min(1).optional(),
+  FLEET_PAYLOAD_KEYS_FILE: z.string().min(1).optional(),
+  FLEET_CODEC_CORS_ORIGINS: z.string().optional(),
+  FLEET_TEST_GATES_DIR: z.string().min(1).optional(),
 });
 
 export type FleetConfig = ReturnType<typeof toConfig>;
@@ -114,6 +120,11 @@ function toConfig(e: z.infer<typeof envSchema>) {
       maxWaitMs: e.FLEET_ADMISSION_MAX_WAIT_MS,
       perPrincipalCap: e.FLEET_PER_PRINCIPAL_CAP,
     },
+    /**
+     * Probe a build's first load on each host in a child process, so a file that aborts
+     * llama.cpp costs a probe, not the worker (src/activities/llama/probe.ts).
+     */
+    loadProbe: e.FLEET_LOAD_PROBE,
     /** Models a host keeps loaded at once; loading another evicts the least recently used idle one. */
     maxModelSlots: e.FLEET_MAX_MODEL_SLOTS,
     heartbeatIntervalMs: e.FLEET_HEARTBEAT_INTERVAL_MS,
@@ -125,11 +136,38 @@ function toConfig(e: z.infer<typeof envSchema>) {
       /** Period of the warm-pool planner Schedule. */
       plannerIntervalS: e.FLEET_POOL_PLANNER_INTERVAL_S,
     },
+    /**
+     * Test only: a folder of gate files; a generation whose prompt names `⟦gate:NAME⟧` holds
+     * its slot until `NAME` exists there (src/activities/llama/testGates.ts). Unset: off.
+     */
+    testGatesDir: e.FLEET_TEST_GATES_DIR ? path.resolve(e.FLEET_TEST_GATES_DIR) : undefined,
+    /**
+     * Keys of the payload codec that encrypts every workflow and activity payload
+     * (src/temporal/payloadCodec.ts): `FLEET_PAYLOAD_KEYS` (`id:base64,…`, first encrypts), else
+     * the file `FLEET_PAYLOAD_KEYS_FILE` (same format). Neither: payloads in clear, except under
+     * `fleet dev`, which keeps a generated key in `<dataDir>/payload-keys`.
+     */
+    /** Origins whose browsers may call the codec endpoint: the Web UI's (default: the dev UI's). */
+    codecCorsOrigins: (e.FLEET_CODEC_CORS_ORIGINS ?? `http://127.0.0.1:${e.TEMPORAL_UI_PORT},http://localhost:${e.TEMPORAL_UI_PORT}`)
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
+    payloadKeys: { keys: payloadKeysOf(e.FLEET_PAYLOAD_KEYS), file: e.FLEET_PAYLOAD_KEYS_FILE ? path.resolve(e.FLEET_PAYLOAD_KEYS_FILE) : undefined },
   };
 }
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
+}
+
+function payloadKeysOf(spec: string | undefined): PayloadKey[] | undefined {
+  if (spec === undefined) return undefined;
+  try {
+    return parsePayloadKeys(spec);
+  } catch (err) {
+    if (err instanceof PayloadCodecError) throw new ConfigError(`invalid environment:\n  FLEET_PAYLOAD_KEYS: ${err.message}`);
+    throw err;
+  }
 }
 
 /** Reads and validates the environment; throws a ConfigError naming each bad variable. */

@@ -17,6 +17,7 @@ import { serveMetrics, watchFleetHosts, type MetricsServer } from './metrics.js'
 import { createPgStreamChannel, type StreamChannel } from './stream/channel.js';
 import { findTemporalBinary } from './temporal/binary.js';
 import { connectTemporal, ensureSearchAttributes, type TemporalHandle } from './temporal/connect.js';
+import { payloadCodecFor } from './temporal/payloadKeys.js';
 import { startDevServer, type DevServer } from './temporal/devServer.js';
 import { installTemporalLogging } from './temporal/runtimeLogging.js';
 import { startControlPlaneWorker } from './workers/controlPlane.js';
@@ -25,8 +26,10 @@ import { startGpuHostWorker, type RunningWorker } from './workers/gpuHost.js';
 export interface StackOptions {
   config: FleetConfig;
   log: Logger;
+  /** `fleet dev`: generate a payload key into the data folder when none is configured. */
+  generatePayloadKey?: boolean;
   /** Start a dev server when `config.temporal.address` is unset. */
-  devServer?: { uiPort: number | null; port: number; persist: boolean };
+  devServer?: { uiPort: number | null; port: number; persist: boolean; uiCodecEndpoint?: string };
   /** Database: `config.databaseUrl`, else PGlite in this folder (undefined: in memory). */
   pgliteDir?: string;
   controlPlane?: boolean;
@@ -74,12 +77,14 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         uiPort: ds.uiPort,
         namespace: config.temporal.namespace,
         dbFile: ds.persist ? `${config.dataDir}/temporal.db` : undefined,
+        ...(ds.uiCodecEndpoint ? { uiCodecEndpoint: ds.uiCodecEndpoint } : {}),
         log,
       });
       cleanups.push(() => devServer!.stop());
       address = devServer.address;
     }
-    const temporal = await connectTemporal(address, config.temporal.namespace);
+    const codec = await payloadCodecFor(config, { generate: o.generatePayloadKey === true, log });
+    const temporal = await connectTemporal(address, config.temporal.namespace, codec);
     cleanups.push(() => temporal.close());
     await ensureSearchAttributes(temporal, log);
 
@@ -107,6 +112,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         modelsDir: config.modelsDir,
         dataDir: config.dataDir,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
+        testGatesDir: config.testGatesDir,
+        loadProbe: config.loadProbe,
         log,
       });
       hosts.set(hostId, h);
@@ -130,6 +137,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         pools: config.pools,
         bodyLimitBytes: config.http.bodyLimitBytes,
+        codec: temporal.codec,
+        codecCorsOrigins: config.codecCorsOrigins,
       });
       cleanups.push(() => api!.close());
       const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, log });

@@ -22,12 +22,21 @@ const hostSchema = z.object({
   healthy: z.boolean(),
   /** null when no heartbeat time is known (JSON has no Infinity). */
   missed_heartbeats: z.number().nullable(),
+  /** A request found it gone since its last heartbeat (absent from older APIs). */
+  suspect: z.boolean().optional(),
   slots: z.object({ used: z.number(), total: z.number().nullable() }).optional(),
   placements: z.array(placementSchema),
 });
 
+const quarantineSchema = z.object({ build: z.string(), reason: z.string(), host: z.string().nullable(), since: z.string() });
+
 /** The part of the `GET /admin/hosts` response the status view reads. */
-export const hostsResponseSchema = z.object({ data: z.array(hostSchema) });
+export const hostsResponseSchema = z.object({
+  data: z.array(hostSchema),
+  /** Absent from APIs older than quarantine. */
+  quarantined: z.array(quarantineSchema).optional(),
+});
+export type QuarantineView = z.infer<typeof quarantineSchema>;
 export type HostStatusView = z.infer<typeof hostSchema>;
 export type PlacementStatusView = z.infer<typeof placementSchema>;
 
@@ -43,9 +52,10 @@ export function progressBar(fraction: number, width = PROGRESS_WIDTH): string {
   return `[${'#'.repeat(filled)}${'-'.repeat(width - filled)}] ${percent}%`;
 }
 
-export function healthLabel(h: Pick<HostStatusView, 'status' | 'healthy' | 'missed_heartbeats'>): string {
+export function healthLabel(h: Pick<HostStatusView, 'status' | 'healthy' | 'missed_heartbeats' | 'suspect'>): string {
   if (h.status === 'down') return 'down';
   if (h.healthy) return 'healthy';
+  if (h.suspect) return 'suspect (gone?)';
   return `unhealthy (${h.missed_heartbeats ?? '?'} missed)`;
 }
 
@@ -72,8 +82,12 @@ const HEADER = ['HOST', 'HEALTH', 'SLOTS', 'MODEL', 'STATE', 'RUN/QUEUED', 'LOAD
  * The table, one line per placement (host columns on the first line of each host). Unloaded
  * placements are left out: they are history (every model a host ever held), not state.
  */
-export function renderStatus(hosts: readonly HostStatusView[]): string {
-  if (hosts.length === 0) return 'no hosts registered\n';
+export function renderStatus(hosts: readonly HostStatusView[], quarantined: readonly QuarantineView[] = []): string {
+  const notes = quarantined.map(
+    (q) => `quarantined: ${q.build} since ${q.since}${q.host ? ` (on ${q.host})` : ''}: ${q.reason}  — fleet models release ${q.build}`,
+  );
+  const tail = notes.length ? `${notes.join('\n')}\n` : '';
+  if (hosts.length === 0) return `no hosts registered\n${tail}`;
   const rows: string[][] = [HEADER];
   for (const h of hosts) {
     const hostCells = [h.id, healthLabel(h), slotsLabel(h)];
@@ -84,5 +98,5 @@ export function renderStatus(hosts: readonly HostStatusView[]): string {
     });
   }
   const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n') + '\n' + tail;
 }

@@ -23,6 +23,8 @@ import type { Logger } from '../logger.js';
 import { startColdLoad } from '../temporal/coldLoadStarter.js';
 import type { ServingHosts } from '../common/discovery.js';
 import { readPinSet, recordDiscoveryCycle, type CycleRecord } from '../db/pinSetsRepo.js';
+import { markHostSuspect } from '../db/hostsRepo.js';
+import { quarantineBuild } from '../db/modelsRepo.js';
 import type { PinSet } from '../domain/pinSet.js';
 
 export interface ControlPlaneDeps {
@@ -35,6 +37,9 @@ export interface ControlPlaneDeps {
   log: Logger;
 }
 
+/** Failure types an awaited workflow's caller decides on: passed through as they are. */
+const KEPT_TYPES: ReadonlySet<string> = new Set([FailureType.ReassignRefused, FailureType.ModelQuarantined, FailureType.LoadFailed]);
+
 /** A workflow awaited by an activity failed: its typed cause, re-thrown as this activity's failure. */
 function rethrowWorkflowFailure(err: unknown, fallbackType: string): never {
   if (err instanceof WorkflowFailedError) {
@@ -42,7 +47,7 @@ function rethrowWorkflowFailure(err: unknown, fallbackType: string): never {
     const app = cause instanceof ApplicationFailure ? cause : undefined;
     throw ApplicationFailure.create({
       message: cause?.message ?? 'workflow failed',
-      type: app?.type === FailureType.ReassignRefused ? app.type : fallbackType,
+      type: app?.type && KEPT_TYPES.has(app.type) ? app.type : fallbackType,
       nonRetryable: true,
       details: app?.details ? [...app.details] : undefined,
     });
@@ -132,6 +137,17 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
       return released;
     },
 
+    /** A request found the host gone (never picked up, or went silent): routing avoids it until it heartbeats. */
+    async markHostSuspect(hostId: string): Promise<void> {
+      await markHostSuspect(db, hostId);
+    },
+
+    /** A load failed for the build's own sake: no host is sent to load it again until released. */
+    async quarantineBuild(input: { modelId: string; reason: string; hostId: string }): Promise<void> {
+      await quarantineBuild(db, { id: input.modelId, reason: input.reason, hostId: input.hostId });
+      deps.log.error({ model: input.modelId, host: input.hostId, reason: input.reason }, 'build quarantined: no host will load it until it is released');
+    },
+
     /** Records a placement's state (and load progress or the failure reason). */
     async setPlacement(input: { hostId: string; modelId: string; state: PlacementState; progress?: number; error?: string }): Promise<void> {
       await setPlacementState(db, input);
@@ -151,7 +167,11 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
         requested.modelId,
         (h) =>
           (!allowed || allowed.has(h.id)) &&
-          isHostHealthy({ status: h.status === 'up' ? 'up' : 'down', lastHeartbeatAt: h.lastHeartbeatAt }, Date.now(), deps.heartbeatIntervalMs),
+          isHostHealthy(
+            { status: h.status === 'up' ? 'up' : 'down', lastHeartbeatAt: h.lastHeartbeatAt, ...(h.suspect ? { suspect: true } : {}) },
+            Date.now(),
+            deps.heartbeatIntervalMs,
+          ),
       );
       const input = { hostId: claim.hostId, modelId: requested.modelId };
       if (claim.kind === 'loaded') return { ...input, evicted: [] };

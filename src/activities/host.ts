@@ -20,10 +20,14 @@ import type { Logger } from '../logger.js';
 import { recordAdmissionRejection, recordColdLoad, recordGeneration, recordKeyTokens } from '../metrics.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
-import { signReport, signResponse, type AttestationReport } from '../domain/attestation.js';
+import { keyFingerprint, publicKeyOf, signReport, signResponse, type AttestationReport } from '../domain/attestation.js';
+import { inspectModelFile } from '../model/ggufInspect.js';
+import type { LoadFailureDetails } from '../common/failures.js';
 import { sha256File } from './fileHash.js';
+import { probeModelLoad, type probeRegistry } from './llama/probe.js';
 import { loadOrCreateIdentityKey } from './hostIdentity.js';
 import { AdmissionRejected } from './llama/admissionQueue.js';
+import { gateOf, type TestGates } from './llama/testGates.js';
 import {
   ContextOverflowError,
   GenerationAbortedError,
@@ -52,6 +56,10 @@ export interface HostActivityDeps {
    * this call settled it. Used for generations cancelled by their workflow. Unset: no budgets.
    */
   settleReservation?: (requestId: string, usage: Usage) => Promise<{ keyId: string; accountId: string } | null>;
+  /** Probe loads in a child process before a build's first load here (FLEET_LOAD_PROBE); unset: none. */
+  probe?: { registry: ReturnType<typeof probeRegistry> };
+  /** Test gates (FLEET_TEST_GATES_DIR): a gated generation holds its slot until released. */
+  gates?: TestGates;
 }
 
 export interface LoadModelInput {
@@ -78,48 +86,99 @@ export interface HostDescription {
   models: LoadedModelInfo[];
 }
 
+/** A failed load, with whose failure it is (see LoadFailureDetails). */
+function loadFailed(message: string, scope: LoadFailureDetails['scope'], crashed = false): ApplicationFailure {
+  const details: LoadFailureDetails = { scope, ...(crashed ? { crashed } : {}) };
+  return ApplicationFailure.create({ message, type: FailureType.LoadFailed, nonRetryable: true, details: [details] });
+}
+
 export function createHostActivities(deps: HostActivityDeps) {
   const { hostId, runtime } = deps;
 
-  /** Verifies the file against the catalog's sha256, then loads it; progress in heartbeats. */
-  async function loadVerified(input: LoadModelInput, started: number): Promise<LoadedModelInfo> {
-    const ctx = Context.current();
-    const log = deps.log.child({ modelId: input.modelId, workflowId: ctx.info.workflowExecution?.workflowId });
+  /**
+   * Verifies a build before it is loaded here: the file matches the catalog's sha256, its GGUF
+   * header passes the checks, and — the first time this host sees the build — a probe load in
+   * a child process survives it. A failure says whose it is: the build's (a malformed file, a
+   * probe that failed or died: no host will do better, the workflow quarantines it) or this
+   * host's (its copy differs or is missing: another host may do better).
+   */
+  async function verifyBuild(input: LoadModelInput, progress: (phase: string, f: number) => void): Promise<void> {
     let actual: string;
     try {
       // Hashing a multi-gigabyte file takes a while: it is the first half of the progress bar.
-      actual = (
-        await sha256File(input.path, (f) => {
-          ctx.heartbeat({ phase: 'verify', progress: f });
-          deps.onLoadProgress?.(input.modelId, f / 2);
-        })
-      ).sha256;
+      actual = (await sha256File(input.path, (f) => progress('verify', f))).sha256;
     } catch (err) {
-      throw ApplicationFailure.nonRetryable(
-        `model file for ${input.modelId} is unreadable on host ${hostId}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`,
-        FailureType.LoadFailed,
-      );
+      throw loadFailed(`model file for ${input.modelId} is unreadable on host ${hostId}: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, 'host');
     }
     if (actual !== input.sha256) {
-      throw ApplicationFailure.nonRetryable(
-        `model file for ${input.modelId} on host ${hostId} does not match the catalog's sha256`,
-        FailureType.LoadFailed,
-      );
+      throw loadFailed(`model file for ${input.modelId} on host ${hostId} does not match the catalog's sha256`, 'host');
     }
+    const inspected = await inspectModelFile(input.path);
+    if (!inspected.ok) throw loadFailed(`${input.modelId} cannot be loaded: ${inspected.problem}`, 'build');
+    if (deps.probe && !(await deps.probe.registry.has(input.sha256))) {
+      progress('probe', 0);
+      const probe = await probeModelLoad({ file: input.path, signal: Context.current().cancellationSignal });
+      if (probe.kind !== 'ok') {
+        deps.log.warn({ modelId: input.modelId, probe }, 'probe load refused the build');
+        throw loadFailed(`${input.modelId} cannot be loaded: ${probe.message}`, 'build', probe.kind === 'crashed');
+      }
+      await deps.probe.registry.add(input.sha256);
+      deps.log.info({ modelId: input.modelId, ms: probe.ms }, 'probe load passed');
+    }
+  }
+
+  /**
+   * Runs `work` with heartbeats carrying its phase, on a timer too: a long llama load may report
+   * no progress for a while, and the workflow reads a silent heartbeat as "the host died".
+   */
+  async function withLoadHeartbeats<T>(modelId: string, work: (progress: (phase: string, f: number) => void) => Promise<T>): Promise<T> {
+    const ctx = Context.current();
+    let detail = { phase: 'verify', progress: 0 };
+    const beats = setInterval(() => ctx.heartbeat(detail), 1000);
     try {
-      const info = await runtime.load(input.modelId, input.path, input.contextLength, (f) => {
-        ctx.heartbeat({ phase: 'load', progress: f });
-        deps.onLoadProgress?.(input.modelId, 0.5 + f / 2);
+      return await work((phase, f) => {
+        detail = { phase, progress: f };
+        ctx.heartbeat(detail);
+        // Progress bar: verification (and probe) the first half, the llama load the second.
+        deps.onLoadProgress?.(modelId, phase === 'load' ? 0.5 + f / 2 : f / 2);
       });
-      deps.onModelsChanged?.();
-      log.info({ ms: Date.now() - started }, 'loadModel done');
-      return info;
-    } catch (err) {
-      throw ApplicationFailure.nonRetryable(
-        `loading ${input.modelId} failed on host ${hostId}: ${(err as Error).message}`,
-        FailureType.LoadFailed,
-      );
+    } finally {
+      clearInterval(beats);
     }
+  }
+
+  async function loadVerified(input: LoadModelInput, started: number): Promise<LoadedModelInfo> {
+    const log = deps.log.child({ modelId: input.modelId, workflowId: Context.current().info.workflowExecution?.workflowId });
+    return withLoadHeartbeats(input.modelId, async (progress) => {
+      await verifyBuild(input, progress);
+      try {
+        const info = await runtime.load(input.modelId, input.path, input.contextLength, (f) => progress('load', f));
+        deps.onModelsChanged?.();
+        log.info({ ms: Date.now() - started }, 'loadModel done');
+        return info;
+      } catch (err) {
+        throw loadFailed(`loading ${input.modelId} failed on host ${hostId}: ${(err as Error).message}`, 'host');
+      }
+    });
+  }
+
+  /**
+   * The identity key, if its fingerprint is pinned (no list: any key, as recorded inputs had).
+   * An unpinned key also tells the heartbeat at once, so routing stops offering this host.
+   */
+  async function pinnedSigningKey(pinned: string[] | undefined): Promise<Uint8Array> {
+    const key = await loadOrCreateIdentityKey(deps.identityKeyFile);
+    const fingerprint = keyFingerprint(publicKeyOf(key));
+    if (pinned && !pinned.includes(fingerprint)) {
+      deps.onIdentityRead?.();
+      throw ApplicationFailure.create({
+        message: `host ${hostId} holds a key that is not pinned for this model (${fingerprint.slice(0, 16)}…)`,
+        type: FailureType.Unpinned,
+        nonRetryable: true,
+        details: [{ fingerprint }],
+      });
+    }
+    return key;
   }
 
   /** Never throws: a failed settle leaves the hold for the API's release or the sweep. */
@@ -147,6 +206,16 @@ export function createHostActivities(deps: HostActivityDeps) {
         if (!resident) recordColdLoad(input.modelId, 'failed', (Date.now() - started) / 1000);
         throw err;
       }
+    },
+
+    /**
+     * Verifies a build as a load would (hash, header, probe) without loading it: a pool move
+     * or an evicting cold load asks first, so a build that cannot load never costs a host the
+     * model it serves.
+     */
+    async checkModel(input: LoadModelInput): Promise<{ ok: true }> {
+      await withLoadHeartbeats(input.modelId, (progress) => verifyBuild(input, progress));
+      return { ok: true };
     },
 
     /** Refuses (ModelBusy) while the model has requests running or queued. */
@@ -195,6 +264,9 @@ export function createHostActivities(deps: HostActivityDeps) {
     async generate(input: GenerateInput): Promise<GenerateResult> {
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
+      // A verifiable model: the key is read once, checked against the pins before anything is
+      // generated, and the same key signs the answer — a rotation mid-request cannot slip in.
+      const signingKey = input.sign ? await pinnedSigningKey(input.sign.pinnedFingerprints) : undefined;
       const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, hostId, deps.log) : undefined;
       let generated = 0;
       // Heartbeats prove liveness while queued or generating, carry how much was streamed
@@ -203,12 +275,14 @@ export function createHostActivities(deps: HostActivityDeps) {
       const beat = () => ctx.heartbeat({ chars: publisher ? publisher.published : generated });
       const beats = setInterval(beat, 1000);
       const started = performance.now();
+      const gate = deps.gates ? gateOf(input.input) : undefined;
       try {
         const out = await runtime.generate(input.modelId, {
           input: input.input,
           params: input.params,
           principal: input.principal,
           signal,
+          ...(gate ? { beforeGenerate: () => deps.gates!.wait(gate, signal) } : {}),
           onText: (text) => {
             // The first text is recorded at once ("something was streamed"); after that the
             // interval keeps beating — a heartbeat per token costs ~0.3 ms each.
@@ -222,9 +296,8 @@ export function createHostActivities(deps: HostActivityDeps) {
         // that queued for admission reads slower than its decode speed.
         recordGeneration(input.modelId, out.usage.completionTokens, (performance.now() - started) / 1000);
         await publisher?.flush();
-        if (input.sign) {
-          const key = await loadOrCreateIdentityKey(deps.identityKeyFile);
-          const signature = signResponse({ requestId: input.requestId, modelSha256: input.sign.modelSha256, text: out.text }, key);
+        if (input.sign && signingKey) {
+          const signature = signResponse({ requestId: input.requestId, modelSha256: input.sign.modelSha256, text: out.text }, signingKey);
           return { ...out, hostId, signature };
         }
         return { ...out, hostId };

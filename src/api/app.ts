@@ -16,11 +16,17 @@ import { inferenceRoutes } from './routes/inference.js';
 import { modelRoutes } from './routes/models.js';
 import { signatureRoutes } from './routes/signatures.js';
 import { usageRoutes } from './routes/usage.js';
+import { codecRoutes } from './routes/codec.js';
+import type { PayloadCodec } from '@temporalio/common';
 
 export interface AppOptions extends AdminDeps {
   bodyLimitBytes: number;
   /** FLEET_ADMIN_TOKEN; undefined leaves `/admin/*` open (and is warned about once). */
   adminToken: string | undefined;
+  /** The payload codec, for the codec endpoint (undefined: encryption is off). */
+  codec?: PayloadCodec;
+  /** Browser origins allowed to call the codec endpoint (the Temporal Web UI). */
+  codecCorsOrigins?: readonly string[];
 }
 
 export function createApp(o: AppOptions): express.Express {
@@ -49,12 +55,14 @@ export function createApp(o: AppOptions): express.Express {
     o.log.warn('FLEET_ADMIN_TOKEN is not set: /admin endpoints are open to anyone who can reach the API');
   }
   app.use(express.json({ limit: o.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
+  app.use(codecRoutes({ codec: o.codec, adminToken: o.adminToken, corsOrigins: o.codecCorsOrigins ?? [] }));
+  // Before the key middleware: a signature may be read with the admin token too.
+  app.use(signatureRoutes({ ...o, adminToken: o.adminToken }));
   // Each credential guards its own prefix: an admin token is no API key, and vice versa.
   app.use('/v1', authMiddleware({ requireAuth: o.requireAuth, resolveKey: (key) => o.keys.resolve(key) }));
   app.use('/admin', adminAuthMiddleware(o.adminToken));
   app.use(inferenceRoutes(o));
   app.use(usageRoutes(o));
-  app.use(signatureRoutes(o));
   app.use(modelRoutes(o));
   app.use(adminRoutes(o));
   app.use(adminKeyRoutes(o));
@@ -66,7 +74,9 @@ export function createApp(o: AppOptions): express.Express {
   // Express recognises error middleware by its four parameters.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toErrorResponse(err);
-    if (e.status >= 500) o.log.error({ err, path: req.path }, 'request failed');
+    // An outage (503) is expected and transient: one line, no stack; anything else is a bug.
+    if (e.status === 503) o.log.warn({ err: (err as Error)?.message, path: req.path }, 'request failed: dependency unavailable');
+    else if (e.status >= 500) o.log.error({ err, path: req.path }, 'request failed');
     if (res.headersSent) {
       res.end();
       return;

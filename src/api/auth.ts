@@ -21,7 +21,7 @@ export interface Principal {
   accountId: string;
 }
 
-function bearerOf(req: Request): string | undefined {
+export function bearerOf(req: Request): string | undefined {
   return req.headers.authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
 }
 

@@ -7,6 +7,7 @@
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TemporalFailure, TimeoutFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures.js';
+import { isDependencyOutage } from '../common/outage.js';
 import type { BudgetRefusal } from '../domain/budget.js';
 
 export type ErrorType =
@@ -106,6 +107,29 @@ function fromBodyParser(err: { type?: string; status?: number }): ApiError | und
   return undefined;
 }
 
+/**
+ * Any other client error the HTTP stack raised with a 4xx status (http-errors style): a
+ * malformed percent-encoding in the path (Express), a body whose content encoding does not
+ * decode (zlib inside body-parser). The client's fault, so a 4xx in our envelope — never a
+ * 500, never a stack trace in the log.
+ */
+function fromClientError(err: { status?: unknown; statusCode?: unknown }): ApiError | undefined {
+  const status = typeof err.status === 'number' ? err.status : typeof err.statusCode === 'number' ? err.statusCode : undefined;
+  if (status === undefined || status < 400 || status > 499) return undefined;
+  if (err instanceof URIError || /decode param/i.test(String((err as { message?: unknown }).message))) {
+    return invalidRequest('The request URL is malformed (bad percent-encoding).', null, 'invalid_url');
+  }
+  if (status === 400) return invalidRequest('The request body could not be read (is its Content-Encoding right?).', null, 'invalid_body');
+  return new ApiError(status, 'The request could not be processed.', 'invalid_request_error', 'invalid_request');
+}
+
+/** The OpenAI envelope as raw HTTP/1.1 bytes: for the parser's own errors, before Express sees a request. */
+export function rawErrorResponse(status: 400 | 408 | 413 | 431, message: string, code: string): string {
+  const body = JSON.stringify({ error: { message, type: 'invalid_request_error', param: null, code } });
+  const reason = { 400: 'Bad Request', 408: 'Request Timeout', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large' }[status];
+  return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
+}
+
 function findApplicationFailure(err: unknown): ApplicationFailure | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 8; depth++) {
     if (e instanceof ApplicationFailure) return e;
@@ -117,6 +141,12 @@ function findApplicationFailure(err: unknown): ApplicationFailure | undefined {
 function retryAfterOf(f: ApplicationFailure): number | undefined {
   const d = f.details?.[0] as { retryAfterSeconds?: unknown } | undefined;
   return typeof d?.retryAfterSeconds === 'number' ? d.retryAfterSeconds : undefined;
+}
+
+/** The 503 a client gets when a dependency is down: retry shortly. */
+export function dependencyOutage(err: unknown): ApiError | undefined {
+  if (!isDependencyOutage(err)) return undefined;
+  return new ApiError(503, 'Service unavailable: a backing service (database or workflow engine) is not reachable right now. Retry shortly.', 'server_error', 'service_unavailable', null, 2);
 }
 
 /** Maps a workflow's typed failure to the client's error; the mapping table lives here only. */
@@ -148,6 +178,16 @@ export function fromWorkflowFailure(err: unknown, model: string): ApiError {
       return new ApiError(503, 'The model is overloaded. Retry shortly.', 'server_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
     case FailureType.LoadFailed:
       return new ApiError(503, `The model could not be loaded: ${app.message}`, 'server_error', 'service_unavailable', null, 5);
+    case FailureType.ModelQuarantined: {
+      // Not transient: nothing changes until an operator releases (or replaces) the build.
+      const d = app.details?.[0] as { build?: string; reason?: string } | undefined;
+      return new ApiError(
+        503,
+        `The model '${model}' cannot be served: its build ${d?.build ?? ''} is quarantined because a load of it failed (${d?.reason ?? 'unknown reason'}). An operator can release it with \`fleet models release ${d?.build ?? model}\`.`,
+        'server_error',
+        'model_quarantined',
+      );
+    }
     case FailureType.ReassignRefused: {
       const d = app.details?.[0] as { reason?: string } | undefined;
       return new ApiError(409, app.message, 'invalid_request_error', `host_${d?.reason ?? 'refused'}`, 'host', retryAfter);
@@ -156,6 +196,8 @@ export function fromWorkflowFailure(err: unknown, model: string): ApiError {
       return new ApiError(502, 'The inference host failed while generating.', 'api_error', 'upstream_error');
   }
   const cause = err instanceof WorkflowFailedError ? err.cause : err;
+  const outage = dependencyOutage(err);
+  if (outage) return outage;
   if (cause instanceof TimeoutFailure || hasCause(cause, TimeoutFailure)) {
     return new ApiError(504, 'The request timed out upstream.', 'server_error', 'timeout', null, 1);
   }
@@ -178,7 +220,9 @@ function hasCause(err: unknown, type: new (...args: never[]) => Error): boolean 
 /** Any thrown value → the envelope. Unknown errors become a bare 500 (details go to the log). */
 export function toErrorResponse(err: unknown): ErrorResponse {
   if (err instanceof ApiError) return envelope(err);
-  const parsed = fromBodyParser(err as { type?: string; status?: number });
+  const parsed = fromBodyParser(err as { type?: string; status?: number }) ?? fromClientError(err as { status?: unknown });
   if (parsed) return envelope(parsed);
+  const outage = dependencyOutage(err);
+  if (outage) return envelope(outage);
   return envelope(new ApiError(500, 'The server had an error while processing your request.', 'server_error', 'internal_error'));
 }

@@ -17,6 +17,7 @@ import type { Kysely } from 'kysely';
 import type { InferenceInput, InferenceResult, SamplingParams, Usage } from '../common/inference.js';
 import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
+import { retryThroughOutage } from '../common/outage.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../db/budgetRepo.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
 import { insertResponseSignature } from '../db/signaturesRepo.js';
@@ -76,7 +77,7 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
   const started = new Date();
   const elapsedSeconds = () => (Date.now() - started.getTime()) / 1000;
   const writeLog = (o: { hostId: string | null; principal: string | null; status: 'ok' | 'error' | 'cancelled'; result?: InferenceResult; failure?: ApiError; usage?: Usage }) =>
-    insertRequestLog(deps.db, {
+    retryThroughOutage(() => insertRequestLog(deps.db, {
       id: meta.id,
       kind: call.endpoint,
       model_id: call.modelId,
@@ -91,7 +92,7 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
       started_at: started,
       finished_at: new Date(),
       duration_ms: Date.now() - started.getTime(),
-    }).catch((err: Error) => log.warn({ err: err.message }, 'request log write failed'));
+    }), { maxMs: 30_000 }).catch((err: Error) => log.warn({ err: err.message }, 'request log write failed'));
 
   let handle: WorkflowHandle<typeof inferenceRequest> | undefined;
   let done = false;
@@ -179,9 +180,11 @@ export async function runInference(deps: ApiDeps, call: InferenceCall, req: Requ
 
   // A verifiable model's signature, right after the response (GET /v1/signature/:requestId).
   if (result?.signature) {
-    await insertResponseSignature(deps.db, meta.id, call.modelId, result.signature).catch((err: Error) =>
-      log.error({ err: err.message }, 'storing the response signature failed'),
-    );
+    const signature = result.signature;
+    await retryThroughOutage(
+      () => insertResponseSignature(deps.db, { requestId: meta.id, modelId: call.modelId, accountId: principal?.accountId ?? null, signature }),
+      { maxMs: 30_000 },
+    ).catch((err: Error) => log.error({ err: err.message }, 'storing the response signature failed'));
   }
 
   // The outcome's status, even when a mid-stream failure went out after a 200 header.
@@ -226,13 +229,15 @@ async function endReservation(
   principal: Principal,
   result: InferenceResult | undefined,
 ): Promise<Usage | undefined> {
+  // Through a database outage too: a hold left to the sweep blocks the key's budget for its TTL.
+  const retry = { onRetry: (attempt: number) => log.warn({ attempt, keyId: principal.keyId }, 'database unreachable; retrying the settlement') };
   try {
     if (result) {
-      const settled = await settleReservation(deps.db, requestId, result.usage);
+      const settled = await retryThroughOutage(() => settleReservation(deps.db, requestId, result.usage), retry);
       if (settled) recordKeyTokens({ accountId: settled.accountId, keyId: settled.keyId, ...result.usage });
       return result.usage;
     }
-    const outcome = await releaseReservationIfHeld(deps.db, requestId);
+    const outcome = await retryThroughOutage(() => releaseReservationIfHeld(deps.db, requestId), retry);
     return outcome?.state === 'settled' ? { promptTokens: outcome.promptTokens, completionTokens: outcome.completionTokens } : undefined;
   } catch (err) {
     log.error({ err: (err as Error).message, keyId: principal.keyId }, 'settling the reservation failed; the sweep will release it');

@@ -9,6 +9,7 @@ import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
 import type { DiscoveryInput, DiscoveryOutcome } from '../common/discovery.js';
 import { connectTemporal, type TemporalHandle } from '../temporal/connect.js';
+import { payloadCodecFor } from '../temporal/payloadKeys.js';
 import { startDiscoveryCycle } from '../temporal/discovery.js';
 import { installTemporalLogging } from '../temporal/runtimeLogging.js';
 import { WORKFLOWS_PATH } from '../workers/controlPlane.js';
@@ -32,7 +33,8 @@ export function registerDiscoveryCommands(program: Command): void {
     const addr = address ?? c.temporal.address;
     if (!addr) throw new CliError('TEMPORAL_ADDRESS (or --address) is required: the address of the Temporal server the fleet runs on', 2);
     installTemporalLogging(log); // the SDK's own logs (e.g. the replay worker's) through pino
-    return connectTemporal(addr, c.temporal.namespace);
+    // The same keys as the fleet: histories hold encrypted payloads.
+    return connectTemporal(addr, c.temporal.namespace, await payloadCodecFor(c, { generate: false, log }));
   }
 
   /** A workflow's full history; an unknown id is the user's error, said in one line. */
@@ -65,7 +67,7 @@ export function registerDiscoveryCommands(program: Command): void {
       try {
         const history = await historyOf(t, workflowId);
         try {
-          await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, workflowId);
+          await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, dataConverter: t.dataConverter }, history, workflowId);
         } catch (err) {
           throw new CliError(`${workflowId}: replay failed: ${(err as Error).message}`, 1);
         }
@@ -85,7 +87,8 @@ export function registerDiscoveryCommands(program: Command): void {
         const history = await historyOf(t, workflowId);
         const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
         if (!payload) throw new CliError(`${workflowId}: no workflow input in its history`, 1);
-        const input = defaultPayloadConverter.fromPayload<DiscoveryInput>(payload);
+        const [decoded] = t.codec ? await t.codec.decode([payload]) : [payload];
+        const input = defaultPayloadConverter.fromPayload<DiscoveryInput>(decoded!);
         const before = await old.result().then(
           (o: DiscoveryOutcome) => renderOutcome(o),
           (err: Error) => `${workflowId}: failed: ${err.message}\n`,

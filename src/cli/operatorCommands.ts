@@ -13,7 +13,8 @@ import { readFile } from 'node:fs/promises';
 import { CliError, config, int, hostId, apiBase, apiJson, callApi, apiFailure, URL_OPTION } from './common.js';
 
 async function fetchStatus(base: string): Promise<string> {
-  return renderStatus((await apiJson(hostsResponseSchema, { base, route: '/admin/hosts' })).data);
+  const answer = await apiJson(hostsResponseSchema, { base, route: '/admin/hosts' });
+  return renderStatus(answer.data, answer.quarantined);
 }
 
 /** Re-renders every second until Ctrl-C; an API that goes away mid-watch is shown, not fatal. */
@@ -71,6 +72,17 @@ export function registerOperatorCommands(program: Command): Command {
       process.stdout.write(
         `loaded ${answer.model} on ${answer.host} in ${seconds}s${evicted.length ? ` (evicted: ${evicted.join(', ')})` : ''}\n`,
       );
+    });
+
+  models
+    .command('release <build>')
+    .description('lift a build\'s quarantine (after fixing or replacing its file): hosts may load it again')
+    .option(...URL_OPTION)
+    .action(async (build: string, opts: { url?: string }) => {
+      const base = apiBase(opts.url);
+      const route = `/admin/models/${encodeURIComponent(build)}/release`;
+      const answer = await apiJson(z.object({ id: z.string(), was_quarantined: z.boolean() }), { method: 'POST', base, route });
+      process.stdout.write(answer.was_quarantined ? `released ${answer.id}: hosts may load it again\n` : `${answer.id} was not quarantined\n`);
     });
 
   const keys = program

@@ -20,11 +20,14 @@ const poolSchema = z.object({
   busy: z.number(),
   queued: z.number(),
   capacity_left: z.number().nullable(),
+  /** The alias's builds that are quarantined (absent from older APIs). */
+  quarantined: z.array(z.string()).optional(),
 });
 const poolsSchema = z.object({
   enabled: z.boolean(),
   unassigned: z.array(z.string()),
   moving: z.array(z.string()),
+  quarantined: z.array(z.object({ build: z.string(), reason: z.string() })).optional(),
   data: z.array(poolSchema),
 });
 
@@ -49,6 +52,7 @@ export function renderPools(p: z.infer<typeof poolsSchema>): string {
     p.enabled ? '' : 'pools are OFF (FLEET_MODEL_POOLS=false): every host serves every alias',
     p.unassigned.length ? `hosts in no pool: ${p.unassigned.join(', ')}` : '',
     p.moving.length ? `moving: ${p.moving.join(', ')}` : '',
+    ...(p.quarantined ?? []).map((q) => `quarantined: ${q.build}: ${q.reason} (fleet models release ${q.build})`),
   ].filter(Boolean);
   return [line(head), ...rows.map(line), ...notes].join('\n') + '\n';
 }

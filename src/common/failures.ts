@@ -22,12 +22,16 @@ export const FailureType = {
   StreamBroken: 'StreamBroken',
   /** The model is not loaded on the host the request reached (placement went stale). */
   ModelNotLoaded: 'ModelNotLoaded',
-  /** Loading a model failed on the host (bad file, out of memory). */
+  /** Loading a model failed on the host (bad file, out of memory); details: LoadFailureDetails. */
   LoadFailed: 'LoadFailed',
+  /** The build is quarantined (a load of it failed for the build's own sake): 503 until released. */
+  ModelQuarantined: 'ModelQuarantined',
   /** A pool reassignment was refused (host busy, queued, loading, unhealthy, cooling down). */
   ReassignRefused: 'ReassignRefused',
   /** Inference itself failed on the host. */
   GenerationFailed: 'GenerationFailed',
+  /** A verifiable model's attempt reached a host whose current key is not pinned: next replica. */
+  Unpinned: 'Unpinned',
 } as const;
 export type FailureType = (typeof FailureType)[keyof typeof FailureType];
 
@@ -38,3 +42,14 @@ export const CLIENT_FAILURES: ReadonlySet<string> = new Set([
   FailureType.InvalidRequest,
   FailureType.PrincipalLimited,
 ]);
+
+/** Details of a `LoadFailed`: whose failure it is decides what the caller does next. */
+export interface LoadFailureDetails {
+  /**
+   * `build`: the file itself is bad (malformed, refused or killed by llama.cpp): no host will do
+   * better, so the build is quarantined. `host`: this host's copy or resources: another may.
+   */
+  scope: 'build' | 'host';
+  /** The load killed its process (a probe child, or the host itself). */
+  crashed?: boolean;
+}

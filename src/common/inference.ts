@@ -72,8 +72,13 @@ export interface InferenceResult extends GenerateResult {
 export interface GenerateInput extends InferenceRequestInput {
   /** Fleet-state facts the host needs to check before using a slot. */
   contextLength: number;
-  /** Set for a verifiable model: the host signs its response over this build hash. */
-  sign?: { modelSha256: string };
+  /**
+   * Verifiable model: the host signs its response over this build hash, with a key that must be
+   * one of `pinnedFingerprints` — checked before anything is generated, so a host whose key
+   * rotated since the pin set was made refuses (`Unpinned`) instead of answering. The list is
+   * absent in inputs recorded before the check.
+   */
+  sign?: { modelSha256: string; pinnedFingerprints?: string[] };
 }
 
 /** One coalesced piece of a streamed answer; `offset` is its position in the full text. */

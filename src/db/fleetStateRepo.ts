@@ -24,7 +24,7 @@ const catalogQuery = (db: Kysely<Database>) =>
   db
     .selectFrom('models as m')
     .leftJoin('pin_sets as ps', 'ps.model_id', 'm.id')
-    .select(['m.id', 'm.context_length', 'm.sha256', 'm.path', 'm.size_bytes', 'm.verifiable', 'ps.fingerprints']);
+    .select(['m.id', 'm.context_length', 'm.sha256', 'm.path', 'm.size_bytes', 'm.verifiable', 'm.quarantine_reason', 'ps.fingerprints']);
 
 /**
  * `by: 'alias'` resolves a public model id to its desired (and previous) build, as requests
@@ -86,6 +86,7 @@ export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> 
         'h.last_heartbeat_at',
         'h.stats',
         'h.info',
+        'h.suspect_since',
         'p.model_id',
         'p.state',
         'p.last_used_at',
@@ -123,6 +124,7 @@ export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> 
         },
         files: stats.files ?? [],
         ...(stats.keyFingerprint !== undefined ? { keyFingerprint: stats.keyFingerprint } : {}),
+        ...(row.suspect_since !== null ? { suspect: true as const } : {}),
       };
       hosts.set(row.id, host);
     }
@@ -143,7 +145,7 @@ export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> 
 const fingerprintsOf = (raw: unknown): string[] =>
   Array.isArray(raw) ? (raw as unknown[]).filter((x): x is string => typeof x === 'string') : [];
 
-type ModelColumns = Pick<ModelRow, 'id' | 'context_length' | 'sha256' | 'path' | 'size_bytes' | 'verifiable'>;
+type ModelColumns = Pick<ModelRow, 'id' | 'context_length' | 'sha256' | 'path' | 'size_bytes' | 'verifiable' | 'quarantine_reason'>;
 
 function toCatalogView(m: ModelColumns, pinned: string[]): CatalogModelView {
   return {
@@ -154,6 +156,7 @@ function toCatalogView(m: ModelColumns, pinned: string[]): CatalogModelView {
     sizeBytes: Number(m.size_bytes),
     // Only for a verifiable model, so other models' views (and histories) keep their shape.
     ...(m.verifiable ? { verifiable: true, pinnedFingerprints: pinned } : {}),
+    ...(m.quarantine_reason !== null ? { quarantined: { reason: m.quarantine_reason } } : {}),
   };
 }
 

@@ -91,6 +91,7 @@ export async function upsertHost(
       stats,
       started_at: sql<Date>`now()`,
       last_heartbeat_at: sql<Date>`now()`,
+      suspect_since: null,
     })
     .onConflict((oc) =>
       oc.column('id').doUpdateSet({
@@ -100,6 +101,7 @@ export async function upsertHost(
         stats,
         started_at: sql<Date>`now()`,
         last_heartbeat_at: sql<Date>`now()`,
+        suspect_since: null,
       }),
     )
     .returningAll()
@@ -118,10 +120,20 @@ export async function recordHeartbeat(db: Kysely<Database>, id: string, stats: H
       stats: JSON.stringify(hostStatsSchema.parse(stats)),
       status: HostStatus.Up,
       last_heartbeat_at: sql<Date>`now()`,
+      // Alive after all: a request that found it gone was early, or it came back.
+      suspect_since: null,
     })
     .where('id', '=', id)
     .executeTakeFirst();
   return result.numUpdatedRows > 0n;
+}
+
+/**
+ * Marks a host suspect: a request's generate there was never picked up or went silent. Routing
+ * avoids it until its next heartbeat (recordHeartbeat clears the mark).
+ */
+export async function markHostSuspect(db: Kysely<Database>, id: string): Promise<void> {
+  await db.updateTable('hosts').set({ suspect_since: sql<Date>`now()` }).where('id', '=', id).where('suspect_since', 'is', null).execute();
 }
 
 /** Marks a host down (graceful shutdown, or health policy). Returns false when unknown. */

@@ -3,7 +3,7 @@
  * sha256 is what attestation binds to, so re-registering an id replaces the entry whole.
  * A catalog entry is a build; clients reach builds through aliases (aliasesRepo.ts).
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { ensureAlias } from './aliasesRepo.js';
 import type { Database, ModelRow } from './schema.js';
 
@@ -27,6 +27,10 @@ export async function registerModel(db: Kysely<Database>, input: RegisterModelIn
     sha256: input.sha256,
     size_bytes: input.sizeBytes,
     context_length: input.contextLength,
+    // A (re-)registered file is judged afresh: it passed validation to get here.
+    quarantined_at: null,
+    quarantine_reason: null,
+    quarantine_host: null,
   };
   return db.transaction().execute(async (tx) => {
     const row = await tx
@@ -46,4 +50,54 @@ export async function getModel(db: Kysely<Database>, id: string): Promise<ModelR
 
 export async function listModels(db: Kysely<Database>): Promise<ModelRow[]> {
   return db.selectFrom('models').selectAll().orderBy('id').execute();
+}
+
+/**
+ * Quarantines a build: a load failed for the build's own sake, so no host is sent to load it
+ * again until an operator releases it. Keeps the first reason (later failures are echoes).
+ */
+export async function quarantineBuild(db: Kysely<Database>, o: { id: string; reason: string; hostId: string }): Promise<void> {
+  await db
+    .updateTable('models')
+    .set({ quarantined_at: sql<Date>`now()`, quarantine_reason: o.reason.slice(0, 500), quarantine_host: o.hostId })
+    .where('id', '=', o.id)
+    .where('quarantined_at', 'is', null)
+    .execute();
+}
+
+/**
+ * Lifts a quarantine (the operator fixed or replaced the file): the build may be loaded again,
+ * and its placements that failed go back to `unloaded`. Returns false for an unknown build.
+ */
+export async function releaseBuild(db: Kysely<Database>, id: string): Promise<{ found: boolean; wasQuarantined: boolean }> {
+  return db.transaction().execute(async (tx) => {
+    const before = await tx.selectFrom('models').select('quarantined_at').where('id', '=', id).forUpdate().executeTakeFirst();
+    if (!before) return { found: false, wasQuarantined: false };
+    await tx.updateTable('models').set({ quarantined_at: null, quarantine_reason: null, quarantine_host: null }).where('id', '=', id).execute();
+    await tx
+      .updateTable('placements')
+      .set({ state: 'unloaded', progress: 0, error: null, updated_at: sql<Date>`now()` })
+      .where('model_id', '=', id)
+      .where('state', '=', 'failed')
+      .execute();
+    return { found: true, wasQuarantined: before.quarantined_at !== null };
+  });
+}
+
+export interface QuarantinedBuild {
+  id: string;
+  reason: string;
+  hostId: string | null;
+  since: string;
+}
+
+/** Every quarantined build, oldest first (what `/admin/hosts`, `/admin/pools` and `fleet status` show). */
+export async function listQuarantined(db: Kysely<Database>): Promise<QuarantinedBuild[]> {
+  const rows = await db
+    .selectFrom('models')
+    .select(['id', 'quarantine_reason', 'quarantine_host', 'quarantined_at'])
+    .where('quarantined_at', 'is not', null)
+    .orderBy('quarantined_at')
+    .execute();
+  return rows.map((r) => ({ id: r.id, reason: r.quarantine_reason ?? '', hostId: r.quarantine_host, since: r.quarantined_at!.toISOString() }));
 }

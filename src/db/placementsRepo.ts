@@ -115,19 +115,21 @@ export async function claimModelLoad(
   db: Kysely<Database>,
   hostId: string,
   modelId: string,
-  usable: (host: { id: string; status: string; lastHeartbeatAt: string }) => boolean,
+  usable: (host: { id: string; status: string; lastHeartbeatAt: string; suspect: boolean }) => boolean,
 ): Promise<LoadClaim> {
   return db.transaction().execute(async (tx) => {
     await sql`select pg_advisory_xact_lock(hashtext(${`fleet.load:${modelId}`}))`.execute(tx);
     const rows = await tx
       .selectFrom('placements as p')
       .innerJoin('hosts as h', 'h.id', 'p.host_id')
-      .select(['p.host_id', 'p.state', 'h.status', 'h.last_heartbeat_at'])
+      .select(['p.host_id', 'p.state', 'h.status', 'h.last_heartbeat_at', 'h.suspect_since'])
       .where('p.model_id', '=', modelId)
       .where('p.state', 'in', [PlacementState.Loaded, PlacementState.Loading])
       .orderBy('p.host_id')
       .execute();
-    const live = rows.filter((r) => usable({ id: r.host_id, status: r.status, lastHeartbeatAt: r.last_heartbeat_at.toISOString() }));
+    const live = rows.filter((r) =>
+      usable({ id: r.host_id, status: r.status, lastHeartbeatAt: r.last_heartbeat_at.toISOString(), suspect: r.suspect_since !== null }),
+    );
     const loaded = live.find((r) => r.state === PlacementState.Loaded);
     if (loaded) return { kind: 'loaded', hostId: loaded.host_id };
     const loading = live.find((r) => r.state === PlacementState.Loading);

@@ -51,6 +51,8 @@ export interface HostsTable {
   info: DefaultJson;
   /** Per-model running/queued counts, rewritten by every heartbeat. */
   stats: DefaultJson;
+  /** A request's generate was never picked up here (or went silent): avoided until the next heartbeat. */
+  suspect_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 }
 
 export interface ModelsTable {
@@ -65,6 +67,11 @@ export interface ModelsTable {
   verifiable: ColumnType<boolean, boolean | undefined, boolean>;
   /** Seconds between discovery cycles (≥ 10). */
   discovery_interval_s: ColumnType<number, number | undefined, number>;
+  /** Set when a load failed for the build's own sake: no host loads it until released. */
+  quarantined_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  quarantine_reason: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The host whose load put it in quarantine. */
+  quarantine_host: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface PinSetsTable {
@@ -78,6 +85,8 @@ export interface PinSetsTable {
 export interface ResponseSignaturesTable {
   request_id: string;
   model_id: string;
+  /** The account whose key made the request (null: anonymous); only it may read the signature. */
+  account_id: ColumnType<string | null, string | null | undefined, string | null>;
   fingerprint: string;
   public_key: string;
   /** The signed fields: { request_id, model_sha256, response_sha256 }. */

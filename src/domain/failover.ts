@@ -16,8 +16,8 @@ export interface AttemptFailure {
 
 export type AttemptVerdict = 'next_replica' | 'fail' | 'stream_broken';
 
-/** Refusals for load: nothing ran, another replica may take it. */
-const REFUSALS = new Set(['HostBusy', 'ModelNotLoaded']);
+/** Refusals: nothing ran (load, a stale placement, an unpinned key), another replica may take it. */
+const REFUSALS = new Set(['HostBusy', 'ModelNotLoaded', 'Unpinned']);
 /** The caller's own fault or limit: every replica would answer the same. */
 const CLIENT_ERRORS = new Set(['ModelNotFound', 'ContextLengthExceeded', 'InvalidRequest', 'PrincipalLimited']);
 

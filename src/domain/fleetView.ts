@@ -44,6 +44,8 @@ export interface HostView {
   files: string[];
   /** Fingerprint of the host's current identity key, as its last heartbeat reported it. */
   keyFingerprint?: string;
+  /** A request found the host gone since its last heartbeat (see health.ts); absent: not suspect. */
+  suspect?: true;
 }
 
 export interface CatalogModelView {
@@ -56,6 +58,8 @@ export interface CatalogModelView {
   verifiable?: boolean;
   /** The model's pin set (key fingerprints); read only when `verifiable`. */
   pinnedFingerprints?: string[];
+  /** Set while the build is quarantined (a load failed for its own sake); absent otherwise. */
+  quarantined?: { reason: string };
 }
 
 export interface FleetView {

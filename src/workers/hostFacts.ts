@@ -4,6 +4,7 @@
  * memory, the GGUF files it has). Refreshed in the background; the heartbeat only reads the
  * cached values, so it never waits on llama.cpp or the disk.
  */
+import { watch, type FSWatcher } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -33,6 +34,20 @@ export function identityFingerprintReader(file: string) {
       return undefined;
     }
   };
+}
+
+/** Calls `onChange` when `file` is replaced or written (watching its folder: a rename replaces the inode). */
+export function watchKeyFile(file: string, onChange: () => void, log: { warn: (o: object, m: string) => void }): { close(): void } {
+  let watcher: FSWatcher | undefined;
+  try {
+    watcher = watch(path.dirname(file), (_event, name) => {
+      if (name === path.basename(file)) onChange();
+    });
+    watcher.on('error', () => watcher?.close());
+  } catch (err) {
+    log.warn({ err: (err as Error).message }, 'cannot watch the identity key; a rotation shows with the next facts refresh');
+  }
+  return { close: () => watcher?.close() };
 }
 
 async function ggufFiles(dir: string): Promise<string[]> {

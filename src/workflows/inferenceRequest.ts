@@ -25,16 +25,17 @@ import {
 } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { HostActivities } from '../activities/host.js';
-import { FailureType } from '../common/failures.js';
+import { FailureType, type LoadFailureDetails } from '../common/failures.js';
 import type { InferenceRequestInput, InferenceResult } from '../common/inference.js';
 import { FleetHost } from '../common/searchAttributes.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { classifyAttemptFailure, type AttemptFailure } from '../domain/failover.js';
 import { poolHostIds } from '../domain/pools.js';
 import { RETRY_AFTER_BUSY_S, routeRequest, type RouteDecision } from '../domain/routing.js';
+import { quarantinedFailure } from './failures.js';
 import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
 
-const { readFleetState } = proxyLocalActivities<ControlPlaneActivities>({
+const { readFleetState, markHostSuspect } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '5 seconds',
   retry: { maximumAttempts: 3, initialInterval: '100 ms' },
 });
@@ -59,6 +60,15 @@ const GENERATE_PROFILE = {
  */
 const WAIT_CANCELLATION_PATCH = 'generate-wait-cancellation';
 
+/**
+ * Histories recorded before hosts could be suspected: a host whose generate was never picked up
+ * (or went silent) was only skipped by this request, and a failed load always excluded its host.
+ */
+const SUSPECT_PATCH = 'suspect-gone-hosts';
+
+/** Histories recorded before the host checked its key against the pins it is sent. */
+const PIN_CHECK_PATCH = 'sign-with-pinned-key';
+
 /** Route → (cold load | generate) rounds before giving up with 503. */
 const MAX_ROUNDS = 4;
 
@@ -71,7 +81,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
   let lastDecision: RouteDecision | undefined;
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const view = await readFleetState(input.modelId, 'alias');
+    const view = await readState(input.modelId);
     const decision = routeRequest(view, { now: Date.now(), exclude: tried });
     lastDecision = decision;
     if (decision.kind === 'notFound') {
@@ -81,21 +91,26 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         nonRetryable: true,
       });
     }
-    if (decision.kind === 'wait') break;
+    if (decision.kind === 'wait') {
+      if (decision.reason === 'quarantined') throw quarantinedFailure(view.model!.id, view.model!.quarantined?.reason ?? 'a load failed');
+      break;
+    }
     if (decision.kind === 'coldLoad' || decision.kind === 'movePool') {
       try {
         if (decision.kind === 'coldLoad') {
           // Single flight among the pool's hosts: a load of this build elsewhere in the pool is joined.
-          await awaitColdLoad({ hostId: decision.hostId, modelId: view.model!.id, hosts: poolHostIds(view) });
+          await awaitColdLoad({ hostId: decision.hostId, modelId: decision.build ?? view.model!.id, hosts: poolHostIds(view) });
           coldLoaded = true;
         } else {
           await awaitPoolReassign({ hostId: decision.hostId, toAlias: input.modelId, reason: 'on_demand' });
           moved = true;
         }
       } catch (err) {
-        // A load or move that failed or was refused on this host: another host may do better.
-        if (!isLoadRefusal(err)) throw surface(err);
-        tried.push(decision.hostId);
+        // A load or move that failed or was refused on this host: another host may do better —
+        // unless the build itself is at fault (quarantined now: the next route says so).
+        const refusal = loadRefusal(err);
+        if (!refusal) throw surface(err);
+        if (refusal === 'host' || !patched(SUSPECT_PATCH)) tried.push(decision.hostId);
       }
       continue;
     }
@@ -114,10 +129,16 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
           ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
           : ActivityCancellationType.TRY_CANCEL,
       });
-      // A verifiable build's response is signed by the (pinned) host over the build's hash.
-      const sign = build.verifiable ? { sign: { modelSha256: build.sha256 } } : {};
+      // A verifiable build's response is signed by the host over the build's hash, with a key
+      // the host first checks against the pins it is given (else it refuses: Unpinned).
+      const pins = build.verifiable && patched(PIN_CHECK_PATCH) ? (build.pinnedFingerprints ?? []) : undefined;
+      const sign = build.verifiable ? { sign: { modelSha256: build.sha256, ...(pins ? { pinnedFingerprints: pins } : {}) } } : {};
       try {
         const result = await host.generate({ ...input, modelId: build.id, contextLength: build.contextLength, ...sign });
+        if (pins && !pins.includes(result.signature?.fingerprint ?? '')) {
+          // Belt and braces: an answer signed by anything but a pinned key is never relayed.
+          throw ApplicationFailure.create({ message: `host ${hostId} signed with an unpinned key`, type: FailureType.Unpinned, nonRetryable: true });
+        }
         // The client asked for the alias: the response names it, never the build.
         return { ...result, modelId: input.modelId, build: build.id, coldLoaded, moved, failovers };
       } catch (err) {
@@ -134,6 +155,12 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         if (facts.retryAfterSeconds !== undefined) {
           busyRetryAfter = Math.min(busyRetryAfter ?? Infinity, facts.retryAfterSeconds);
         }
+        // Never picked up, or silent mid-generation: the host is gone. Every request avoids it
+        // from now on (until it heartbeats again), and this one may cold-load elsewhere.
+        if ((facts.timeoutType === 'SCHEDULE_TO_START' || facts.timeoutType === 'HEARTBEAT') && patched(SUSPECT_PATCH)) {
+          // Best effort: the request goes on either way, and the heartbeat rule catches the host later.
+          await markHostSuspect(hostId).catch(() => undefined);
+        }
         failovers++;
       }
     }
@@ -145,6 +172,18 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
   });
 }
 
+/**
+ * The fleet view, or a 503 when it cannot be read (the database is down or restarting): the
+ * request may succeed in a moment, so it is transient, never an internal error.
+ */
+async function readState(alias: string) {
+  try {
+    return await readFleetState(alias, 'alias');
+  } catch {
+    throw unavailable({ reason: 'state_unavailable', retryAfterSeconds: 2 });
+  }
+}
+
 function unavailable(d: { reason: string; retryAfterSeconds: number }): ApplicationFailure {
   const why: Record<string, string> = {
     loading: 'the model is loading',
@@ -153,6 +192,7 @@ function unavailable(d: { reason: string; retryAfterSeconds: number }): Applicat
     no_free_slot: 'no host has a free slot for the model right now',
     all_tried: 'every host serving the model is busy',
     pool_exhausted: "the model's pool has no capacity left and no idle host can join it",
+    state_unavailable: 'the fleet state cannot be read (the database is not reachable)',
   };
   return ApplicationFailure.create({
     message: `Service unavailable: ${why[d.reason] ?? d.reason}. Retry after ${d.retryAfterSeconds}s.`,
@@ -179,12 +219,19 @@ function attemptFacts(err: unknown): AttemptFailure & { retryAfterSeconds?: numb
   return { type: 'unknown', charsStreamed: 0 };
 }
 
-function isLoadRefusal(err: unknown): boolean {
+/**
+ * A load or move that did not happen, and whose fault: `host` (refused, busy, its copy of the
+ * file, its resources: try another) or `build` (the file is at fault: quarantined). Null: a
+ * failure to surface as it is.
+ */
+function loadRefusal(err: unknown): 'host' | 'build' | null {
   const cause = err instanceof ActivityFailure ? err.cause : undefined;
-  return (
-    cause instanceof ApplicationFailure &&
-    (cause.type === FailureType.LoadFailed || cause.type === FailureType.Unavailable || cause.type === FailureType.ReassignRefused)
-  );
+  if (!(cause instanceof ApplicationFailure)) return null;
+  if (cause.type === FailureType.ModelQuarantined) return 'build';
+  if (cause.type === FailureType.LoadFailed) {
+    return (cause.details?.[0] as Partial<LoadFailureDetails> | undefined)?.scope === 'build' ? 'build' : 'host';
+  }
+  return cause.type === FailureType.Unavailable || cause.type === FailureType.ReassignRefused ? 'host' : null;
 }
 
 /** Re-throws a host's typed failure at top level so the API sees its type directly. */

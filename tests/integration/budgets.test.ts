@@ -415,6 +415,7 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
             HOME: process.env.HOME,
             DATABASE_URL: f.stack.config.databaseUrl,
             TEMPORAL_ADDRESS: testEnv.temporalAddress,
+            FLEET_PAYLOAD_KEYS: process.env.FLEET_PAYLOAD_KEYS,
             FLEET_HTTP_PORT: String(port),
             FLEET_DATA_DIR: path.join(f.tmpDir, 'child-api'),
             FLEET_LOG_LEVEL: 'error',
@@ -429,7 +430,9 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
           const child_api = `http://127.0.0.1:${port}`;
           const up = await waitFor(() => fetch(`${child_api}/health`).then((r) => (r.ok ? true : undefined), () => undefined), 60_000);
           assert.ok(up, `the child API came up:\n${out}`);
-          const pending = chat(k.key, { model: 'small', messages: user('outlive my gateway'), max_tokens: 1800 }, { base: child_api }).catch((e: Error) => e);
+          // Held on a gate until the child is gone: the request outlives its gateway by construction.
+          const gate = `outlive-${k.id}`.toLowerCase().replace(/[^a-z0-9-]/g, '-');
+          const pending = chat(k.key, { model: 'small', messages: user(f.gated(gate, 'outlive my gateway')), max_tokens: 16 }, { base: child_api }).catch((e: Error) => e);
           const held = await waitFor(async () => (await reservationsOf(k.id)).find((r) => r.state === 'held'), 20_000);
           assert.ok(held, 'the child reserved');
           // Kill it once the request runs (a kill before the start strands the hold just the same).
@@ -438,6 +441,7 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
           child.kill('SIGKILL');
           await exited;
           assert.ok((await pending) instanceof Error, 'the client lost its connection');
+          await f.release(gate);
           // The request's workflow runs on (nobody cancelled it) and completes; nobody settles.
           await handle.result();
           assert.equal((await reservationsOf(k.id))[0]!.state, 'held');

@@ -1,12 +1,14 @@
 /**
  * A fleet of 3 real GPU-host processes (each its own task queue, node-llama-cpp, heartbeat)
  * behind the real control plane and API: load spreads, a saturated pool answers fast with 429
- * pool_exhausted + Retry-After, a host killed mid-request is routed around (non-streaming and streaming), a
- * paused host that misses one heartbeat stays routable, cold loads evict the LRU idle model,
- * and a burst for a model on no host triggers exactly one load (those last with pools off).
+ * pool_exhausted + Retry-After, a host killed mid-request is routed around (non-streaming and
+ * streaming), a paused host that misses one heartbeat stays routable, cold loads evict the LRU
+ * idle model, and a burst for a model on no host triggers exactly one load (those last with
+ * pools off). Busy hosts are held by test gates, never by long generations, and each test of
+ * the first group starts from the same state (every host up, loaded, idle).
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
+import { after, before, beforeEach, describe, test } from 'node:test';
 import { getHost } from '../../src/db/hostsRepo.js';
 import { getRequestLog } from '../../src/db/requestLogRepo.js';
 import { listPlacements } from '../../src/db/placementsRepo.js';
@@ -14,8 +16,9 @@ import { startProcessFleet, type ProcessFleet } from '../support/processFleet.js
 import { waitFor } from '../support/wait.js';
 
 const user = (content: string) => [{ role: 'user' as const, content }];
-/** A generation long enough (small model, ~1.8k tokens) to act while it runs. */
-const LONG = { model: 'small', max_tokens: 1800, temperature: 0 } as const;
+/** Short answers: how long a host stays busy is decided by the test's gates, not by generation speed. */
+const SMALL = { model: 'small', max_tokens: 16, temperature: 0 } as const;
+const HOSTS = ['h0', 'h1', 'h2'];
 
 async function servedBy(f: ProcessFleet, requestId: string): Promise<string | null | undefined> {
   return (await waitFor(() => getRequestLog(f.stack.db.db, requestId)))?.host_id;
@@ -26,7 +29,7 @@ async function waitLoad(f: ProcessFleet, hostId: string, model: string, pred: (l
     const h = await getHost(f.stack.db.db, hostId);
     const l = h?.stats.models[model];
     return l && pred(l) ? l : undefined;
-  }, 20_000);
+  }, 60_000);
 }
 
 describe('fleet of 3 host processes', () => {
@@ -34,28 +37,32 @@ describe('fleet of 3 host processes', () => {
   before(async () => {
     f = await startProcessFleet({
       hosts: 3,
-      hostEnv: { FLEET_MAX_IN_FLIGHT: '1', FLEET_MAX_QUEUE: '1', FLEET_ADMISSION_MAX_WAIT_MS: '20000', FLEET_MAX_MODEL_SLOTS: '2' },
+      // Gates hold requests as long as a test needs; the wait limit only has to outlast the test.
+      hostEnv: { FLEET_MAX_IN_FLIGHT: '1', FLEET_MAX_QUEUE: '1', FLEET_ADMISSION_MAX_WAIT_MS: '300000', FLEET_MAX_MODEL_SLOTS: '2' },
     });
     await f.addModel('small', 'small', 5);
-    for (const h of ['h0', 'h1', 'h2']) await f.load(h, 'small');
+  });
+  beforeEach(async () => {
+    await f.reset({ models: { small: HOSTS } });
   });
   after(async () => {
     await f?.stop();
   });
 
   test('load spreads to the idle replica', async () => {
-    const long = f.openai.chat.completions.create({ ...LONG, messages: user('keep h0 busy') });
+    const long = f.openai.chat.completions.create({ ...SMALL, messages: user(f.gated('spread')) });
     assert.ok(await waitLoad(f, 'h0', 'small', (l) => l.running === 1));
     const quick = await f.openai.chat.completions.create({ model: 'small', messages: user('who is free?'), max_tokens: 4 });
     assert.equal(await servedBy(f, quick.id), 'h1');
+    await f.release('spread');
     const first = await long;
     assert.equal(await servedBy(f, first.id), 'h0');
   });
 
   test('a saturated pool answers 429 pool_exhausted + Retry-After at once instead of stalling', async () => {
-    // 3 hosts × (1 running + 1 queued) fill every slot and queue place.
-    const fill = Array.from({ length: 6 }, (_, i) => f.openai.chat.completions.create({ ...LONG, messages: user(`fill ${i}`) }));
-    for (const h of ['h0', 'h1', 'h2']) assert.ok(await waitLoad(f, h, 'small', (l) => l.running === 1 && l.queued === 1), h);
+    // 3 hosts × (1 running + 1 queued) fill every slot and queue place; each request holds on its gate.
+    const fill = Array.from({ length: 6 }, (_, i) => f.openai.chat.completions.create({ ...SMALL, messages: user(f.gated(`fill-${i}`)) }));
+    for (const h of HOSTS) assert.ok(await waitLoad(f, h, 'small', (l) => l.running === 1 && l.queued === 1), h);
     const res = await fetch(`${f.apiUrl}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -66,14 +73,17 @@ describe('fleet of 3 host processes', () => {
     assert.ok(Number(res.headers.get('retry-after')) >= 1);
     const body = (await res.json()) as { error: { code: string } };
     assert.equal(body.error.code, 'pool_exhausted');
+    for (let i = 0; i < 6; i++) await f.release(`fill-${i}`);
     const settled = await Promise.allSettled(fill);
-    assert.ok(settled.every((s) => s.status === 'fulfilled'), 'the admitted requests all finish');
+    assert.deepEqual(settled.map((s) => s.status), Array(6).fill('fulfilled'), 'the admitted requests all finish');
   });
 
   test('a host killed mid-request: the non-streaming request completes on another replica', async () => {
-    const pending = f.openai.chat.completions.create({ ...LONG, messages: user('survive a crash') });
+    const pending = f.openai.chat.completions.create({ ...SMALL, messages: user(f.gated('crash')) });
     assert.ok(await waitLoad(f, 'h0', 'small', (l) => l.running === 1));
     await f.kill('h0');
+    // Open the gate only now: the retry on another host passes it at once.
+    await f.release('crash');
     const r = await pending;
     assert.ok(r.choices[0]!.message.content!.length > 0);
     const host = await servedBy(f, r.id);
@@ -83,25 +93,26 @@ describe('fleet of 3 host processes', () => {
   });
 
   test('a stream that had not started moves to another replica when its host dies', async () => {
-    // h0 is gone (killed above, or now); h1 and h2 each run one long request, so the stream
-    // waits in a queue.
+    // h0 is gone; h1 and h2 each run one gated request, so the stream waits in a queue.
     await f.kill('h0');
     await waitFor(async () => {
       const h0 = await getHost(f.stack.db.db, 'h0');
       return h0 && Date.now() - h0.last_heartbeat_at.getTime() > 4 * 500 ? true : undefined;
     });
-    const busy = [f.openai.chat.completions.create({ ...LONG, messages: user('busy 1') })];
+    const busy = [f.openai.chat.completions.create({ ...SMALL, messages: user(f.gated('busy-1')) })];
     assert.ok(await waitLoad(f, 'h1', 'small', (l) => l.running === 1));
-    busy.push(f.openai.chat.completions.create({ ...LONG, messages: user('busy 2') }));
+    busy.push(f.openai.chat.completions.create({ ...SMALL, messages: user(f.gated('busy-2')) }));
     assert.ok(await waitLoad(f, 'h2', 'small', (l) => l.running === 1));
     // Not awaited: the response headers only come with the first token.
     const streaming = f.openai.chat.completions.create({ model: 'small', messages: user('stream me'), max_tokens: 8, stream: true });
     const queuedOn = await waitFor(async () => {
       for (const h of ['h1', 'h2']) if ((await getHost(f.stack.db.db, h))?.stats.models.small?.queued === 1) return h;
       return undefined;
-    });
+    }, 60_000);
     assert.ok(queuedOn);
     await f.kill(queuedOn);
+    await f.release('busy-1');
+    await f.release('busy-2');
     const stream = await streaming;
     let text = '';
     let finish: string | null = null;

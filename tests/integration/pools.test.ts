@@ -40,9 +40,9 @@ describe('model pools: 3 hosts, 2 aliases', () => {
   const servedBy = async (id: string) => (await waitFor(() => getRequestLog(f.stack.db.db, id)))?.host_id;
   const running = (host: string, build: string) =>
     waitFor(async () => ((await getHost(f.stack.db.db, host))?.stats.models[build]?.running === 1 ? true : undefined), 20_000);
-  /** Long enough (tiny model, greedy) to act while it runs. */
-  const long = (model: string, tag: string) =>
-    f.openai.chat.completions.create({ model, messages: user(tag), max_tokens: 1500, temperature: 0 });
+  /** Holds its host's slot until the test opens gate `gate` (never a race with generation speed). */
+  const held = (model: string, gate: string) =>
+    f.openai.chat.completions.create({ model, messages: user(f.gated(gate)), max_tokens: 8, temperature: 0 });
 
   before(async () => {
     f = await startProcessFleet({
@@ -73,23 +73,25 @@ describe('model pools: 3 hosts, 2 aliases', () => {
     assert.deepEqual(now.beta!.hosts, ['h1', 'h2']);
     assert.equal(now.alpha!.loaded, 1);
 
-    const busy = long('alpha', 'keep h0 busy');
+    const busy = held('alpha', 'keep-h0-busy');
     assert.ok(await running('h0', 'alpha'));
     const refused = await move('h0', 'beta');
     assert.equal(refused.status, 409);
     assert.equal((refused.body.error as { code: string }).code, 'host_busy');
     assert.match((refused.body.error as { message: string }).message, /requests are running/);
+    await f.release('keep-h0-busy');
     await busy;
     assert.deepEqual((await pools()).alpha!.hosts, ['h0'], 'a refused move changes nothing');
   });
 
   test('a full pool borrows an idle host from the other pool, which then serves it', async () => {
-    const first = long('alpha', 'occupy h0');
+    const first = held('alpha', 'occupy-h0');
     assert.ok(await running('h0', 'alpha'));
     const second = await f.openai.chat.completions.create({ model: 'alpha', messages: user('overflow'), max_tokens: 8 });
     assert.equal(second.model, 'alpha', 'the response names the alias');
     const host = await servedBy(second.id);
     assert.ok(host === 'h1' || host === 'h2', `served by ${host}`);
+    await f.release('occupy-h0');
     await first;
     const after = await pools();
     assert.deepEqual(after.alpha!.hosts, ['h0', host].sort());
@@ -106,26 +108,25 @@ describe('model pools: 3 hosts, 2 aliases', () => {
     assert.equal((await admin('PATCH', '/admin/models/beta', { min_warm: 1 })).status, 200);
     const alphaHosts = (await pools()).alpha!.hosts;
     const betaHost = (await pools()).beta!.hosts[0]!;
+    assert.equal(alphaHosts.length, 2);
+    // Both alpha hosts run a held request (one slot each, no queue): alpha has no room left.
+    const holding = alphaHosts.map((_, i) => held('alpha', `flood-${i}`));
+    for (const h of alphaHosts) assert.ok(await running(h, 'alpha'), h);
     const results = await Promise.allSettled([
-      ...Array.from({ length: 6 }, (_, i) => long('alpha', `flood ${i}`)),
+      ...Array.from({ length: 4 }, (_, i) => f.openai.chat.completions.create({ model: 'alpha', messages: user(`flood ${i}`), max_tokens: 8 })),
       f.openai.chat.completions.create({ model: 'beta', messages: user('beta is fine'), max_tokens: 8 }),
     ]);
-    let exhausted = 0;
-    for (const [i, r] of results.entries()) {
-      if (r.status === 'fulfilled') {
-        const host = await servedBy(r.value.id);
-        if (i < 6) assert.ok(alphaHosts.includes(host!), `alpha served by ${host}, pool ${alphaHosts.join(',')}`);
-        else assert.equal(host, betaHost);
-      } else {
-        const e = r.reason as { status?: number; code?: string; headers?: Headers };
-        assert.equal(e.status, 429, String(r.reason));
-        assert.equal(e.code, 'pool_exhausted');
-        assert.ok(Number(e.headers?.get('retry-after')) >= 1);
-        exhausted++;
-      }
+    for (const r of results.slice(0, 4)) {
+      assert.equal(r.status, 'rejected', 'no alpha request runs outside its pool');
+      const e = (r as PromiseRejectedResult).reason as { status?: number; code?: string; headers?: Headers };
+      assert.equal(e.status, 429, String(e));
+      assert.equal(e.code, 'pool_exhausted');
+      assert.ok(Number(e.headers?.get('retry-after')) >= 1);
     }
-    assert.ok(exhausted >= 1, 'some of 6 long requests on 2 single-slot hosts were refused');
-    assert.equal(results[6]!.status, 'fulfilled', 'the other pool keeps serving');
+    assert.equal(results[4]!.status, 'fulfilled', 'the other pool keeps serving');
+    assert.equal(await servedBy((results[4] as PromiseFulfilledResult<{ id: string }>).value.id), betaHost);
+    for (let i = 0; i < alphaHosts.length; i++) await f.release(`flood-${i}`);
+    for (const r of await Promise.all(holding)) assert.ok(alphaHosts.includes((await servedBy(r.id))!));
   });
 
   test('a rollout from the previous to the desired build serves every request throughout', async () => {

@@ -28,6 +28,7 @@ export function testConfig(overrides: Record<string, string | undefined> = {}): 
     TEMPORAL_ADDRESS: testEnv.temporalAddress,
     FLEET_LOG_LEVEL: process.env.FLEET_LOG_LEVEL ?? 'warn',
     FLEET_HEARTBEAT_INTERVAL_MS: '500',
+    FLEET_PAYLOAD_KEYS: process.env.FLEET_PAYLOAD_KEYS,
     ...overrides,
   });
 }

@@ -6,7 +6,7 @@
  * Temporal address and PostgreSQL server instead of the suite's.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -14,7 +14,8 @@ import { sha256File } from '../../src/activities/fileHash.js';
 import { coldLoadWorkflowId } from '../../src/common/coldLoad.js';
 import { CONTROL_PLANE_QUEUE } from '../../src/common/taskQueues.js';
 import { loadConfig } from '../../src/config.js';
-import { listHosts } from '../../src/db/hostsRepo.js';
+import { getHost, listHosts } from '../../src/db/hostsRepo.js';
+import { gateMarker } from '../../src/activities/llama/testGates.js';
 import { registerModel } from '../../src/db/modelsRepo.js';
 import { configureLogger, log, type Logger } from '../../src/logger.js';
 import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from '../../src/model/tinyModel.js';
@@ -43,6 +44,15 @@ export interface ProcessFleet {
   load(hostId: string, modelId: string): Promise<unknown>;
   startHost(id: string): Promise<HostProcess>;
   kill(id: string, signal?: NodeJS.Signals): Promise<void>;
+  /** A prompt that holds its host's slot (running) until `release(name)`: see testGates.ts. */
+  gated(name: string, text?: string): string;
+  /** Opens a gate: the generations waiting on it go on (and later ones pass at once). */
+  release(name: string): Promise<void>;
+  /**
+   * A known state for the next test: every gate opened, killed hosts restarted, `models`
+   * loaded on each of `hostIds` (default: every host), and nothing running or queued.
+   */
+  reset(o?: { models?: Record<string, string[]> }): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -62,6 +72,9 @@ export interface ProcessFleetOptions {
 
 export async function startProcessFleet(o: ProcessFleetOptions): Promise<ProcessFleet> {
   const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-proc-'));
+  const gatesDir = path.join(tmpDir, 'gates');
+  await mkdir(gatesDir, { recursive: true });
+  const gates = new Set<string>();
   const database = await createTestDatabase(o.databaseUrl);
   const temporalAddress = o.temporalAddress ?? testEnv.temporalAddress;
   const heartbeat = o.hostEnv?.FLEET_HEARTBEAT_INTERVAL_MS ?? '500';
@@ -74,7 +87,7 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
   };
   // testConfig reads the suite's Temporal address, which a bench run does not have.
   const config = o.temporalAddress
-    ? loadConfig({ FLEET_LOG_LEVEL: 'warn', ...stackEnv, TEMPORAL_ADDRESS: temporalAddress })
+    ? loadConfig({ FLEET_LOG_LEVEL: 'warn', FLEET_PAYLOAD_KEYS: process.env.FLEET_PAYLOAD_KEYS, ...stackEnv, TEMPORAL_ADDRESS: temporalAddress })
     : testConfig(stackEnv);
   configureLogger(config.logLevel);
   const stack = await startStack({ config, log: o.log ?? log, hostIds: [], api: { host: '127.0.0.1', port: 0 } });
@@ -91,6 +104,8 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
       FLEET_DATA_DIR: path.join(tmpDir, id),
       FLEET_LOG_LEVEL: 'warn',
       FLEET_HEARTBEAT_INTERVAL_MS: heartbeat,
+      FLEET_TEST_GATES_DIR: gatesDir,
+      ...(process.env.FLEET_PAYLOAD_KEYS ? { FLEET_PAYLOAD_KEYS: process.env.FLEET_PAYLOAD_KEYS } : {}),
       ...o.hostEnv,
     };
     const child = spawn(process.execPath, [path.join(root, 'bin/fleet.js'), 'worker', 'gpu-host', '--host-id', id], {
@@ -121,6 +136,21 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
 
   for (let i = 0; i < o.hosts; i++) await startHost(`h${i}`);
 
+  const alive = (h: HostProcess) => h.child.exitCode === null && h.child.signalCode === null;
+  const load = async (hostId: string, modelId: string) => {
+    const handle = await stack.temporal.client.workflow.start('coldLoad', {
+      taskQueue: CONTROL_PLANE_QUEUE,
+      workflowId: coldLoadWorkflowId(hostId, modelId),
+      workflowIdConflictPolicy: 'USE_EXISTING',
+      args: [{ hostId, modelId }],
+    });
+    return handle.result();
+  };
+  const release = async (name: string) => {
+    gates.delete(name);
+    await writeFile(path.join(gatesDir, name), '');
+  };
+
   return {
     stack,
     apiUrl,
@@ -136,17 +166,27 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
       if (stack.config.pools.enabled) await waitForPoolSeeding(stack.db.db, live);
       return id;
     },
-    async load(hostId, modelId) {
-      const handle = await stack.temporal.client.workflow.start('coldLoad', {
-        taskQueue: CONTROL_PLANE_QUEUE,
-        workflowId: coldLoadWorkflowId(hostId, modelId),
-        workflowIdConflictPolicy: 'USE_EXISTING',
-        args: [{ hostId, modelId }],
-      });
-      return handle.result();
-    },
+    load,
     startHost,
     kill,
+    gated(name, text = 'hold the slot') {
+      gates.add(name);
+      return `${gateMarker(name)} ${text}`;
+    },
+    release,
+    async reset(r = {}) {
+      for (const name of [...gates]) await release(name);
+      for (const h of [...hosts.values()]) if (!alive(h)) await startHost(h.id);
+      for (const [model, on] of Object.entries(r.models ?? {})) for (const h of on) await load(h, model);
+      const idle = await waitFor(async () => {
+        for (const id of hosts.keys()) {
+          const models = (await getHost(stack.db.db, id))?.stats.models ?? {};
+          if (Object.values(models).some((l) => l.running + l.queued > 0)) return undefined;
+        }
+        return true;
+      }, 60_000);
+      if (!idle) throw new Error('the fleet did not become idle');
+    },
     async stop() {
       for (const id of hosts.keys()) await kill(id, 'SIGTERM');
       await stack.stop();

@@ -4,7 +4,8 @@
  * generated tiny GGUF model, and the API on a free port, plus an official `openai` client.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { gateMarker } from '../../src/activities/llama/testGates.js';
 import os from 'node:os';
 import path from 'node:path';
 import OpenAI from 'openai';
@@ -26,6 +27,9 @@ export interface TestFleet {
   modelId: string;
   hostIds: string[];
   tmpDir: string;
+  /** A prompt that holds its host's slot until `release(name)` (see testGates.ts). */
+  gated(name: string, text?: string): string;
+  release(name: string): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,6 +40,7 @@ export async function startTestFleet(o: { db: DbKind; hosts?: number; env?: Reco
     DATABASE_URL: database?.url,
     FLEET_DATA_DIR: tmpDir,
     FLEET_MODELS_DIR: tmpDir,
+    FLEET_TEST_GATES_DIR: path.join(tmpDir, 'gates'),
     ...o.env,
   });
   configureLogger(config.logLevel);
@@ -62,6 +67,8 @@ export async function startTestFleet(o: { db: DbKind; hosts?: number; env?: Reco
     modelId,
     hostIds,
     tmpDir,
+    gated: (name, text = 'hold the slot') => `${gateMarker(name)} ${text}`,
+    release: (name) => writeFile(path.join(tmpDir, 'gates', name), ''),
     async stop() {
       await stack.stop();
       await database?.drop();

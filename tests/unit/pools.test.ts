@@ -240,7 +240,7 @@ const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect
   {
     name: 'nothing loaded in the pool → cold load on a pool host only',
     view: view([host('h-a1', { loaded: ['x'], running: 1 }), host('h-a2'), host('h-b1')], pools(layout)),
-    expect: { kind: 'coldLoad', hostId: 'h-a2' },
+    expect: { kind: 'coldLoad', hostId: 'h-a2', build: 'a' },
   },
   {
     name: 'the pool’s only host is dead and nothing can move → 503 no_healthy_host',
@@ -278,7 +278,7 @@ const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect
   {
     name: 'kill switch: nothing loaded → cold load on another pool’s host',
     view: view([host('h-a1', { loaded: ['x'], running: 1 }), host('h-b1')], pools(layout, [A, B], false)),
-    expect: { kind: 'coldLoad', hostId: 'h-b1' },
+    expect: { kind: 'coldLoad', hostId: 'h-b1', build: 'a' },
   },
   {
     name: 'kill switch: no slot free anywhere → no_free_slot, no move',

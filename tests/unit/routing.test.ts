@@ -100,7 +100,7 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
   {
     name: 'nothing loaded → cold load on the emptiest host, ties by name',
     view: view([host('b'), host('a', { other: ['x'] }), host('c')]),
-    expect: { kind: 'coldLoad', hostId: 'b' },
+    expect: { kind: 'coldLoad', hostId: 'b', build: 'm' },
   },
   {
     name: 'loading somewhere → wait with Retry-After',
@@ -110,7 +110,7 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
   {
     name: 'a failed placement may be retried on the same host',
     view: view([host('a', { state: 'failed' })]),
-    expect: { kind: 'coldLoad', hostId: 'a' },
+    expect: { kind: 'coldLoad', hostId: 'a', build: 'm' },
   },
   {
     name: 'no registered host could ever hold the model → not found (404)',
@@ -151,7 +151,7 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
   {
     name: 'verifiable: cold load only on a pinned host',
     view: vview(['fc'], [keyed(host('a'), 'fa'), keyed(host('b'), 'fb'), keyed(host('c', { other: ['x'] }), 'fc')]),
-    expect: { kind: 'coldLoad', hostId: 'c' },
+    expect: { kind: 'coldLoad', hostId: 'c', build: 'm' },
   },
   {
     name: 'verifiable: pinned host unhealthy → no_pinned_host while unpinned ones are up',

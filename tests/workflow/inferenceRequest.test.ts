@@ -20,7 +20,9 @@ import { startFakeWorkers, type FakeWorkers } from '../support/fakeWorkers.js';
 
 interface Scenario {
   views: FleetView[]; // successive readFleetState answers (the last one repeats)
-  hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash' | 'untilCancelled'>;
+  /** awaitColdLoad fails with LoadFailed of this scope. */
+  loadFails?: 'build' | 'host';
+  hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash' | 'untilCancelled' | 'unpinned'>;
   calls: string[];
 }
 const scenarios = new Map<string, Scenario>();
@@ -59,8 +61,13 @@ const controlPlane: Partial<ControlPlaneActivities> = {
     return s.views.length > 1 ? s.views.shift()! : s.views[0]!;
   },
   async awaitColdLoad(input) {
-    scenarioOf().calls.push(`awaitColdLoad:${input.hostId}`);
+    const s = scenarioOf();
+    s.calls.push(`awaitColdLoad:${input.hostId}:${input.modelId}`);
+    if (s.loadFails) throw ApplicationFailure.create({ type: FailureType.LoadFailed, message: 'malformed', nonRetryable: true, details: [{ scope: s.loadFails }] });
     return { ...input, evicted: [] };
+  },
+  async markHostSuspect(hostId) {
+    scenarioOf().calls.push(`suspect:${hostId}`);
   },
 };
 
@@ -73,6 +80,8 @@ function hostFakes(hostId: string): Partial<HostActivities> {
       if (b === 'busy') throw ApplicationFailure.create({ type: FailureType.HostBusy, message: 'busy', nonRetryable: true });
       if (b === 'context') throw ApplicationFailure.create({ type: FailureType.ContextLengthExceeded, message: 'too long', nonRetryable: true });
       if (b === 'crash') throw new Error('segfault-ish');
+      if (b === 'unpinned') throw ApplicationFailure.create({ type: FailureType.Unpinned, message: 'key not pinned', nonRetryable: true });
+      if (input.sign) s.calls.push(`pins:${(input.sign.pinnedFingerprints ?? []).join(',')}`);
       if (b === 'untilCancelled') {
         // Like the real host: generate until cancelled, then settle (slowly) before reporting it.
         const ctx = Context.current();
@@ -84,7 +93,8 @@ function hostFakes(hostId: string): Partial<HostActivities> {
         s.calls.push(`settled:${hostId}`);
         throw ctx.cancellationSignal.reason;
       }
-      return { text: `from ${hostId}`, finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, hostId };
+      const signature = input.sign ? { signature: { signed: { request_id: input.requestId, model_sha256: 's', response_sha256: 'x' }, fingerprint: `fp-${hostId}`, publicKey: '', signature: '' } } : {};
+      return { text: `from ${hostId}`, finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, hostId, ...signature };
     },
   };
 }
@@ -155,7 +165,7 @@ test('a client error is not retried on another host', async () => {
 test('no loaded replica → cold load, then serve', async () => {
   const { result, calls } = await run({ views: [view([empty(A)]), view([loaded(A)])], hostBehaviour: {} });
   assert.equal(result?.coldLoaded, true);
-  assert.deepEqual(calls, ['readFleetState', `awaitColdLoad:${A}`, 'readFleetState', `generate:${A}`]);
+  assert.deepEqual(calls, ['readFleetState', `awaitColdLoad:${A}:m`, 'readFleetState', `generate:${A}`]);
 });
 
 test('unknown model → ModelNotFound, nothing dispatched', async () => {
@@ -179,7 +189,52 @@ test('a host nobody polls (dead) is skipped after the schedule-to-start timeout'
   assert.equal(timedOut.length, 1, 'the dead host\'s task timed out waiting to start');
   const scheduled = history.events?.find((e) => e.eventId?.toString() === timedOut[0]!.activityTaskTimedOutEventAttributes!.scheduledEventId?.toString());
   assert.equal(scheduled?.activityTaskScheduledEventAttributes?.taskQueue?.name, hostQueue(GONE));
-  assert.deepEqual(calls, ['readFleetState', `generate:${B}`]);
+  assert.deepEqual(calls, ['readFleetState', `suspect:${GONE}`, `generate:${B}`]);
+});
+
+test('the only loaded host is gone: it is marked suspect and the request cold-loads on an idle host', async () => {
+  // What the next read shows once the dead host is suspect: unhealthy, so an idle host loads the model.
+  const suspectGone = { ...loaded(GONE), suspect: true as const };
+  const { result, calls } = await run({ views: [view([loaded(GONE), empty(B)]), view([suspectGone, empty(B)]), view([suspectGone, loaded(B)])], hostBehaviour: {} });
+  assert.equal(result?.hostId, B);
+  assert.equal(result?.coldLoaded, true);
+  assert.deepEqual(calls, ['readFleetState', `suspect:${GONE}`, 'readFleetState', `awaitColdLoad:${B}:m`, 'readFleetState', `generate:${B}`]);
+});
+
+test('a load that fails for the build itself ends with ModelQuarantined, the host is not blamed', async () => {
+  const quarantined = view([empty(A), empty(B)]);
+  quarantined.model = { ...quarantined.model!, quarantined: { reason: 'host a died while loading it' } };
+  const { error, calls } = await run({ views: [view([empty(A), empty(B)]), quarantined], hostBehaviour: {}, loadFails: 'build' });
+  assert.equal(error?.type, FailureType.ModelQuarantined);
+  assert.deepEqual(error?.details?.[0], { build: 'm', reason: 'host a died while loading it' });
+  assert.deepEqual(calls, ['readFleetState', `awaitColdLoad:${A}:m`, 'readFleetState']);
+});
+
+test('a quarantined desired build: the previous build is cold-loaded instead', async () => {
+  const v = view([empty(A)]);
+  v.model = { ...v.model!, quarantined: { reason: 'malformed' } };
+  v.previous = { id: 'm0', path: '/m0', sha256: 's0', contextLength: 512, sizeBytes: 100 };
+  v.alias = { id: 'm', desired: 'm', previous: 'm0', minWarm: 0 };
+  const { calls } = await run({ views: [v], hostBehaviour: {} });
+  assert.equal(calls[1], `awaitColdLoad:${A}:m0`);
+});
+
+test('verifiable: the host gets the pins, an unpinned host falls through to a pinned one', async () => {
+  const v = view([{ ...loaded(A), keyFingerprint: `fp-${A}` }, { ...loaded(B), keyFingerprint: `fp-${B}` }]);
+  v.model = { ...v.model!, verifiable: true, pinnedFingerprints: [`fp-${A}`, `fp-${B}`] };
+  const { result, calls } = await run({ views: [v], hostBehaviour: { [A]: 'unpinned' } });
+  assert.equal(result?.hostId, B);
+  assert.deepEqual(calls, ['readFleetState', `generate:${A}`, `generate:${B}`, `pins:fp-${A},fp-${B}`]);
+});
+
+test('verifiable: an answer signed by a key outside the pin set is never returned', async () => {
+  const v = view([{ ...loaded(A), keyFingerprint: `fp-${A}` }]);
+  v.model = { ...v.model!, verifiable: true, pinnedFingerprints: [`fp-${A}`] };
+  // A's fake signs with fp-<A>; the pins the view carries are someone else's.
+  const stale = { ...v, model: { ...v.model, pinnedFingerprints: ['fp-other'] } };
+  stale.hosts = [{ ...loaded(A), keyFingerprint: 'fp-other' }];
+  const { error } = await run({ views: [stale], hostBehaviour: {} });
+  assert.equal(error?.type, FailureType.Unavailable, 'fails closed');
 });
 
 test('a cancelled request closes only after the host has finished cancelling (and settled)', async () => {

@@ -2,8 +2,9 @@
  * poolReassign and the pool steps of inferenceRequest on the real Temporal server with fake
  * activities: an idle host is marked moving, unloads the other pool's model, joins the new
  * pool and loads its build, each step in order; a busy, queued or loading host is refused
- * with the reason and nothing changes; an unload refused by the host puts it back; a failed
- * load leaves the host in the new pool marked failed, with the reason. A request whose pool
+ * with the reason and nothing changes; an unload refused by the host puts it back; a build the
+ * host's check refuses never moves it (a malformed one is quarantined); a load that fails after
+ * the move puts the host back in its old pool, with the reason. A request whose pool
  * is full borrows the idle host and is served there; with none to borrow it fails
  * `pool_exhausted`.
  */
@@ -25,6 +26,7 @@ const IDLE = `idle-${suffix}`;
 const BUSY = `busy-${suffix}`;
 const STUCK = `stuck-${suffix}`; // refuses the unload
 const BROKEN = `broken-${suffix}`; // fails the load
+const PICKY = `picky-${suffix}`; // its check refuses the build as malformed
 const A = `a-${suffix}`; // alpha's only host, full
 
 const steps: string[] = [];
@@ -41,6 +43,7 @@ const reset = () => {
     host(BUSY, loadedBeta, { beta: { running: 1, queued: 0 } }),
     host(STUCK, loadedBeta),
     host(BROKEN, loadedBeta),
+    host(PICKY, loadedBeta),
   ];
   pools = {
     enabled: true,
@@ -54,7 +57,15 @@ const reset = () => {
 };
 reset();
 
-const catalog = (id: string) => ({ id, path: `/${id}.gguf`, sha256: id, contextLength: 512, sizeBytes: 10 });
+let quarantined = false;
+const catalog = (id: string) => ({
+  id,
+  path: `/${id}.gguf`,
+  sha256: id,
+  contextLength: 512,
+  sizeBytes: 10,
+  ...(quarantined && id === 'alpha' ? { quarantined: { reason: 'host x died while loading it' } } : {}),
+});
 const controlPlane: Partial<ControlPlaneActivities> = {
   async readFleetState(id: string): Promise<FleetView> {
     const alias = pools.aliases.find((a) => a.id === id);
@@ -77,6 +88,12 @@ const controlPlane: Partial<ControlPlaneActivities> = {
   async setPlacement(input) {
     steps.push(`${short(input.hostId)}:${input.modelId}:${input.state}`);
   },
+  async quarantineBuild(input) {
+    steps.push(`${short(input.hostId)}:quarantine:${input.modelId}`);
+  },
+  async markHostSuspect(hostId) {
+    steps.push(`${short(hostId)}:suspect`);
+  },
   async awaitColdLoad(input) {
     steps.push(`${short(input.hostId)}:coldLoad:${input.modelId}`);
     if (input.hostId === BROKEN) throw ApplicationFailure.create({ type: FailureType.LoadFailed, message: 'file is corrupt', nonRetryable: true });
@@ -84,6 +101,13 @@ const controlPlane: Partial<ControlPlaneActivities> = {
   },
 };
 const hostActs = (id: string): Partial<HostActivities> => ({
+  async checkModel(input) {
+    steps.push(`${short(id)}:check:${input.modelId}`);
+    if (id === PICKY) {
+      throw ApplicationFailure.create({ type: FailureType.LoadFailed, message: 'the metadata lacks llama.feed_forward_length', nonRetryable: true, details: [{ scope: 'build' }] });
+    }
+    return { ok: true };
+  },
   async unloadModel(input) {
     steps.push(`${short(id)}:unload:${input.modelId}`);
     if (id === STUCK) throw ApplicationFailure.create({ type: FailureType.ModelBusy, message: 'requests in flight', nonRetryable: true });
@@ -107,7 +131,7 @@ before(async () => {
         return client.workflow.execute('poolReassign', { taskQueue: QUEUE, workflowId: `pool:${input.hostId}`, args: [input] });
       },
     },
-    hosts: Object.fromEntries([A, IDLE, BUSY, STUCK, BROKEN].map((h) => [h, hostActs(h)])),
+    hosts: Object.fromEntries([A, IDLE, BUSY, STUCK, BROKEN, PICKY].map((h) => [h, hostActs(h)])),
   });
   client = fakes.client;
 });
@@ -123,7 +147,15 @@ const reassign = (hostId: string) =>
 test('an idle host: marked moving, unloads the other pool, joins the new one, loads its build', async () => {
   const r = await reassign(IDLE);
   assert.deepEqual(r, { hostId: IDLE, fromAlias: 'beta', toAlias: 'alpha', build: 'alpha', unloaded: ['beta'] });
-  assert.deepEqual(steps, ['idle:moving', 'idle:beta:unloading', 'idle:unload:beta', 'idle:beta:unloaded', 'idle:pool:alpha:serving', 'idle:coldLoad:alpha']);
+  assert.deepEqual(steps, [
+    'idle:check:alpha',
+    'idle:moving',
+    'idle:beta:unloading',
+    'idle:unload:beta',
+    'idle:beta:unloaded',
+    'idle:pool:alpha:serving',
+    'idle:coldLoad:alpha',
+  ]);
 });
 
 test('busy, queued or loading hosts are refused with the reason, nothing changes', async () => {
@@ -141,14 +173,32 @@ test('busy, queued or loading hosts are refused with the reason, nothing changes
 test('an unload the host refuses puts the host back in its pool', async () => {
   const cause = await workflowFailure(reassign(STUCK));
   assert.equal(cause.type, FailureType.ReassignRefused);
-  assert.deepEqual(steps, ['stuck:moving', 'stuck:beta:unloading', 'stuck:unload:beta', 'stuck:beta:loaded', 'stuck:pool:beta:serving']);
+  assert.deepEqual(steps, ['stuck:check:alpha', 'stuck:moving', 'stuck:beta:unloading', 'stuck:unload:beta', 'stuck:beta:loaded', 'stuck:pool:beta:serving']);
 });
 
-test('a failed load leaves the host in the new pool, marked failed, and says why', async () => {
+test('a build the host refuses as malformed is quarantined and the host never leaves its pool', async () => {
+  const cause = await workflowFailure(reassign(PICKY));
+  assert.equal(cause.type, FailureType.LoadFailed);
+  assert.match(cause.message, /stays in its pool.*feed_forward_length/);
+  assert.deepEqual(steps, ['picky:check:alpha', 'picky:quarantine:alpha'], 'nothing unloaded, no pool change');
+});
+
+test('a quarantined build is refused before any host step', async () => {
+  quarantined = true;
+  try {
+    const cause = await workflowFailure(reassign(IDLE));
+    assert.equal(cause.type, FailureType.ModelQuarantined);
+    assert.deepEqual(steps, []);
+  } finally {
+    quarantined = false;
+  }
+});
+
+test('a load that fails after the move puts the host back in its old pool and says why', async () => {
   const cause = await workflowFailure(reassign(BROKEN));
   assert.equal(cause.type, FailureType.LoadFailed);
-  assert.match(cause.message, /file is corrupt/);
-  assert.deepEqual(steps.slice(-2), ['broken:coldLoad:alpha', 'broken:pool:alpha:failed:error']);
+  assert.match(cause.message, /went back to pool beta.*file is corrupt/);
+  assert.deepEqual(steps.slice(-2), ['broken:coldLoad:alpha', 'broken:pool:beta:serving:error']);
 });
 
 const request = () =>
@@ -159,7 +209,7 @@ const request = () =>
   });
 
 test('a request whose pool is full borrows an idle host and is served there as the alias', async () => {
-  // Only IDLE can move: the others are busy, or refuse the unload, or fail the load.
+  // Only IDLE can move: the others are busy, or refuse the unload, the build, or fail the load.
   hosts = hosts.filter((h) => h.id === A || h.id === IDLE || h.id === BUSY);
   const r = await request();
   assert.equal(r.modelId, 'alpha');

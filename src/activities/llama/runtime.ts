@@ -77,6 +77,8 @@ export interface GenerateOptions {
   principal: string | null;
   signal?: AbortSignal;
   onText?: (text: string) => void;
+  /** Awaited once the slot is taken, before the prompt is evaluated (test gates hold here). */
+  beforeGenerate?: () => Promise<void>;
 }
 
 export interface GenerateOutput {
@@ -233,7 +235,10 @@ export class LlamaRuntime {
     const completion = lease.item;
     m.lastUsedAt = Date.now();
     let completionTokens = 0;
+    let evaluating = false;
     try {
+      await o.beforeGenerate?.();
+      evaluating = true;
       const res = await completion.generateCompletionWithMeta(tokens, {
         maxTokens: requested ?? room,
         temperature: o.params.temperature,
@@ -253,7 +258,9 @@ export class LlamaRuntime {
       };
     } catch (err) {
       // Cancelled mid-generation: what was used so far is what a budget must be charged.
-      if (o.signal?.aborted) throw new GenerationAbortedError({ promptTokens: tokens.length, completionTokens }, err);
+      if (o.signal?.aborted) {
+        throw new GenerationAbortedError({ promptTokens: evaluating ? tokens.length : 0, completionTokens }, err);
+      }
       throw err;
     } finally {
       m.lastUsedAt = Date.now();

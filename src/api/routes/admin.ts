@@ -8,14 +8,13 @@
  */
 import { Router } from 'express';
 import { z } from 'zod';
-import { open } from 'node:fs/promises';
 import path from 'node:path';
-import { readGgufFileInfo } from 'node-llama-cpp';
+import { inspectModelFile } from '../../model/ggufInspect.js';
 import { sha256File } from '../../activities/fileHash.js';
 import { HOST_ID_PATTERN, HOST_ID_RULE } from '../../config.js';
 import { getHost, listHosts } from '../../db/hostsRepo.js';
 import { listPlacements } from '../../db/placementsRepo.js';
-import { registerModel } from '../../db/modelsRepo.js';
+import { listQuarantined, registerModel, releaseBuild, type QuarantinedBuild } from '../../db/modelsRepo.js';
 import { PlacementState } from '../../db/schema.js';
 import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
@@ -53,23 +52,6 @@ async function patchAlias(deps: AdminDeps, id: string, body: PatchModelBody): Pr
   return { desired: a.desired_build, previous: a.previous_build, min_warm: a.min_warm, created: result.created };
 }
 
-/** Reads the file's header: a GGUF file starts with the magic "GGUF". */
-async function assertGguf(file: string): Promise<void> {
-  let fh;
-  try {
-    fh = await open(file, 'r');
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw invalidRequest(`The model file cannot be opened (${code ?? 'error'}).`, 'path');
-  }
-  try {
-    const { bytesRead, buffer } = await fh.read(Buffer.alloc(4), 0, 4, 0);
-    if (bytesRead < 4 || buffer.toString('latin1') !== 'GGUF') throw invalidRequest('The file is not a GGUF model.', 'path');
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Path parameters of the load endpoint, with the same rules as registration and config. */
 const loadParams = z.object({
   host: z.string().regex(HOST_ID_PATTERN, HOST_ID_RULE),
@@ -79,13 +61,8 @@ const loadParams = z.object({
 /** Placements that hold (or are taking) one of the host's model slots. */
 const OCCUPIES_SLOT: ReadonlySet<string> = new Set([PlacementState.Loaded, PlacementState.Loading]);
 
-async function trainedContextLength(file: string): Promise<number | undefined> {
-  const info = await readGgufFileInfo(file, { readTensorInfo: false });
-  const arch = info.metadata.general?.architecture;
-  const archMeta = arch ? (info.metadata as unknown as Record<string, { context_length?: unknown }>)[arch] : undefined;
-  const n = archMeta?.context_length;
-  return typeof n === 'number' && n > 0 ? n : undefined;
-}
+/** A quarantined build as the admin endpoints show it. */
+export const snakeQuarantine = (q: QuarantinedBuild) => ({ build: q.id, reason: q.reason, host: q.hostId, since: q.since });
 
 export function adminRoutes(deps: AdminDeps): Router {
   const r = Router();
@@ -93,8 +70,11 @@ export function adminRoutes(deps: AdminDeps): Router {
   r.post('/admin/models', async (req, res) => {
     const body = parseOr400(registerModelBody, req.body ?? {});
     const file = path.resolve(deps.modelsDir, body.path);
-    await assertGguf(file);
-    const trained = await trainedContextLength(file).catch(() => undefined);
+    // Header and tensor index checked before anything is recorded: a file that would abort
+    // llama.cpp on every host is refused here, by name (src/domain/ggufCheck.ts).
+    const inspected = await inspectModelFile(file);
+    if (!inspected.ok) throw invalidRequest(`The model file cannot be served: ${inspected.problem}.`, 'path', 'invalid_model_file');
+    const trained = inspected.facts.trainedContextLength;
     const contextLength = body.context_length ?? trained;
     if (!contextLength) throw invalidRequest('context_length is required: the file does not declare one.', 'context_length');
     if (trained && contextLength > trained) {
@@ -117,9 +97,10 @@ export function adminRoutes(deps: AdminDeps): Router {
 
   r.get('/admin/hosts', async (_req, res) => {
     const now = Date.now();
-    const [hosts, placements] = await Promise.all([listHosts(deps.db), listPlacements(deps.db, {})]);
+    const [hosts, placements, quarantined] = await Promise.all([listHosts(deps.db), listPlacements(deps.db, {}), listQuarantined(deps.db)]);
     res.json({
       object: 'list',
+      quarantined: quarantined.map(snakeQuarantine),
       data: hosts.map((h) => {
         const last = new Date(h.last_heartbeat_at).toISOString();
         const mine = placements.filter((p) => p.host_id === h.id);
@@ -127,7 +108,8 @@ export function adminRoutes(deps: AdminDeps): Router {
           id: h.id,
           task_queue: h.task_queue,
           status: h.status,
-          healthy: isHostHealthy({ status: h.status, lastHeartbeatAt: last }, now, deps.heartbeatIntervalMs),
+          healthy: isHostHealthy({ status: h.status, lastHeartbeatAt: last, ...(h.suspect_since ? { suspect: true } : {}) }, now, deps.heartbeatIntervalMs),
+          suspect: h.suspect_since !== null,
           missed_heartbeats: missedHeartbeats(last, now, deps.heartbeatIntervalMs),
           last_heartbeat_at: last,
           info: h.info,
@@ -209,6 +191,17 @@ export function adminRoutes(deps: AdminDeps): Router {
       Object.assign(out, { verifiable: body.verifiable, discovery_interval_s: intervalS, schedule });
     }
     res.json(out);
+  });
+
+  // Lifts a build's quarantine (after the operator fixed or replaced its file).
+  r.post('/admin/models/:modelId/release', async (req, res) => {
+    const id = registerModelBody.shape.id.safeParse(req.params.modelId);
+    if (!id.success) throw invalidRequest('The model id is malformed.', 'id');
+    const released = await releaseBuild(deps.db, id.data);
+    if (!released.found) throw modelNotFound(id.data);
+    deps.catalog.invalidate();
+    deps.log.warn({ model: id.data, wasQuarantined: released.wasQuarantined }, 'build released from quarantine');
+    res.json({ id: id.data, object: 'model', quarantined: false, was_quarantined: released.wasQuarantined });
   });
 
   r.post('/admin/models/:modelId/discovery', async (req, res) => {

@@ -12,7 +12,8 @@ import { readPoolsOverview } from '../../db/poolsOverview.js';
 import { startPoolReassign, startWarmPoolsNow } from '../../temporal/poolStarters.js';
 import { ApiError, fromWorkflowFailure, hostNotFound, modelNotFound } from '../errors.js';
 import { modelIdSchema, parseOr400, poolMoveBody } from '../schemas.js';
-import type { AdminDeps } from './admin.js';
+import { listQuarantined } from '../../db/modelsRepo.js';
+import { snakeQuarantine, type AdminDeps } from './admin.js';
 
 const snake = (p: Awaited<ReturnType<typeof readPoolsOverview>>['pools'][number]) => ({
   alias: p.alias,
@@ -32,8 +33,19 @@ export function adminPoolRoutes(deps: AdminDeps): Router {
   const r = Router();
 
   r.get('/admin/pools', async (_req, res) => {
-    const o = await readPoolsOverview(deps.db, { ...deps.pools, heartbeatIntervalMs: deps.heartbeatIntervalMs });
-    res.json({ object: 'list', enabled: o.enabled, unassigned: o.unassigned, moving: o.moving, data: o.pools.map(snake) });
+    const [o, quarantined] = await Promise.all([
+      readPoolsOverview(deps.db, { ...deps.pools, heartbeatIntervalMs: deps.heartbeatIntervalMs }),
+      listQuarantined(deps.db),
+    ]);
+    const q = new Set(quarantined.map((b) => b.id));
+    res.json({
+      object: 'list',
+      enabled: o.enabled,
+      unassigned: o.unassigned,
+      moving: o.moving,
+      quarantined: quarantined.map(snakeQuarantine),
+      data: o.pools.map((p) => ({ ...snake(p), quarantined: [p.desired, ...(p.previous ? [p.previous] : [])].filter((b) => q.has(b)) })),
+    });
   });
 
   r.post('/admin/pools/plan', async (_req, res) => {

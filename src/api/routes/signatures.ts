@@ -2,19 +2,36 @@
  * GET /v1/signature/:requestId: the serving host's Ed25519 signature over a verifiable model's
  * response (request id, model build sha256, response sha256), with its key, to check offline
  * (`fleet verify`, or `verifyResponseSignature` in src/domain/attestation.ts).
+ *
+ * Who may read it: the account whose key made the request, or an operator with the admin
+ * token; a signature of an anonymous request is readable by anyone (there is no account to
+ * protect). Anyone else gets the same 404 as for an unknown id, so ids cannot be probed. The
+ * route has its own credential check (mounted before the /v1 key middleware) because the
+ * admin token is no API key.
  */
-import { Router } from 'express';
+import { Router, type NextFunction, type Request, type Response } from 'express';
 import { readResponseSignature } from '../../db/signaturesRepo.js';
+import { tokensEqual } from '../apiKey.js';
+import { bearerOf, type Principal } from '../auth.js';
 import { ApiError } from '../errors.js';
 import type { ApiDeps } from '../inferenceCall.js';
 
-export function signatureRoutes(deps: ApiDeps): Router {
+export function signatureRoutes(deps: ApiDeps & { adminToken: string | undefined }): Router {
   const r = Router();
-  r.get('/v1/signature/:requestId', async (req, res) => {
-    const s = await readResponseSignature(deps.db, req.params.requestId);
-    if (!s) {
-      throw new ApiError(404, `No signature for request '${req.params.requestId}' (unknown, or its model is not verifiable).`, 'invalid_request_error', 'signature_not_found', 'request_id');
+  const notFound = (id: string) =>
+    new ApiError(404, `No signature for request '${id}' (unknown, not yours, or its model is not verifiable).`, 'invalid_request_error', 'signature_not_found', 'request_id');
+
+  r.get('/v1/signature/:requestId', async (req: Request, res: Response, _next: NextFunction) => {
+    const id = String(req.params.requestId);
+    const presented = bearerOf(req);
+    const admin = presented !== undefined && deps.adminToken !== undefined && tokensEqual(presented, deps.adminToken);
+    const principal: Principal | null = !admin && presented ? await deps.keys.resolve(presented) : null;
+    if (!admin && !principal && deps.requireAuth) {
+      throw new ApiError(401, presented ? 'Incorrect API key provided.' : 'You didn\'t provide an API key.', 'invalid_request_error', 'invalid_api_key');
     }
+    const s = await readResponseSignature(deps.db, id);
+    if (!s) throw notFound(id);
+    if (!admin && s.accountId !== null && s.accountId !== principal?.accountId) throw notFound(id);
     res.json({
       request_id: s.requestId,
       model: s.modelId,
