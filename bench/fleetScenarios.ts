@@ -6,6 +6,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import type { ProcessFleet } from '../tests/support/processFleet.js';
+import type { TinyModelSize } from '../src/model/tinyModel.js';
 import { median, percentile, round } from './stats.js';
 
 export interface ChatBody {
@@ -216,4 +217,35 @@ export async function killover(f: ProcessFleet, body: ChatBody, intervalMs: numb
     sentAfterKillMaxMs: sentAfter.length ? round(Math.max(...lat(sentAfter))) : null,
     sentAfterKillSlowOver4s: sentAfter.filter((o) => ms(o) > 4000).length,
   };
+}
+
+/**
+ * The cost of the probe load (a child process loads a build before the worker does, the first
+ * time a host sees it): wall time of a `coldLoad` on a host with probes on versus one with
+ * probes off, each loading the same fresh builds (new seeds, so nothing is cached), by size.
+ */
+export async function probeCost(f: ProcessFleet, o: { withProbe: string; withoutProbe: string; sizes: readonly TinyModelSize[]; builds: number }) {
+  const rows: Array<{ size: TinyModelSize; probeMs: number[]; noProbeMs: number[] }> = [];
+  let seed = 700;
+  for (const size of o.sizes) {
+    const probeMs: number[] = [];
+    const noProbeMs: number[] = [];
+    for (let i = 0; i < o.builds; i++) {
+      const id = await f.addModel(`probe-${size}-${seed}`, size, seed++, false);
+      for (const [host, into] of [[o.withProbe, probeMs], [o.withoutProbe, noProbeMs]] as const) {
+        const t0 = performance.now();
+        await f.load(host, id);
+        into.push(performance.now() - t0);
+      }
+    }
+    rows.push({ size, probeMs, noProbeMs });
+  }
+  return rows.map((r) => ({
+    size: r.size,
+    builds: r.probeMs.length,
+    withProbeP50Ms: round(median(r.probeMs)),
+    withoutProbeP50Ms: round(median(r.noProbeMs)),
+    addedP50Ms: round(median(r.probeMs) - median(r.noProbeMs)),
+    ratio: round(median(r.probeMs) / median(r.noProbeMs)),
+  }));
 }

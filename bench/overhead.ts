@@ -12,7 +12,9 @@
  * interleaved in one process, in rotating order, after a warm-up that includes the cold load, so
  * background load hits them equally. `--profile` splits gateway JSON latency into phases from
  * workflow history event times plus two marks around the host runtime's `generate` (a wrapper
- * installed only with --profile); the histories are fetched after the run.
+ * installed only with --profile); the histories are fetched after the run. The payload codec
+ * (AES-256-GCM, on by default as in `fleet dev`; `--codec off` to compare) is timed in place:
+ * payloads, bytes and milliseconds it spends per gateway request, against the gateway median.
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { startBench } from './setup.js';
@@ -26,10 +28,12 @@ import { LlamaRuntime } from '../src/activities/llama/runtime.js';
 import { registerModel } from '../src/db/modelsRepo.js';
 import { makeTinyModel } from '../src/model/tinyModel.js';
 import { startStack, type Stack } from '../src/stack.js';
+import { newPayloadKeyEntry, parsePayloadKeys } from '../src/temporal/payloadCodec.js';
+import type { FleetConfig } from '../src/config.js';
 import { round, summarize, type Summary } from './stats.js';
 
 const USAGE =
-  'usage: npx tsx bench/overhead.ts [--requests N=50] [--max-tokens N=16] [--warmup N=5] [--profile] [--profile-sample N=20]';
+  'usage: npx tsx bench/overhead.ts [--requests N=50] [--max-tokens N=16] [--warmup N=5] [--profile] [--profile-sample N=20] [--codec on|off]';
 const MODEL = 'tiny';
 const MESSAGES = [{ role: 'user' as const, content: 'Tell the fleet something about the sea and the wind.' }];
 const PHASES = [
@@ -47,7 +51,7 @@ const PHASES = [
 function options(argv: string[]) {
   const str = (d: string) => ({ type: 'string', default: d }) as const;
   const { values: v } = parseArgs({ args: argv, strict: true, options: {
-    requests: str('50'), 'max-tokens': str('16'), warmup: str('5'), 'profile-sample': str('20'),
+    requests: str('50'), 'max-tokens': str('16'), warmup: str('5'), 'profile-sample': str('20'), codec: str('on'),
     profile: { type: 'boolean', default: false }, help: { type: 'boolean', short: 'h', default: false },
   } });
   const int = (name: string, raw: string, min: number, max: number) => {
@@ -63,6 +67,7 @@ function options(argv: string[]) {
     warmup: int('warmup', v.warmup, 1, 1000), // ≥ 1: the first round is the cold load
     profile: v.profile,
     profileSample: int('profile-sample', v['profile-sample'], 1, 100_000),
+    codec: v.codec === 'on' ? true : v.codec === 'off' ? false : (() => { throw new Error(`--codec must be on or off, got '${v.codec}'`); })(),
   };
 }
 
@@ -71,7 +76,14 @@ interface Sample { ms: number; firstMs?: number; text: string; tokens: number; i
 const wall = () => performance.timeOrigin + performance.now(); // comparable with history event times
 const cell = (x: number | string, w = 10) => (typeof x === 'number' ? x.toFixed(2) : x).padStart(w);
 
-const { opts, config, log } = startBench(options, USAGE);
+const bench = startBench(options, USAGE);
+const { opts, log } = bench;
+// The codec as `fleet dev` runs it: a key of this run's own (FLEET_PAYLOAD_KEYS wins when set).
+const config: FleetConfig = opts.codec && !bench.config.payloadKeys.keys
+  ? { ...bench.config, payloadKeys: { keys: parsePayloadKeys(newPayloadKeyEntry('bench')), file: undefined } }
+  : opts.codec ? bench.config : { ...bench.config, payloadKeys: { keys: undefined, file: undefined } };
+/** What the payload codec did while the measured rounds ran. */
+const codecUse = { calls: 0, payloads: 0, bytes: 0, ms: 0, counting: false };
 const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-'));
 let stack: Stack | undefined;
 let direct: LlamaRuntime | undefined;
@@ -89,6 +101,24 @@ let exitCode = 0;
 try {
   const devServer = { uiPort: null, port: 0, persist: false };
   stack = await startStack({ config, log, hostIds: ['bench'], devServer, api: { host: '127.0.0.1', port: 0 } });
+  const codec = stack.temporal.codec;
+  if (codec) {
+    // The one codec object every client and worker of this stack uses: timed where it runs.
+    for (const op of ['encode', 'decode'] as const) {
+      const original = codec[op].bind(codec);
+      codec[op] = async (payloads) => {
+        const t0 = performance.now();
+        const out = await original(payloads);
+        if (codecUse.counting) {
+          codecUse.ms += performance.now() - t0;
+          codecUse.calls++;
+          codecUse.payloads += payloads.length;
+          codecUse.bytes += payloads.reduce((a, p) => a + (p.data?.length ?? 0), 0);
+        }
+        return out;
+      };
+    }
+  }
   const file = path.join(tmpDir, 'tiny.gguf');
   const tiny = await makeTinyModel({ file, seed: 1 });
   const { sha256, sizeBytes } = await sha256File(file);
@@ -161,6 +191,7 @@ try {
         throw new Error(`${kind} request in round ${i + 1} failed: ${err.message}`, { cause: err });
       });
       if (i === 0) cold[kind] = s.ms;
+      codecUse.counting = i >= opts.warmup;
       if (i >= opts.warmup) samples[kind].push(s);
       texts.add(s.text);
       tokenCounts.add(s.tokens);
@@ -195,6 +226,17 @@ try {
     `cold round: gateway JSON ${cold.gateway.toFixed(0)} ms (incl. the coldLoad workflow), direct ${cold.direct.toFixed(0)} ms (incl. model load)`,
     `outputs: ${texts.size === 1 ? 'identical' : `${texts.size} DIFFERENT texts`} across all requests; completion tokens ${[...tokenCounts].join('/')}`,
   );
+  // Gateway JSON and SSE requests go through the codec; the direct ones do not.
+  const viaCodec = 2 * opts.requests;
+  const codecFig = codec
+    ? { payloadsPerRequest: round(codecUse.payloads / viaCodec), kbPerRequest: round(codecUse.bytes / viaCodec / 1024), msPerRequest: round(codecUse.ms / viaCodec) }
+    : undefined;
+  out.push(
+    codecFig
+      ? `payload codec (AES-256-GCM, every payload of client and workers): ${codecFig.payloadsPerRequest} payloads, ${codecFig.kbPerRequest} KB and ` +
+          `${codecFig.msPerRequest} ms per gateway request = ${((codecFig.msPerRequest / fig.gateway.median) * 100).toFixed(1)}% of the JSON median`
+      : 'payload codec: off (--codec off)',
+  );
 
   let profile: Summary[] | undefined;
   if (opts.profile) {
@@ -225,7 +267,7 @@ try {
     streamTotalMs: r2(fig.streamTotal), overheadMs: round(overheadMs), ratio: round(ratio),
     ttftOverheadMs: round(ttftOverheadMs), ttftRatio: round(ttftRatio),
     coldMs: { gateway: round(cold.gateway), direct: round(cold.direct) },
-    identicalOutputs: texts.size === 1, failed: 0,
+    identicalOutputs: texts.size === 1, failed: 0, codec: codecFig ?? null,
     ...(profile ? { profileMs: Object.fromEntries(PHASES.map((p, j) => [p, r2(profile![j]!)])) } : {}),
   };
   console.log(`BENCH_JSON ${JSON.stringify(json)}`);

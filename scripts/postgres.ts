@@ -10,7 +10,10 @@ import path from 'node:path';
 
 export interface PrivateCluster {
   url: string;
-  stop(): void;
+  /** `fast` (default) waits for clients to go; `immediate` is a crash (what an outage test wants). */
+  stop(mode?: 'fast' | 'immediate'): void;
+  /** Starts it again after a stop (same folder, same port). */
+  start(): void;
 }
 
 function findPgBin(name: string): string | undefined {
@@ -58,16 +61,18 @@ export function startPrivateCluster(baseDir: string, port: number): PrivateClust
     run(initdb, ['-D', dataDir, '-U', 'postgres', '--auth=trust', '--no-sync']);
   }
   const opts = `-p ${port} -k ${baseDir} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200`;
-  run(pgCtl, ['-D', dataDir, '-o', opts, '-l', path.join(baseDir, 'server.log'), '-w', 'start']);
+  const start = () => run(pgCtl, ['-D', dataDir, '-o', opts, '-l', path.join(baseDir, 'server.log'), '-w', 'start']);
+  start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    stop: () => {
+    stop: (mode = 'fast') => {
       try {
-        run(pgCtl, ['-D', dataDir, '-m', 'fast', '-w', 'stop']);
+        run(pgCtl, ['-D', dataDir, '-m', mode, '-w', 'stop']);
       } catch {
         /* already stopped */
       }
     },
+    start,
   };
 }
 

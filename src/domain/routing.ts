@@ -5,8 +5,12 @@
  * - Serve: healthy hosts with the model loaded, least busy (running + queued) first, ties by
  *   host name.
  * - Cold load: no loaded replica → the placement policy's choice among healthy hosts.
- * - Wait (503 + Retry-After): the model is loading somewhere, every replica refused, only
- *   unhealthy hosts could serve it, or no capable host has a free slot right now.
+ * - Join a load: a host of the pool is loading the build → the request waits for that load
+ *   (`coldLoad` on that host attaches to it) instead of a 503, so losing the only loaded host
+ *   beside an idle one is transparent. `joinLoads: false` (histories recorded before) answers
+ *   `wait: loading` instead.
+ * - Wait (503 + Retry-After): every replica refused, only unhealthy hosts could serve it, or no
+ *   capable host has a free slot right now.
  * - Verifiable model: only hosts whose current key fingerprint is in the pin set are offered
  *   or cold-loaded; none healthy and pinned → wait `no_pinned_host` (fail closed).
  * - Pools (enforced unless the kill switch is off): only hosts of the alias's pool are offered
@@ -38,6 +42,8 @@ export interface RouteOptions {
   now: number;
   /** Hosts already tried for this request (they refused or failed): never chosen again. */
   exclude?: readonly string[];
+  /** Wait for a load under way in the pool (see the header). @default false */
+  joinLoads?: boolean;
 }
 
 /** Seconds a client should wait when a model is loading or hosts are unhealthy. */
@@ -117,7 +123,11 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (pool.some((h) => builds.some((b) => stateOn(h, b) === 'loaded'))) {
     return moveOr(enforced ? exhausted : { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S });
   }
-  if (pool.some((h) => builds.some((b) => stateOn(h, b) === 'loading'))) {
+  const loading = pool.filter((h) => builds.some((b) => stateOn(h, b) === 'loading')).sort(byName);
+  if (loading.length > 0) {
+    const join = opts.joinLoads ? loading.find((h) => !excluded.has(h.id)) : undefined;
+    const build = join && builds.find((b) => stateOn(join, b) === 'loading');
+    if (join && build) return { kind: 'coldLoad', hostId: join.id, build };
     return { kind: 'wait', reason: 'loading', retryAfterSeconds: RETRY_AFTER_LOADING_S };
   }
   if (!loadable) return { kind: 'wait', reason: 'quarantined', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };

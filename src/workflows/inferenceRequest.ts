@@ -66,8 +66,14 @@ const WAIT_CANCELLATION_PATCH = 'generate-wait-cancellation';
  */
 const SUSPECT_PATCH = 'suspect-gone-hosts';
 
+/** Histories recorded before requests joined a load under way (they answered 503 `loading`). */
+const JOIN_LOADS_PATCH = 'join-loads';
+
 /** Histories recorded before the host checked its key against the pins it is sent. */
 const PIN_CHECK_PATCH = 'sign-with-pinned-key';
+
+/** Wait reasons that, after hosts failed to load the build, mean "it cannot be loaded". */
+const LOAD_BLOCKED: ReadonlySet<string> = new Set(['pool_exhausted', 'all_tried', 'no_free_slot']);
 
 /** Route → (cold load | generate) rounds before giving up with 503. */
 const MAX_ROUNDS = 4;
@@ -79,10 +85,12 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
   let failovers = 0;
   let busyRetryAfter: number | undefined;
   let lastDecision: RouteDecision | undefined;
+  /** The last load or move that failed on a host: what the client hears if nothing else serves. */
+  let loadFailure: unknown;
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
     const view = await readState(input.modelId);
-    const decision = routeRequest(view, { now: Date.now(), exclude: tried });
+    const decision = routeRequest(view, { now: Date.now(), exclude: tried, joinLoads: patched(JOIN_LOADS_PATCH) });
     lastDecision = decision;
     if (decision.kind === 'notFound') {
       throw ApplicationFailure.create({
@@ -93,6 +101,8 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
     }
     if (decision.kind === 'wait') {
       if (decision.reason === 'quarantined') throw quarantinedFailure(view.model!.id, view.model!.quarantined?.reason ?? 'a load failed');
+      // Every host that could load it failed to: "cannot load", not "busy".
+      if (loadFailure && LOAD_BLOCKED.has(decision.reason)) throw surface(loadFailure);
       break;
     }
     if (decision.kind === 'coldLoad' || decision.kind === 'movePool') {
@@ -110,6 +120,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         // unless the build itself is at fault (quarantined now: the next route says so).
         const refusal = loadRefusal(err);
         if (!refusal) throw surface(err);
+        if (isLoadFailed(err)) loadFailure = err;
         if (refusal === 'host' || !patched(SUSPECT_PATCH)) tried.push(decision.hostId);
       }
       continue;
@@ -166,6 +177,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
     }
   }
   const wait = lastDecision?.kind === 'wait' ? lastDecision : undefined;
+  if (loadFailure && (!wait || LOAD_BLOCKED.has(wait.reason))) throw surface(loadFailure);
   throw unavailable({
     reason: wait?.reason ?? 'all_tried',
     retryAfterSeconds: busyRetryAfter ?? wait?.retryAfterSeconds ?? RETRY_AFTER_BUSY_S,
@@ -232,6 +244,10 @@ function loadRefusal(err: unknown): 'host' | 'build' | null {
     return (cause.details?.[0] as Partial<LoadFailureDetails> | undefined)?.scope === 'build' ? 'build' : 'host';
   }
   return cause.type === FailureType.Unavailable || cause.type === FailureType.ReassignRefused ? 'host' : null;
+}
+
+function isLoadFailed(err: unknown): boolean {
+  return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.LoadFailed;
 }
 
 /** Re-throws a host's typed failure at top level so the API sees its type directly. */

@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import net from 'node:net';
 import path from 'node:path';
+import { log } from '../../src/logger.js';
 import { sha256File } from '../../src/activities/fileHash.js';
 import { registerModel } from '../../src/db/modelsRepo.js';
 import { makeTinyModel, TINY_MODEL_SIZES } from '../../src/model/tinyModel.js';
@@ -51,12 +53,23 @@ const cases: Case[] = [
   { name: 'admin: register a file that does not exist', path: '/admin/models', body: { id: 'nope', path: '/nonexistent/model.gguf' }, status: 400, param: 'path' },
   { name: 'admin: register a file that is not GGUF', path: '/admin/models', body: { id: 'nope', path: '/etc/hostname' }, status: 400, param: 'path' },
   { name: 'admin: bad model id', path: '/admin/models', body: { id: '../x', path: '/etc/hostname' }, status: 400, param: 'id' },
+  { name: 'admin: register a directory', path: '/admin/models', body: { id: 'dir', path: '/tmp' }, status: 400, code: 'invalid_model_file', messageLike: /is a directory/ },
+  { name: 'admin: register a device', path: '/admin/models', body: { id: 'dev', path: '/dev/null' }, status: 400, code: 'invalid_model_file', messageLike: /is a device/ },
 ];
+
+/** Counts error-level lines the process logger writes (pino calls `write` once per line). */
+let errors = 0;
+const errorLines = () => errors;
 
 describe('bad input', () => {
   let f: TestFleet;
   before(async () => {
     f = await startTestFleet({ db: 'pglite' });
+    const original = log.error.bind(log);
+    log.error = ((...args: Parameters<typeof log.error>) => {
+      errors++;
+      return original(...args);
+    }) as typeof log.error;
   });
   after(async () => {
     await f?.stop();
@@ -92,6 +105,44 @@ describe('bad input', () => {
     assert.equal(res.status, 413);
     const body = (await res.json()) as { error: { code: string } };
     assert.equal(body.error.code, 'request_too_large');
+  });
+
+  test('a malformed percent-encoding in the path → 400 envelope, not a 500', async () => {
+    for (const route of ['/v1/models/%E0%A4%A', '/admin/hosts/%ZZ/models/tiny/load']) {
+      const res = await fetch(`${f.stack.api!.url}${route}`, { method: route.startsWith('/admin') ? 'POST' : 'GET' });
+      assert.equal(res.status, 400, route);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_url', route);
+    }
+  });
+
+  test('a body that does not decode as its Content-Encoding says → 400, nothing logged as an error', async () => {
+    const errorsBefore = errorLines();
+    for (const encoding of ['gzip', 'deflate', 'br']) {
+      const res = await fetch(`${f.stack.api!.url}/v1/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'content-encoding': encoding },
+        body: 'this is not compressed at all',
+      });
+      assert.equal(res.status, 400, encoding);
+      assert.equal(((await res.json()) as { error: { code: string } }).error.code, 'invalid_body', encoding);
+    }
+    assert.equal(errorLines(), errorsBefore, 'no error-level log line (before auth, anyone could flood the logs)');
+  });
+
+  test('a raw CR or NUL in a header gets our envelope, not Node\'s bare 400', async () => {
+    const { port } = new URL(f.stack.api!.url);
+    for (const bad of ['a\rb', 'a\u0000b']) {
+      const answer = await new Promise<string>((resolve, reject) => {
+        const socket = net.connect(Number(port), '127.0.0.1', () => socket.write(`GET /health HTTP/1.1\r\nHost: x\r\nX-Bad: ${bad}\r\n\r\n`));
+        let out = '';
+        socket.on('data', (d) => (out += d.toString()));
+        socket.on('end', () => resolve(out));
+        socket.on('error', reject);
+      });
+      assert.match(answer, /^HTTP\/1\.1 400 /, JSON.stringify(bad));
+      const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)) as { error: { code: string; type: string } };
+      assert.deepEqual([body.error.code, body.error.type], ['invalid_http', 'invalid_request_error']);
+    }
   });
 
   test('the server is still up and serving after all of that', async () => {

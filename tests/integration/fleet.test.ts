@@ -229,3 +229,49 @@ describe('health, eviction and single loads', () => {
     }
   });
 });
+
+describe('losing the only loaded host beside an idle one', () => {
+  let f: ProcessFleet;
+  before(async () => {
+    // Heartbeats at the production default: three missed take 6 s, longer than a request waits
+    // for a dead host to pick its task up (5 s) — so the suspect mark is what moves traffic.
+    f = await startProcessFleet({ hosts: 2, hostEnv: { FLEET_HEARTBEAT_INTERVAL_MS: '2000' } });
+    await f.addModel('tiny', 'tiny', 8);
+    await f.load('h0', 'tiny');
+  });
+  after(async () => {
+    await f?.stop();
+  });
+
+  test('SIGKILL under steady load: every request is answered 200, the idle pool host takes over', async (t) => {
+    const outcomes: Array<{ ok: boolean; at: number; id?: string; error?: string }> = [];
+    let stop = false;
+    const clients = Array.from({ length: 3 }, async (_, i) => {
+      while (!stop) {
+        try {
+          const r = await f.openai.chat.completions.create({ model: 'tiny', messages: user(`steady ${i}`), max_tokens: 4 });
+          outcomes.push({ ok: true, at: Date.now(), id: r.id });
+        } catch (err) {
+          outcomes.push({ ok: false, at: Date.now(), error: String(err) });
+        }
+      }
+    });
+    const count = (n: number) => waitFor(async () => (outcomes.length >= n ? true : undefined), 120_000);
+    assert.ok(await count(10));
+    const killedAt = Date.now();
+    const before = outcomes.length;
+    await f.kill('h0');
+    // Enough answers after the kill that the idle host must have taken over.
+    const served = await waitFor(async () => {
+      for (const o of outcomes.slice(before)) if (o.ok && (await servedBy(f, o.id!)) === 'h1') return o;
+      return undefined;
+    }, 120_000);
+    assert.ok(await count(outcomes.length + 10));
+    stop = true;
+    await Promise.all(clients);
+    const failed = outcomes.filter((o) => !o.ok);
+    assert.deepEqual(failed, [], `${failed.length} of ${outcomes.length} failed`);
+    assert.ok(served, 'h1 served after the kill');
+    t.diagnostic(`first success on h1 ${served.at - killedAt} ms after SIGKILL; ${outcomes.length - before} requests after the kill, all 200`);
+  });
+});

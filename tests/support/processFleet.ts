@@ -42,7 +42,8 @@ export interface ProcessFleet {
   addModel(id: string, size?: TinyModelSize, seed?: number, alias?: false): Promise<string>;
   /** Loads a model on a host through the coldLoad workflow, as an operator would. */
   load(hostId: string, modelId: string): Promise<unknown>;
-  startHost(id: string): Promise<HostProcess>;
+  /** Starts (or restarts) a host process; `env` adds to the fleet's host environment. */
+  startHost(id: string, env?: Record<string, string>): Promise<HostProcess>;
   kill(id: string, signal?: NodeJS.Signals): Promise<void>;
   /** A prompt that holds its host's slot (running) until `release(name)`: see testGates.ts. */
   gated(name: string, text?: string): string;
@@ -94,7 +95,7 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
   const hosts = new Map<string, HostProcess>();
   const apiUrl = stack.api!.url;
 
-  const startHost = async (id: string): Promise<HostProcess> => {
+  const startHost = async (id: string, extraEnv: Record<string, string> = {}): Promise<HostProcess> => {
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -107,6 +108,7 @@ export async function startProcessFleet(o: ProcessFleetOptions): Promise<Process
       FLEET_TEST_GATES_DIR: gatesDir,
       ...(process.env.FLEET_PAYLOAD_KEYS ? { FLEET_PAYLOAD_KEYS: process.env.FLEET_PAYLOAD_KEYS } : {}),
       ...o.hostEnv,
+      ...extraEnv,
     };
     const child = spawn(process.execPath, [path.join(root, 'bin/fleet.js'), 'worker', 'gpu-host', '--host-id', id], {
       env,

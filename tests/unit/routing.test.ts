@@ -44,7 +44,7 @@ function vview(pins: string[], hosts: HostView[]): FleetView {
   return { ...v, model: { ...v.model!, verifiable: true, pinnedFingerprints: pins } };
 }
 
-const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: RouteDecision }> = [
+const cases: Array<{ name: string; view: FleetView; exclude?: string[]; joinLoads?: boolean; expect: RouteDecision }> = [
   { name: 'unknown model → not found', view: view([host('a', { state: 'loaded' })], false), expect: { kind: 'notFound', reason: 'unknown_model' } },
   { name: 'no hosts → not found', view: view([]), expect: { kind: 'notFound', reason: 'no_hosts' } },
   {
@@ -103,9 +103,37 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
     expect: { kind: 'coldLoad', hostId: 'b', build: 'm' },
   },
   {
-    name: 'loading somewhere → wait with Retry-After',
+    name: 'loading somewhere, joining off (recorded histories) → wait with Retry-After',
     view: view([host('a', { state: 'loading' }), host('b')]),
     expect: { kind: 'wait', reason: 'loading', retryAfterSeconds: 2 },
+  },
+  {
+    name: 'loading somewhere → join that load instead of a 503',
+    view: view([host('b', { state: 'loading' }), host('a')]),
+    joinLoads: true,
+    expect: { kind: 'coldLoad', hostId: 'b', build: 'm' },
+  },
+  {
+    name: 'the loading host was already tried → wait, not a second join',
+    view: view([host('b', { state: 'loading' }), host('a')]),
+    joinLoads: true,
+    exclude: ['b'],
+    expect: { kind: 'wait', reason: 'loading', retryAfterSeconds: 2 },
+  },
+  {
+    name: 'a suspect host (its generate was never picked up) is not routed to; an idle host loads',
+    view: view([{ ...host('a', { state: 'loaded' }), suspect: true }, host('b')]),
+    expect: { kind: 'coldLoad', hostId: 'b', build: 'm' },
+  },
+  {
+    name: 'a quarantined build is never cold-loaded → wait quarantined',
+    view: { ...view([host('a')]), model: { id: 'm', path: '/m.gguf', sha256: 'x', contextLength: 512, sizeBytes: 1000, quarantined: { reason: 'aborted' } } },
+    expect: { kind: 'wait', reason: 'quarantined', retryAfterSeconds: 5 },
+  },
+  {
+    name: 'a quarantined build still serves where it is loaded',
+    view: { ...view([host('a', { state: 'loaded' })]), model: { id: 'm', path: '/m.gguf', sha256: 'x', contextLength: 512, sizeBytes: 1000, quarantined: { reason: 'aborted' } } },
+    expect: { kind: 'serve', candidates: ['a'] },
   },
   {
     name: 'a failed placement may be retried on the same host',
@@ -167,7 +195,7 @@ const cases: Array<{ name: string; view: FleetView; exclude?: string[]; expect: 
 
 for (const c of cases) {
   test(`routeRequest: ${c.name}`, () => {
-    assert.deepEqual(routeRequest(c.view, { now: NOW, exclude: c.exclude }), c.expect);
+    assert.deepEqual(routeRequest(c.view, { now: NOW, exclude: c.exclude, joinLoads: c.joinLoads }), c.expect);
   });
 }
 

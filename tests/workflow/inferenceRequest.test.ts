@@ -175,10 +175,10 @@ test('unknown model → ModelNotFound, nothing dispatched', async () => {
   assert.deepEqual(calls, ['readFleetState']);
 });
 
-test('model loading → Unavailable with Retry-After', async () => {
-  const { error } = await run({ views: [view([loaded(A, 'loading')])], hostBehaviour: {} });
-  assert.equal(error?.type, FailureType.Unavailable);
-  assert.deepEqual(error?.details?.[0], { retryAfterSeconds: 2, reason: 'loading' });
+test('a load under way in the pool is joined (no 503), then the request is served there', async () => {
+  const { result, calls } = await run({ views: [view([loaded(A, 'loading'), empty(B)]), view([loaded(A), empty(B)])], hostBehaviour: {} });
+  assert.equal(result?.hostId, A);
+  assert.deepEqual(calls, ['readFleetState', `awaitColdLoad:${A}:m`, 'readFleetState', `generate:${A}`]);
 });
 
 test('a host nobody polls (dead) is skipped after the schedule-to-start timeout', async () => {
