@@ -119,15 +119,16 @@ describe('dependency outages under load', () => {
     t.diagnostic(`answers during the outage: ${[...by].map(([k, n]) => `${k}×${n}`).join(', ')}; serving 10 in a row ${recoveredAt - restartedAt} ms after the restart`);
   };
 
-  test('PostgreSQL crashes and comes back under load: only 503 + Retry-After, then full recovery', async (t) => {
+  /** Steady load across `stop` … `start` of a dependency: only transient answers, then recovery, no held budget. */
+  async function outageUnderLoad(t: { diagnostic(m: string): void }, stop: () => Promise<void> | void, start: () => Promise<void> | void) {
     const load = steadyLoad(f, key);
     try {
       assert.ok(await load.recovered(5), 'serving before the outage');
       const before = load.outcomes.length;
-      cluster.stop('immediate');
+      await stop();
       const down = await waitFor(async () => (load.outcomes.slice(before).some((o) => o.status === 503) ? true : undefined), 30_000);
       assert.ok(down, 'the outage was seen by clients');
-      cluster.start();
+      await start();
       const restartedAt = Date.now();
       assert.ok(await load.recovered(10), `recovered: ${JSON.stringify(load.outcomes.slice(-5))}`);
       assertOnlyTransient(load.outcomes.slice(before));
@@ -137,24 +138,17 @@ describe('dependency outages under load', () => {
     }
     // Settlements that met the outage were retried, not left to the expiry sweep.
     assert.equal(await waitFor(async () => ((await held()) === 0 ? 0 : undefined), 60_000), 0, 'no reservation left held');
-  });
+  }
 
-  test('the Temporal server is killed and restarted under load: only 503 + Retry-After, then full recovery', async (t) => {
-    const load = steadyLoad(f, key);
-    try {
-      assert.ok(await load.recovered(5), 'serving before the outage');
-      const before = load.outcomes.length;
-      await temporal.stop();
-      const down = await waitFor(async () => (load.outcomes.slice(before).some((o) => o.status === 503) ? true : undefined), 30_000);
-      assert.ok(down, 'the outage was seen by clients');
-      temporal = await startTemporal();
-      const restartedAt = Date.now();
-      assert.ok(await load.recovered(10), `recovered: ${JSON.stringify(load.outcomes.slice(-5))}`);
-      assertOnlyTransient(load.outcomes.slice(before));
-      report(t, load.outcomes.slice(before), restartedAt, Date.now());
-    } finally {
-      await load.stop();
-    }
-    assert.equal(await waitFor(async () => ((await held()) === 0 ? 0 : undefined), 60_000), 0, 'no reservation left held');
-  });
+  test('PostgreSQL crashes and comes back under load: only 503 + Retry-After, then full recovery', (t) =>
+    outageUnderLoad(t, () => cluster.stop('immediate'), () => cluster.start()));
+
+  test('the Temporal server is killed and restarted under load: only 503 + Retry-After, then full recovery', (t) =>
+    outageUnderLoad(
+      t,
+      () => temporal.stop(),
+      async () => {
+        temporal = await startTemporal();
+      },
+    ));
 });
