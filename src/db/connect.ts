@@ -65,6 +65,10 @@ async function openPostgres(databaseUrl: string, log: Logger): Promise<DbHandle>
   const pool = new pg.Pool({ connectionString: databaseUrl, max: 10 });
   // An idle client losing its socket emits on the pool; unhandled, it would crash the process.
   pool.on('error', (err) => log.warn({ err: err.message }, 'idle PostgreSQL connection failed'));
+  // A client checked out of the pool (e.g. between two statements of a transaction) has no
+  // listener of the pool's: a server crash at that moment would be an uncaught 'error' and take
+  // the process down. The statement in flight fails and the pool drops the client; this only logs.
+  pool.on('connect', (client) => client.on('error', (err) => log.debug({ err: err.message }, 'PostgreSQL connection lost while in use')));
   try {
     // Fail at start, with a clear message, rather than on the first request.
     await pool.query('select 1');

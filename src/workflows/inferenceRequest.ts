@@ -171,6 +171,9 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         if ((facts.timeoutType === 'SCHEDULE_TO_START' || facts.timeoutType === 'HEARTBEAT') && patched(SUSPECT_PATCH)) {
           // Best effort: the request goes on either way, and the heartbeat rule catches the host later.
           await markHostSuspect(hostId).catch(() => undefined);
+          // Gone is not busy: the suspect mark keeps it out of routing until it heartbeats again,
+          // and a host that comes back (a Temporal restart, a pause) may serve this request after all.
+          tried.splice(tried.lastIndexOf(hostId), 1);
         }
         failovers++;
       }

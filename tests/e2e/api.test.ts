@@ -150,7 +150,7 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
     test('a recorded inferenceRequest history replays against the current code', async () => {
       const r = await f.openai.chat.completions.create({ model: 'tiny', messages: user('replay me'), max_tokens: 4 });
       const history = await f.stack.temporal.client.workflow.getHandle(r.id).fetchHistory();
-      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, r.id);
+      await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, dataConverter: f.stack.temporal.dataConverter }, history, r.id);
     });
 
     test('GET /admin/hosts shows the host healthy with its placement', async () => {

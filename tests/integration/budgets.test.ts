@@ -186,8 +186,10 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
       assert.equal((await keyRow(victim.id)).spent, 0);
       // The workflow carries the resolved principal, not the spoofed one.
       const history = await f.stack.temporal.client.workflow.getHandle(keyed.body.id).fetchHistory();
-      const payload = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
-      const input = JSON.parse(Buffer.from(payload.data!).toString('utf8')) as { principal: string; accountId: string };
+      const sealed = history.events![0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+      // Encrypted at rest: read through the stack's codec.
+      const [payload] = f.stack.temporal.codec ? await f.stack.temporal.codec.decode([sealed]) : [sealed];
+      const input = JSON.parse(Buffer.from(payload!.data!).toString('utf8')) as { principal: string; accountId: string };
       assert.deepEqual([input.principal, input.accountId], [own.id, 'acme']);
     });
 

@@ -68,7 +68,7 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       const others = backend.kind === 'postgres' ? [await backend.open(), await backend.open()] : [h, h];
       try {
         const runs = await Promise.all([h, ...others].map((x) => migrateToLatest(x.db, testLog)));
-        assert.deepEqual(runs.flat(), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools']);
+        assert.deepEqual(runs.flat(), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience']);
       } finally {
         for (const o of others) if (o !== h) await o.close();
       }
@@ -80,7 +80,7 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       assert.equal(down.error, undefined);
       const tables = await h.db.introspection.getTables();
       assert.deepEqual(tables.map((t) => t.name), []);
-      assert.deepEqual(await migrateToLatest(h.db, testLog), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools']);
+      assert.deepEqual(await migrateToLatest(h.db, testLog), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience']);
     });
 
     it('hosts: register, heartbeat, mark down, re-register', async () => {

@@ -139,7 +139,7 @@ test('marking the model verifiable schedules its refresh; unmarking deletes the 
 test("a cycle's recorded history replays against the workflow code", async () => {
   const last = cycles.at(-1)!;
   const history = await f.stack.temporal.client.workflow.getHandle(last.workflowId).fetchHistory();
-  await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history, last.workflowId);
+  await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, dataConverter: f.stack.temporal.dataConverter }, history, last.workflowId);
 });
 
 test('fleet discovery run / replay / rerun', async () => {

@@ -25,6 +25,7 @@ interface Outcome {
   status: number;
   code?: string;
   retryAfter: string | null;
+  message?: string;
 }
 
 /** Closed-loop clients that keep one request each in flight until stopped. */
@@ -40,8 +41,8 @@ function steadyLoad(f: ProcessFleet, key: string, clients = 3) {
           body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: `steady ${i}` }], max_tokens: 4 }),
           signal: AbortSignal.timeout(60_000),
         });
-        const body = (await res.json().catch(() => ({}))) as { error?: { code?: string } };
-        outcomes.push({ status: res.status, code: body.error?.code, retryAfter: res.headers.get('retry-after') });
+        const body = (await res.json().catch(() => ({}))) as { error?: { code?: string; message?: string } };
+        outcomes.push({ status: res.status, code: body.error?.code, retryAfter: res.headers.get('retry-after'), ...(body.error ? { message: body.error.message } : {}) });
         // Refused: back off as told, so the loop does not spin on a dead dependency.
         if (res.status !== 200) await new Promise((r) => setTimeout(r, 200));
       } catch (err) {
@@ -115,7 +116,10 @@ describe('dependency outages under load', () => {
 
   const report = (t: { diagnostic(m: string): void }, outcomes: Outcome[], restartedAt: number, recoveredAt: number) => {
     const by = new Map<string, number>();
-    for (const o of outcomes) by.set(`${o.status}${o.code ? ` ${o.code}` : ''}`, (by.get(`${o.status}${o.code ? ` ${o.code}` : ''}`) ?? 0) + 1);
+    for (const o of outcomes) {
+      const k = `${o.status}${o.code ? ` ${o.code}` : ''}`;
+      by.set(k, (by.get(k) ?? 0) + 1);
+    }
     t.diagnostic(`answers during the outage: ${[...by].map(([k, n]) => `${k}×${n}`).join(', ')}; serving 10 in a row ${recoveredAt - restartedAt} ms after the restart`);
   };
 
@@ -130,7 +134,8 @@ describe('dependency outages under load', () => {
       assert.ok(down, 'the outage was seen by clients');
       await start();
       const restartedAt = Date.now();
-      assert.ok(await load.recovered(10), `recovered: ${JSON.stringify(load.outcomes.slice(-5))}`);
+      const recovered = await load.recovered(10);
+      assert.ok(recovered, `recovered: ${JSON.stringify(load.outcomes.slice(-3))}\nhost h0 (exit ${f.hosts.get('h0')!.child.exitCode ?? f.hosts.get('h0')!.child.signalCode}):\n${f.hosts.get('h0')!.output().slice(-3000)}`);
       assertOnlyTransient(load.outcomes.slice(before));
       report(t, load.outcomes.slice(before), restartedAt, Date.now());
     } finally {
