@@ -18,6 +18,7 @@ import { CliError, config, requireDatabaseUrl, runUntilSignal, int, hostId } fro
 import { registerDiscoveryCommands } from './cli/discoveryCommands.js';
 import { registerOperatorCommands } from './cli/operatorCommands.js';
 import { registerPoolCommands } from './cli/poolCommands.js';
+import { registerProviderCommands } from './cli/providerCommands.js';
 
 const program = new Command('fleet').description('inference-fleet: OpenAI-compatible gateway and GPU fleet on Temporal');
 
@@ -68,7 +69,7 @@ program
   .action(async () => {
     const c = config();
     requireDatabaseUrl(c, 'api');
-    await runUntilSignal({ config: c, log, controlPlane: false, api: { host: c.http.host, port: c.http.port } });
+    await runUntilSignal({ config: c, log, controlPlane: false, providerWorker: false, api: { host: c.http.host, port: c.http.port } });
   });
 
 const worker = program.command('worker').description('run a Temporal worker');
@@ -89,7 +90,16 @@ worker
     requireDatabaseUrl(c, 'worker gpu-host');
     const id = opts.hostId ?? c.hostId;
     if (!id) throw new ConfigError('FLEET_HOST_ID: required (or pass --host-id)');
-    await runUntilSignal({ config: c, log, controlPlane: false, hostIds: [id], metricsPort: c.metricsPort });
+    await runUntilSignal({ config: c, log, controlPlane: false, providerWorker: false, hostIds: [id], metricsPort: c.metricsPort });
+  });
+
+worker
+  .command('provider')
+  .description('a provider worker: queue fleet.providers, generate against remote OpenAI-compatible providers (stateless; run many)')
+  .action(async () => {
+    const c = config();
+    requireDatabaseUrl(c, 'worker provider');
+    await runUntilSignal({ config: c, log, controlPlane: false, providerWorker: true, metricsPort: c.metricsPort });
   });
 
 program
@@ -108,6 +118,7 @@ program
 
 registerPoolCommands(program, registerOperatorCommands(program));
 registerDiscoveryCommands(program);
+registerProviderCommands(program);
 
 program
   .command('make-tiny-model <file>')

@@ -2,9 +2,12 @@
  * The one place the environment is read. Every variable is validated once, at start, and a
  * bad value fails fast with a message that names the variable — never later, mid-request.
  */
+import { readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { fleetConfigFileSchema, type FleetConfigFile } from './providers/providerSpec.js';
 import { parsePayloadKeys, PayloadCodecError, type PayloadKey } from './temporal/payloadCodec.js';
 
 const boolFromEnv = z
@@ -67,12 +70,16 @@ const envSchema = z.object({
   FLEET_PAYLOAD_KEYS: z.string().min(1).optional(),
   FLEET_PAYLOAD_KEYS_FILE: z.string().min(1).optional(),
   FLEET_CODEC_CORS_ORIGINS: z.string().optional(),
+  FLEET_CONFIG: z.string().min(1).optional(),
+  FLEET_DEMOTE_AFTER: z.coerce.number().int().min(0).max(1_000_000).default(10),
+  FLEET_PROVIDER_WORKER: boolFromEnv.default(true),
+  FLEET_PROVIDER_REFRESH_S: z.coerce.number().int().min(10).max(86_400).default(300),
   FLEET_TEST_GATES_DIR: z.string().min(1).optional(),
 });
 
 export type FleetConfig = ReturnType<typeof toConfig>;
 
-function toConfig(e: z.infer<typeof envSchema>) {
+function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
   const dataDir = path.resolve(e.FLEET_DATA_DIR);
   return {
     temporal: {
@@ -152,6 +159,21 @@ function toConfig(e: z.infer<typeof envSchema>) {
       .split(',')
       .map((x) => x.trim())
       .filter(Boolean),
+    /** Providers declared in the `FLEET_CONFIG` file (YAML or JSON); none without one. */
+    file: e.FLEET_CONFIG ? loadConfigFile(e.FLEET_CONFIG) : ({ providers: [] } as FleetConfigFile),
+    providers: {
+      /** A replica that failed this many times in a row sorts after the next tier until it succeeds (0: never). */
+      demoteAfter: e.FLEET_DEMOTE_AFTER,
+      /** Run the provider worker inside the control-plane process (and `fleet dev`). */
+      workerInControlPlane: e.FLEET_PROVIDER_WORKER,
+      /** Period of the `fleet.provider-refresh` Schedule (every provider's /v1/models). */
+      refreshIntervalS: e.FLEET_PROVIDER_REFRESH_S,
+    },
+    /**
+     * Provider API keys are read by the NAME a provider stores (`api_key_env`), here, from the
+     * environment this config was loaded from — the one place the environment is read.
+     */
+    secrets: { get: (name: string): string | undefined => (env[name] ? env[name] : undefined) },
     payloadKeys: { keys: payloadKeysOf(e.FLEET_PAYLOAD_KEYS), file: e.FLEET_PAYLOAD_KEYS_FILE ? path.resolve(e.FLEET_PAYLOAD_KEYS_FILE) : undefined },
   };
 }
@@ -180,5 +202,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): FleetConfig {
     const lines = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
     throw new ConfigError(`invalid environment:\n  ${lines.join('\n  ')}`);
   }
-  return toConfig(parsed.data);
+  return toConfig(parsed.data, env);
+}
+
+/** Reads and validates the `FLEET_CONFIG` file; a ConfigError names the file and the field. */
+function loadConfigFile(file: string): FleetConfigFile {
+  const where = path.resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(where, 'utf8');
+  } catch (err) {
+    throw new ConfigError(`invalid environment:\n  FLEET_CONFIG: cannot read ${where} (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text) ?? {};
+  } catch (err) {
+    throw new ConfigError(`FLEET_CONFIG (${where}): not valid YAML or JSON: ${(err as Error).message.split('\n')[0]}`);
+  }
+  const parsed = fleetConfigFileSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `${i.path.join('.') || '(top level)'}: ${i.message}`);
+    throw new ConfigError(`FLEET_CONFIG (${where}):\n  ${lines.join('\n  ')}`);
+  }
+  const ids = parsed.data.providers.map((p) => p.id);
+  const dup = ids.find((id, i) => ids.indexOf(id) !== i);
+  if (dup) throw new ConfigError(`FLEET_CONFIG (${where}): provider id '${dup}' appears twice`);
+  return parsed.data;
 }

@@ -22,6 +22,7 @@ import { startDevServer, type DevServer } from './temporal/devServer.js';
 import { installTemporalLogging } from './temporal/runtimeLogging.js';
 import { startControlPlaneWorker } from './workers/controlPlane.js';
 import { startGpuHostWorker, type RunningWorker } from './workers/gpuHost.js';
+import { startProviderWorker } from './workers/provider.js';
 
 export interface StackOptions {
   config: FleetConfig;
@@ -33,6 +34,8 @@ export interface StackOptions {
   /** Database: `config.databaseUrl`, else PGlite in this folder (undefined: in memory). */
   pgliteDir?: string;
   controlPlane?: boolean;
+  /** Run a provider worker in this process. @default controlPlane && FLEET_PROVIDER_WORKER */
+  providerWorker?: boolean;
   /** GPU-host workers to run in this process. */
   hostIds?: string[];
   api?: { host: string; port: number } | false;
@@ -96,8 +99,21 @@ export async function startStack(o: StackOptions): Promise<Stack> {
 
     const hosts = new Map<string, RunningWorker>();
     if (o.controlPlane !== false) {
-      const cp = await startControlPlaneWorker({ temporal, db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, log });
+      const cp = await startControlPlaneWorker({
+        temporal,
+        db,
+        heartbeatIntervalMs: config.heartbeatIntervalMs,
+        pools: config.pools,
+        demoteAfter: config.providers.demoteAfter,
+        secrets: config.secrets,
+        providers: { fromConfig: config.file.providers, refreshIntervalS: config.providers.refreshIntervalS },
+        log,
+      });
       cleanups.push(() => cp.stop());
+    }
+    if (o.providerWorker ?? (o.controlPlane !== false && config.providers.workerInControlPlane)) {
+      const pw = await startProviderWorker({ temporal, db, channel, secrets: config.secrets, log });
+      cleanups.push(() => pw.stop());
     }
     for (const hostId of o.hostIds ?? []) {
       const h = await startGpuHostWorker({
@@ -139,6 +155,8 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         bodyLimitBytes: config.http.bodyLimitBytes,
         codec: temporal.codec,
         codecCorsOrigins: config.codecCorsOrigins,
+        secrets: config.secrets,
+        demoteAfter: config.providers.demoteAfter,
       });
       cleanups.push(() => api!.close());
       const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, log });

@@ -23,6 +23,11 @@ import type { Logger } from '../logger.js';
 import { startColdLoad } from '../temporal/coldLoadStarter.js';
 import type { ServingHosts } from '../common/discovery.js';
 import { readPinSet, recordDiscoveryCycle, type CycleRecord } from '../db/pinSetsRepo.js';
+import { readProviderOffers } from '../db/fleetStateRepo.js';
+import { readReplicaFailures, recordReplicaOutcomes, type ReplicaOutcome } from '../db/replicaHealthRepo.js';
+import { planRequest, type RouteOutcome, type RouteView } from '../domain/requestPlan.js';
+import { listProviders, mergeRefresh } from '../db/providersRepo.js';
+import type { Listing } from '../domain/providerCatalog.js';
 import { markHostSuspect } from '../db/hostsRepo.js';
 import { quarantineBuild } from '../db/modelsRepo.js';
 import type { PinSet } from '../domain/pinSet.js';
@@ -34,7 +39,20 @@ export interface ControlPlaneDeps {
   heartbeatIntervalMs: number;
   /** Pool enforcement (the kill switch) and the planner's cool-down, from config. */
   pools: { enabled: boolean; cooldownMs: number };
+  /** Failures in a row before a replica is demoted (FLEET_DEMOTE_AFTER). */
+  demoteAfter: number;
+  /** Provider API keys by variable name (whether one is set decides if a provider can be used). */
+  secrets: { get(name: string): string | undefined };
   log: Logger;
+}
+
+export interface RouteInput {
+  alias: string;
+  requestId: string;
+  stream: boolean;
+  /** Replica keys this request already tried. */
+  exclude: string[];
+  joinLoads: boolean;
 }
 
 /** Failure types an awaited workflow's caller decides on: passed through as they are. */
@@ -74,6 +92,58 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
     async readFleetState(id: string, by: 'alias' | 'build' = 'build'): Promise<FleetView> {
       const state = await readFleetState(db, id, by);
       return { ...state, pools: { ...state.pools, ...deps.pools }, heartbeatIntervalMs: deps.heartbeatIntervalMs };
+    },
+
+    /**
+     * The route step: reads the alias's own fleet, its provider offers and replica health, and
+     * returns the decision only (ranked attempts and why others were left out) — that is what
+     * the workflow's history records, not the fleet.
+     */
+    async route(input: RouteInput): Promise<RouteOutcome> {
+      const [state, offers, failures] = await Promise.all([
+        readFleetState(db, input.alias, 'alias'),
+        readProviderOffers(db, input.alias),
+        readReplicaFailures(db),
+      ]);
+      const fleet: FleetView = { ...state, pools: { ...state.pools, ...deps.pools }, heartbeatIntervalMs: deps.heartbeatIntervalMs };
+      const view: RouteView = {
+        fleet,
+        offers: offers.map((o) => ({
+          providerId: o.provider_id,
+          target: { kind: 'remote', build: o.build, upstreamModel: o.upstream_model ?? o.build, contextLength: o.context_length },
+          tier: o.tier,
+          streaming: o.streaming,
+          unusable: !o.enabled
+            ? 'the provider is disabled'
+            : !o.active
+              ? 'the model is not active at this provider'
+              : o.api_key_env && !deps.secrets.get(o.api_key_env)
+                ? `its key (${o.api_key_env}) is not set`
+                : null,
+        })),
+        failures,
+        demoteAfter: deps.demoteAfter,
+      };
+      return planRequest(view, { now: Date.now(), requestId: input.requestId, stream: input.stream, exclude: input.exclude, joinLoads: input.joinLoads });
+    },
+
+    /** The providers a refresh asks: every enabled one. */
+    async listRefreshTargets(): Promise<{ enabled: string[] }> {
+      return { enabled: (await listProviders(db)).filter((p) => p.enabled).map((p) => p.id) };
+    },
+
+    /** Applies a refresh's answers: merge, or prune too when `complete` (see providerCatalog.ts). */
+    async applyProviderListings(input: { listings: Listing[]; complete: boolean }) {
+      const plan = await db.transaction().execute((tx) => mergeRefresh(tx, input.listings, input.complete));
+      if (plan.remove.length || plan.aliases.remove.length) {
+        deps.log.info({ removed: plan.remove, aliasesRemoved: plan.aliases.remove }, 'provider refresh pruned models');
+      }
+      return { added: plan.upsert.map((b) => b.id), removed: plan.remove, aliasesRemoved: plan.aliases.remove };
+    },
+
+    /** A request's attempts that changed a replica's failure count (the usual request has none). */
+    async recordReplicaOutcomes(outcomes: ReplicaOutcome[]): Promise<void> {
+      await recordReplicaOutcomes(db, outcomes);
     },
 
     /** Everything the warm-pool planner decides from: hosts, pools and every build. */

@@ -6,18 +6,17 @@
  * Host-side metrics (load counts and times, tokens/s, admission refusals) are recorded here,
  * where the facts are.
  *
- * A keyed generation cancelled by its workflow (the client went away) settles its budget
- * reservation to the tokens it actually used before it reports the cancellation: only the
- * host knows that count, and the workflow waits for this activity's cancellation to complete
- * before it closes, so the API finds the reservation settled when it cleans up.
+ * A generation cancelled by its workflow (the client went away) reports the tokens it used by
+ * then in the cancellation's details; the workflow waits for that before it closes, and the
+ * API settles the key's budget to them — budgets are settled in one place, the API.
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import os from 'node:os';
 import { FailureType } from '../common/failures.js';
-import type { GenerateInput, GenerateResult, Usage } from '../common/inference.js';
+import type { GenerateInput, GenerateResult } from '../common/inference.js';
 import type { Logger } from '../logger.js';
-import { recordAdmissionRejection, recordColdLoad, recordGeneration, recordKeyTokens } from '../metrics.js';
+import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 import { keyFingerprint, publicKeyOf, signReport, signResponse, type AttestationReport } from '../domain/attestation.js';
@@ -51,11 +50,6 @@ export interface HostActivityDeps {
   onIdentityRead?: () => void;
   /** A model was loaded or unloaded. */
   onModelsChanged?: () => void;
-  /**
-   * Settles a keyed request's budget reservation to `usage` (idempotent); returns the key when
-   * this call settled it. Used for generations cancelled by their workflow. Unset: no budgets.
-   */
-  settleReservation?: (requestId: string, usage: Usage) => Promise<{ keyId: string; accountId: string } | null>;
   /** Probe loads in a child process before a build's first load here (FLEET_LOAD_PROBE); unset: none. */
   probe?: { registry: ReturnType<typeof probeRegistry> };
   /** Test gates (FLEET_TEST_GATES_DIR): a gated generation holds its slot until released. */
@@ -181,17 +175,6 @@ export function createHostActivities(deps: HostActivityDeps) {
     return key;
   }
 
-  /** Never throws: a failed settle leaves the hold for the API's release or the sweep. */
-  async function settleCancelled(requestId: string, usage: Usage): Promise<void> {
-    if (!deps.settleReservation) return;
-    try {
-      const settled = await deps.settleReservation(requestId, usage);
-      if (settled) recordKeyTokens({ ...settled, ...usage });
-    } catch (err) {
-      deps.log.warn({ requestId, err: (err as Error).message }, 'settling a cancelled generation failed');
-    }
-  }
-
   return {
     /** Verifies and loads a model (see loadVerified), counting real loads in the metrics. */
     async loadModel(input: LoadModelInput): Promise<LoadedModelInfo> {
@@ -298,17 +281,17 @@ export function createHostActivities(deps: HostActivityDeps) {
         await publisher?.flush();
         if (input.sign && signingKey) {
           const signature = signResponse({ requestId: input.requestId, modelSha256: input.sign.modelSha256, text: out.text }, signingKey);
-          return { ...out, hostId, signature };
+          return { ...out, hostId, replica: { kind: 'host', hostId }, signature };
         }
-        return { ...out, hostId };
+        return { ...out, hostId, replica: { kind: 'host', hostId } };
       } catch (err) {
         await publisher?.flush();
-        // Only a cancellation the workflow asked for: after a timeout the workflow may have
-        // moved the request to another host, whose result the API settles.
-        if (signal.aborted && input.principal !== null && ctx.cancellationDetails?.cancelRequested) {
-          await settleCancelled(input.requestId, err instanceof GenerationAbortedError ? err.usage : { promptTokens: 0, completionTokens: 0 });
+        // A cancellation says what was used by then: the API settles the key's budget to it.
+        if (signal.aborted) {
+          const used = err instanceof GenerationAbortedError ? err.usage : { promptTokens: 0, completionTokens: 0 };
+          throw new CancelledFailure('generation cancelled', [used]);
         }
-        throw toFailure(err, signal, hostId, input.modelId);
+        throw toFailure(err, hostId, input.modelId);
       } finally {
         clearInterval(beats);
       }
@@ -318,8 +301,7 @@ export function createHostActivities(deps: HostActivityDeps) {
 
 export type HostActivities = ReturnType<typeof createHostActivities>;
 
-function toFailure(err: unknown, signal: AbortSignal, hostId: string, modelId: string): Error {
-  if (signal.aborted) return new CancelledFailure('generation cancelled');
+function toFailure(err: unknown, hostId: string, modelId: string): Error {
   if (err instanceof ContextOverflowError) {
     return ApplicationFailure.create({
       message: err.message,

@@ -8,7 +8,7 @@ import { sql } from 'kysely';
 import { renderMetrics } from '../metrics.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { ApiError, toErrorResponse } from './errors.js';
-import type { ApiDeps } from './inferenceCall.js';
+import type { ApiDeps } from './callExecutor.js';
 import { adminRoutes, type AdminDeps } from './routes/admin.js';
 import { adminPoolRoutes } from './routes/adminPools.js';
 import { adminKeyRoutes } from './routes/adminKeys.js';
@@ -17,6 +17,7 @@ import { modelRoutes } from './routes/models.js';
 import { signatureRoutes } from './routes/signatures.js';
 import { usageRoutes } from './routes/usage.js';
 import { codecRoutes } from './routes/codec.js';
+import { adminProviderRoutes } from './routes/adminProviders.js';
 import type { PayloadCodec } from '@temporalio/common';
 
 export interface AppOptions extends AdminDeps {
@@ -27,6 +28,9 @@ export interface AppOptions extends AdminDeps {
   codec?: PayloadCodec;
   /** Browser origins allowed to call the codec endpoint (the Temporal Web UI). */
   codecCorsOrigins?: readonly string[];
+  /** Provider keys by variable name (the admin API says whether each is set, never its value). */
+  secrets: { get(name: string): string | undefined };
+  demoteAfter: number;
 }
 
 export function createApp(o: AppOptions): express.Express {
@@ -67,6 +71,7 @@ export function createApp(o: AppOptions): express.Express {
   app.use(adminRoutes(o));
   app.use(adminKeyRoutes(o));
   app.use(adminPoolRoutes(o));
+  app.use(adminProviderRoutes(o));
 
   app.use((req: Request) => {
     throw new ApiError(404, `Unknown request URL: ${req.method} ${req.path}.`, 'invalid_request_error', 'unknown_url');

@@ -9,21 +9,21 @@ import { listAliases } from '../db/aliasesRepo.js';
 import { listModels } from '../db/modelsRepo.js';
 import type { Database } from '../db/schema.js';
 
-/** One build: a concrete GGUF file. */
-export interface CatalogEntry {
-  id: string;
-  path: string;
-  sha256: string;
-  sizeBytes: number;
-  contextLength: number;
-  createdAt: Date;
-}
+/** One build: a GGUF file our hosts load, or a model of a remote provider. */
+export type CatalogEntry =
+  | { kind: 'gguf'; id: string; path: string; sha256: string; sizeBytes: number; contextLength: number; createdAt: Date }
+  | { kind: 'remote'; id: string; providerId: string; upstreamModel: string; canonicalId: string; active: boolean; contextLength: number; createdAt: Date };
 
-/** A public model id; its file facts are the desired build's. */
-export interface AliasEntry extends CatalogEntry {
+/** A public model id (an alias): what clients name; its context length is the desired build's. */
+export interface AliasEntry {
+  id: string;
+  /** The desired build's id and kind. */
   build: string;
+  kind: CatalogEntry['kind'];
   previous: string | null;
   minWarm: number;
+  contextLength: number;
+  createdAt: Date;
 }
 
 interface Snapshot {
@@ -45,17 +45,21 @@ export class ModelCatalog {
     if (this.cache && Date.now() - this.cache.at < this.ttlMs) return this.cache;
     this.loading ??= Promise.all([listModels(this.db), listAliases(this.db)])
       .then(([rows, aliasRows]) => {
-        const builds = new Map(
-          rows.map((r) => [
+        const builds = new Map<string, CatalogEntry>(
+          rows.map((r): [string, CatalogEntry] => [
             r.id,
-            {
-              id: r.id,
-              path: r.path,
-              sha256: r.sha256,
-              sizeBytes: Number(r.size_bytes),
-              contextLength: r.context_length,
-              createdAt: new Date(r.created_at),
-            },
+            r.kind === 'gguf'
+              ? { kind: 'gguf', id: r.id, path: r.path ?? '', sha256: r.sha256 ?? '', sizeBytes: Number(r.size_bytes ?? 0), contextLength: r.context_length, createdAt: new Date(r.created_at) }
+              : {
+                  kind: 'remote',
+                  id: r.id,
+                  providerId: r.provider_id ?? '',
+                  upstreamModel: r.upstream_model ?? '',
+                  canonicalId: r.canonical_id ?? r.id,
+                  active: r.active,
+                  contextLength: r.context_length,
+                  createdAt: new Date(r.created_at),
+                },
           ]),
         );
         const aliases = new Map<string, AliasEntry>();
@@ -63,12 +67,13 @@ export class ModelCatalog {
           const b = builds.get(a.desired_build);
           if (!b) continue;
           aliases.set(a.id, {
-            ...b,
             id: a.id,
-            createdAt: new Date(a.created_at),
             build: b.id,
+            kind: b.kind,
             previous: a.previous_build,
             minWarm: a.min_warm,
+            contextLength: b.contextLength,
+            createdAt: new Date(a.created_at),
           });
         }
         this.cache = { at: Date.now(), aliases, builds };
@@ -89,6 +94,11 @@ export class ModelCatalog {
     // A miss may be a model registered by another process since the last refresh.
     this.invalidate();
     return pick(await this.snapshot());
+  }
+
+  /** Every build by id (both kinds). */
+  async builds(): Promise<Map<string, CatalogEntry>> {
+    return (await this.snapshot()).builds;
   }
 
   /** The alias a client names. */

@@ -6,7 +6,8 @@
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TemporalFailure, TimeoutFailure } from '@temporalio/common';
-import { FailureType } from '../common/failures.js';
+import { asFailureType, FAILURES, FailureType } from '../common/failures.js';
+import { detailsOf } from '../common/typedFailure.js';
 import { isDependencyOutage } from '../common/outage.js';
 import type { BudgetRefusal } from '../domain/budget.js';
 
@@ -152,49 +153,8 @@ export function dependencyOutage(err: unknown): ApiError | undefined {
 /** Maps a workflow's typed failure to the client's error; the mapping table lives here only. */
 export function fromWorkflowFailure(err: unknown, model: string): ApiError {
   const app = findApplicationFailure(err);
-  const retryAfter = app ? retryAfterOf(app) : undefined;
-  switch (app?.type) {
-    case FailureType.ModelNotFound:
-      return modelNotFound(model);
-    case FailureType.ContextLengthExceeded:
-      return invalidRequest(app.message, 'messages', 'context_length_exceeded');
-    case FailureType.InvalidRequest:
-      return invalidRequest(app.message);
-    case FailureType.Unavailable: {
-      const d = app.details?.[0] as { reason?: string } | undefined;
-      if (d?.reason === 'pool_exhausted') {
-        return new ApiError(429, app.message, 'rate_limit_error', 'pool_exhausted', null, retryAfter ?? 1);
-      }
-      const code = d?.reason === 'all_tried' ? 'rate_limit_exceeded' : 'service_unavailable';
-      return new ApiError(503, app.message, 'server_error', code, null, retryAfter ?? 1);
-    }
-    case FailureType.PrincipalLimited:
-      return new ApiError(429, app.message, 'rate_limit_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
-    case FailureType.ModelBusy:
-      return new ApiError(503, 'The model is busy. Retry shortly.', 'server_error', 'service_unavailable', null, retryAfter ?? 1);
-    case FailureType.StreamBroken:
-      return new ApiError(502, 'The inference host failed mid-stream; the answer is incomplete.', 'api_error', 'upstream_error');
-    case FailureType.HostBusy:
-      return new ApiError(503, 'The model is overloaded. Retry shortly.', 'server_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
-    case FailureType.LoadFailed:
-      return new ApiError(503, `The model could not be loaded: ${app.message}`, 'server_error', 'service_unavailable', null, 5);
-    case FailureType.ModelQuarantined: {
-      // Not transient: nothing changes until an operator releases (or replaces) the build.
-      const d = app.details?.[0] as { build?: string; reason?: string } | undefined;
-      return new ApiError(
-        503,
-        `The model '${model}' cannot be served: its build ${d?.build ?? ''} is quarantined because a load of it failed (${d?.reason ?? 'unknown reason'}). An operator can release it with \`fleet models release ${d?.build ?? model}\`.`,
-        'server_error',
-        'model_quarantined',
-      );
-    }
-    case FailureType.ReassignRefused: {
-      const d = app.details?.[0] as { reason?: string } | undefined;
-      return new ApiError(409, app.message, 'invalid_request_error', `host_${d?.reason ?? 'refused'}`, 'host', retryAfter);
-    }
-    case FailureType.GenerationFailed:
-      return new ApiError(502, 'The inference host failed while generating.', 'api_error', 'upstream_error');
-  }
+  const type = asFailureType(app?.type);
+  if (app && type) return fromTypedFailure(app, type, model);
   const cause = err instanceof WorkflowFailedError ? err.cause : err;
   const outage = dependencyOutage(err);
   if (outage) return outage;
@@ -205,9 +165,78 @@ export function fromWorkflowFailure(err: unknown, model: string): ApiError {
     return new ApiError(499, 'The request was cancelled.', 'invalid_request_error', 'cancelled');
   }
   if (cause instanceof TemporalFailure) {
-    return new ApiError(502, 'The inference host failed.', 'api_error', 'upstream_error');
+    return new ApiError(502, 'The inference replica failed.', 'api_error', 'upstream_error');
   }
   return new ApiError(500, 'The server had an error while processing your request.', 'server_error', 'internal_error');
+}
+
+/** One case per failure type of the contract: the compiler refuses a type left out. */
+function fromTypedFailure(app: ApplicationFailure, type: FailureType, model: string): ApiError {
+  const retryAfter = retryAfterOf(app);
+  const status = FAILURES[type].status;
+  switch (type) {
+    case FailureType.ModelNotFound:
+      return modelNotFound(model);
+    case FailureType.ContextLengthExceeded:
+      return invalidRequest(app.message, 'messages', 'context_length_exceeded');
+    case FailureType.InvalidRequest:
+      return invalidRequest(app.message);
+    case FailureType.Unavailable: {
+      const reason = detailsOf(app, type)?.reason;
+      if (reason === 'pool_exhausted') return new ApiError(429, `Rate limited: ${app.message}.`, 'rate_limit_error', 'pool_exhausted', null, retryAfter ?? 1);
+      const code = reason === 'all_tried' ? 'rate_limit_exceeded' : 'service_unavailable';
+      return new ApiError(status, `Service unavailable: ${app.message}.`, 'server_error', code, null, retryAfter ?? 1);
+    }
+    case FailureType.PrincipalLimited:
+      return new ApiError(status, app.message, 'rate_limit_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
+    case FailureType.ModelBusy:
+      return new ApiError(status, 'The model is busy. Retry shortly.', 'server_error', 'service_unavailable', null, retryAfter ?? 1);
+    case FailureType.StreamBroken:
+      return new ApiError(status, 'The inference replica failed mid-stream; the answer is incomplete.', 'api_error', 'upstream_error');
+    case FailureType.HostBusy:
+      return new ApiError(status, 'The model is overloaded. Retry shortly.', 'server_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
+    case FailureType.ModelNotLoaded:
+      return new ApiError(status, 'The model is not loaded where the request went. Retry shortly.', 'server_error', 'service_unavailable', null, 1);
+    case FailureType.LoadFailed:
+      return new ApiError(status, `The model could not be loaded: ${app.message}`, 'server_error', 'service_unavailable', null, 5);
+    case FailureType.ModelQuarantined: {
+      // Not transient: nothing changes until an operator releases (or replaces) the build.
+      const d = detailsOf(app, type);
+      return new ApiError(
+        status,
+        `The model '${model}' cannot be served: its build ${d?.build ?? ''} is quarantined because a load of it failed (${d?.reason ?? 'unknown reason'}). An operator can release it with \`fleet models release ${d?.build ?? model}\`.`,
+        'server_error',
+        'model_quarantined',
+      );
+    }
+    case FailureType.ReassignRefused:
+      return new ApiError(status, app.message, 'invalid_request_error', `host_${detailsOf(app, type)?.reason ?? 'refused'}`, 'host', retryAfter);
+    case FailureType.GenerationFailed:
+      return new ApiError(status, 'The inference replica failed while generating.', 'api_error', 'upstream_error');
+    case FailureType.Unpinned:
+      return new ApiError(status, 'No replica with a pinned (attested) key could serve this verifiable model right now.', 'server_error', 'service_unavailable', null, 5);
+    case FailureType.UpstreamUnavailable: {
+      const d = detailsOf(app, type);
+      return new ApiError(
+        status,
+        `The model's providers could not answer (${d?.category ?? 'failure'}${d?.status ? ` ${d.status}` : ''}). Retry shortly.`,
+        'api_error',
+        'upstream_error',
+        null,
+        d?.retryAfterSeconds ?? 1,
+      );
+    }
+    case FailureType.UpstreamRejected: {
+      // The provider's own refusal of this request, in our envelope (its words, no URL, no key).
+      const d = detailsOf(app, type);
+      const s = d && d.status >= 400 && d.status < 500 ? d.status : 400;
+      return new ApiError(s, d?.message ?? app.message, 'invalid_request_error', d?.code ?? 'upstream_rejected', d?.param ?? null);
+    }
+    default: {
+      const never: never = type;
+      return never;
+    }
+  }
 }
 
 function hasCause(err: unknown, type: new (...args: never[]) => Error): boolean {

@@ -92,9 +92,11 @@ export const patchModelBody = z
     verifiable: z.boolean().optional(),
     /** Seconds between discovery cycles. @default 300, ≥ 10 */
     discovery_interval_s: z.number().int().min(10).max(86_400).optional(),
+    /** A remote build: serve it (a model seen only at a provider starts inactive). */
+    active: z.boolean().optional(),
   })
   .strict()
-  .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: give desired, previous, min_warm or verifiable' })
+  .refine((b) => Object.keys(b).length > 0, { message: 'nothing to change: give desired, previous, min_warm, verifiable or active' })
   .refine((b) => b.discovery_interval_s === undefined || b.verifiable !== undefined, {
     message: 'discovery_interval_s goes with verifiable',
     path: ['discovery_interval_s'],

@@ -3,6 +3,7 @@
  * (they are Temporal payloads), sandbox-safe, no runtime code beyond type definitions.
  */
 import type { ResponseSignature } from '../domain/attestation.js';
+import type { Replica } from './replicas.js';
 export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
 
 export interface ChatMessage {
@@ -51,7 +52,12 @@ export interface GenerateResult {
   text: string;
   finishReason: FinishReason;
   usage: Usage;
+  /** The replica that served (absent in results recorded before providers: `hostId` says it). */
+  replica?: Replica;
+  /** The host that served; for a provider, `provider:<id>` (what logs and older records show). */
   hostId: string;
+  /** The provider gave no usage: the figures are estimates. */
+  usageEstimated?: boolean;
   /** Verifiable models: the host's signature over (request id, model build, response hash). */
   signature?: ResponseSignature;
 }
@@ -79,6 +85,8 @@ export interface GenerateInput extends InferenceRequestInput {
    * absent in inputs recorded before the check.
    */
   sign?: { modelSha256: string; pinnedFingerprints?: string[] };
+  /** A remote build: the provider to call and the slug it knows the model by (provider workers only). */
+  remote?: { providerId: string; upstreamModel: string };
 }
 
 /** One coalesced piece of a streamed answer; `offset` is its position in the full text. */

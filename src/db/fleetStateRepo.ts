@@ -19,12 +19,15 @@ export type FleetState = Omit<FleetView, 'heartbeatIntervalMs' | 'pools'> & {
 /** Every host with its placements, load and pool, and every alias — no catalog entry. */
 export type FleetHosts = Pick<FleetState, 'hosts' | 'pools'>;
 
-/** Builds with their pin sets (a left join: one query for both). */
+/**
+ * GGUF builds with their pin sets (a left join: one query for both). Remote builds are not part
+ * of the fleet's view: placement, pools, the planner and own-host attestation never see them.
+ */
 const catalogQuery = (db: Kysely<Database>) =>
   db
     .selectFrom('models as m')
     .leftJoin('pin_sets as ps', 'ps.model_id', 'm.id')
-    .select(['m.id', 'm.context_length', 'm.sha256', 'm.path', 'm.size_bytes', 'm.verifiable', 'm.quarantine_reason', 'ps.fingerprints']);
+    .select(['m.id', 'm.kind', 'm.context_length', 'm.sha256', 'm.path', 'm.size_bytes', 'm.verifiable', 'm.quarantine_reason', 'ps.fingerprints']);
 
 /**
  * `by: 'alias'` resolves a public model id to its desired (and previous) build, as requests
@@ -54,7 +57,7 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
   if (alias && !retried && !models.some((m) => m.id === alias.desired)) return readFleetState(db, id, by, true);
 
   const entry = (buildId: string | null | undefined): CatalogModelView | undefined => {
-    const m = models.find((x) => x.id === buildId);
+    const m = models.find((x) => x.id === buildId && x.kind === 'gguf');
     return m ? toCatalogView(m, fingerprintsOf(m.fingerprints)) : undefined;
   };
   const previous = entry(alias?.previous);
@@ -151,9 +154,10 @@ function toCatalogView(m: ModelColumns, pinned: string[]): CatalogModelView {
   return {
     id: m.id,
     contextLength: m.context_length,
-    sha256: m.sha256,
-    path: m.path,
-    sizeBytes: Number(m.size_bytes),
+    // A gguf row always has these (the models_kind_shape check constraint).
+    sha256: m.sha256 ?? '',
+    path: m.path ?? '',
+    sizeBytes: Number(m.size_bytes ?? 0),
     // Only for a verifiable model, so other models' views (and histories) keep their shape.
     ...(m.verifiable ? { verifiable: true, pinnedFingerprints: pinned } : {}),
     ...(m.quarantine_reason !== null ? { quarantined: { reason: m.quarantine_reason } } : {}),
@@ -162,6 +166,58 @@ function toCatalogView(m: ModelColumns, pinned: string[]): CatalogModelView {
 
 /** Every build of the catalog as routing sees it (the warm-pool planner's input). */
 export async function readCatalogViews(db: Kysely<Database>): Promise<Record<string, CatalogModelView>> {
-  const models = await catalogQuery(db).orderBy('m.id').execute();
+  const models = await catalogQuery(db).where('m.kind', '=', 'gguf').orderBy('m.id').execute();
   return Object.fromEntries(models.map((m) => [m.id, toCatalogView(m, fingerprintsOf(m.fingerprints))]));
+}
+
+/**
+ * The remote builds that serve `alias`: its desired and previous builds when they are remote,
+ * and every active remote build whose canonical id is the alias, with their provider's facts,
+ * in the providers' configured order. What replica ordering needs of providers.
+ */
+export async function readProviderOffers(db: Kysely<Database>, alias: string): Promise<ProviderOfferRow[]> {
+  const aliasRow = db.selectFrom('aliases').where('aliases.id', '=', alias);
+  return db
+    .selectFrom('models as m')
+    .innerJoin('providers as p', 'p.id', 'm.provider_id')
+    .select([
+      'm.id as build',
+      'm.upstream_model',
+      'm.context_length',
+      'm.active',
+      'p.id as provider_id',
+      'p.tier',
+      'p.streaming',
+      'p.enabled',
+      'p.api_key_env',
+      'p.base_url',
+      'p.created_at',
+    ])
+    .where('m.kind', '=', 'remote')
+    .where((eb) =>
+      eb.or([
+        eb.and([eb('m.canonical_id', '=', alias), eb('m.active', '=', true)]),
+        eb('m.id', 'in', aliasRow.select('desired_build')),
+        eb('m.id', 'in', aliasRow.select('previous_build').where('previous_build', 'is not', null).$narrowType<{ previous_build: string }>()),
+      ]),
+    )
+    .orderBy('p.created_at')
+    .orderBy('p.id')
+    .orderBy('m.id')
+    .execute();
+}
+
+/** A remote build with its provider's facts, as `readProviderOffers` reads them. */
+export interface ProviderOfferRow {
+  build: string;
+  upstream_model: string | null;
+  context_length: number;
+  active: boolean;
+  provider_id: string;
+  tier: 'attested' | 'plaintext';
+  streaming: boolean;
+  enabled: boolean;
+  api_key_env: string | null;
+  base_url: string;
+  created_at: Date;
 }

@@ -33,7 +33,7 @@ export async function seedHostPool(db: Kysely<Database>, hostId: string): Promis
       tx.selectFrom('hosts').select('stats').where('id', '=', hostId).executeTakeFirst(),
       tx.selectFrom('placements').select('model_id').where('host_id', '=', hostId).where('state', '=', PlacementState.Loaded).execute(),
       readAliasViews(tx),
-      tx.selectFrom('models').select(['id', 'path']).execute(),
+      tx.selectFrom('models').select(['id', 'path']).where('kind', '=', 'gguf').execute(),
       tx.selectFrom('host_pools').select(['alias', sql<number>`count(*)::int`.as('n')]).where('alias', 'is not', null).groupBy('alias').execute(),
     ]);
     if (!host) return null;
@@ -42,7 +42,7 @@ export async function seedHostPool(db: Kysely<Database>, hostId: string): Promis
     const decision = seedPool({
       hostId,
       running: [...new Set([...Object.keys(stats.models), ...placements.map((p) => p.model_id)])],
-      advertised: models.filter((m) => files.has(m.path)).map((m) => m.id),
+      advertised: models.filter((m) => m.path !== null && files.has(m.path)).map((m) => m.id),
       aliases,
       poolSizes: Object.fromEntries(sizes.map((s) => [s.alias!, Number(s.n)])),
     });

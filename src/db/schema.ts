@@ -55,12 +55,27 @@ export interface HostsTable {
   suspect_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
 }
 
+export const BuildKind = { Gguf: 'gguf', Remote: 'remote' } as const;
+export type BuildKind = (typeof BuildKind)[keyof typeof BuildKind];
+
+/**
+ * A build: a GGUF file our hosts load (`gguf`: path, sha256, size set) or a model of a remote
+ * provider (`remote`: provider, upstream slug, canonical id set) — a check constraint holds it.
+ */
 export interface ModelsTable {
   id: string;
-  path: string;
-  sha256: string;
+  kind: ColumnType<BuildKind, BuildKind | undefined, BuildKind>;
+  path: ColumnType<string | null, string | null | undefined, string | null>;
+  sha256: ColumnType<string | null, string | null | undefined, string | null>;
   /** bigint in Postgres; a number here (see the int8 parser note above). */
-  size_bytes: ColumnType<number, number | bigint, number | bigint>;
+  size_bytes: ColumnType<number | null, number | bigint | null | undefined, number | bigint | null>;
+  provider_id: ColumnType<string | null, string | null | undefined, string | null>;
+  upstream_model: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The public id a remote build serves (its provider's canonical=slug map, or the slug). */
+  canonical_id: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A remote build discovered only at a third party stays inactive until an operator activates it. */
+  active: ColumnType<boolean, boolean | undefined, boolean>;
+  origin: ColumnType<'mapped' | 'discovered' | null, 'mapped' | 'discovered' | null | undefined, 'mapped' | 'discovered' | null>;
   context_length: number;
   created_at: DefaultTimestamp;
   /** Served only by pinned hosts; its pin set is refreshed by a Schedule. */
@@ -121,6 +136,8 @@ export interface RequestLogTable {
   kind: RequestKind;
   model_id: string;
   host_id: string | null;
+  /** The provider that served, when a remote one did. */
+  provider_id: ColumnType<string | null, string | null | undefined, string | null>;
   principal: string | null;
   stream: boolean;
   status: RequestStatus;
@@ -193,7 +210,42 @@ export interface KeyWindowBucketsTable {
   tokens: BigintColumn;
 }
 
+export const ProviderTier = { Attested: 'attested', Plaintext: 'plaintext' } as const;
+export type ProviderTier = (typeof ProviderTier)[keyof typeof ProviderTier];
+
+/** A remote OpenAI-compatible provider (see migrations/0007_providers.ts). */
+export interface ProvidersTable {
+  id: string;
+  base_url: string;
+  tier: ProviderTier;
+  /** The name of the environment variable holding the API key (never the key). */
+  api_key_env: string | null;
+  streaming: ColumnType<boolean, boolean | undefined, boolean>;
+  e2ee: ColumnType<boolean, boolean | undefined, boolean>;
+  enabled: ColumnType<boolean, boolean | undefined, boolean>;
+  /** `canonical=slug,…` (src/domain/canonicalIds.ts). */
+  models_spec: ColumnType<string, string | undefined, string>;
+  /** Context length assumed for its models when its /v1/models does not say. */
+  context_length: ColumnType<number, number | undefined, number>;
+  timeouts: DefaultJson;
+  source: 'config' | 'admin';
+  created_at: DefaultTimestamp;
+  updated_at: DefaultTimestamp;
+}
+
+/** Consecutive failures per replica, for demotion. */
+export interface ReplicaHealthTable {
+  /** `host:<id>` or `provider:<id>`. */
+  replica: string;
+  consecutive_failures: ColumnType<number, number | undefined, number>;
+  last_failure_at: NullableTimestamp;
+  last_success_at: NullableTimestamp;
+  last_error: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
 export interface Database {
+  providers: ProvidersTable;
+  replica_health: ReplicaHealthTable;
   hosts: HostsTable;
   models: ModelsTable;
   placements: PlacementsTable;
@@ -241,6 +293,7 @@ export interface HostPoolsTable {
 
 export type HostRow = Selectable<HostsTable>;
 export type ModelRow = Selectable<ModelsTable>;
+export type ProviderRow = Selectable<ProvidersTable>;
 export type AliasRow = Selectable<AliasesTable>;
 export type HostPoolRow = Selectable<HostPoolsTable>;
 export type PlacementRow = Selectable<PlacementsTable>;

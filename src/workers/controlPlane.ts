@@ -13,6 +13,9 @@ import type { TemporalHandle } from '../temporal/connect.js';
 import type { FleetConfig } from '../config.js';
 import { ensureWarmPoolsSchedule } from '../temporal/poolStarters.js';
 import { ensureSweepSchedule } from '../temporal/sweepSchedule.js';
+import { syncConfigProviders } from '../db/providersRepo.js';
+import { parseCanonicalMap } from '../domain/canonicalIds.js';
+import { ensureProviderRefreshSchedule, startProviderRefresh } from '../temporal/providerRefresh.js';
 import type { RunningWorker } from './gpuHost.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -22,6 +25,10 @@ export interface ControlPlaneOptions {
   db: DbHandle;
   heartbeatIntervalMs: number;
   pools: FleetConfig['pools'];
+  demoteAfter: number;
+  secrets: FleetConfig['secrets'];
+  /** The config file's providers (made the `config` providers at start) and the refresh period. */
+  providers: { fromConfig: FleetConfig['file']['providers']; refreshIntervalS: number };
   log: Logger;
 }
 
@@ -38,6 +45,8 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
       client: o.temporal.client,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       pools: { enabled: o.pools.enabled, cooldownMs: o.pools.cooldownMs },
+      demoteAfter: o.demoteAfter,
+      secrets: o.secrets,
       log,
     }),
     shutdownGraceTime: '5 seconds',
@@ -51,6 +60,17 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   await ensureWarmPoolsSchedule(o.temporal.client, o.pools.plannerIntervalS, log).catch((err: Error) => {
     log.error({ err: err.message }, 'could not schedule the warm-pool planner');
   });
+  // The config file is the truth for its providers: in step with it at every start, then a
+  // refresh at once (a complete one: the same code path as the Schedule's).
+  const synced = await syncConfigProviders(o.db.db, o.providers.fromConfig);
+  for (const w of o.providers.fromConfig.flatMap((p) => parseCanonicalMap(p.models).warnings.map((m) => `${p.id}: ${m}`))) log.warn(w);
+  if (synced.saved.length || synced.removed.length) log.info(synced, 'providers from the config file');
+  await ensureProviderRefreshSchedule(o.temporal.client, o.providers.refreshIntervalS, log).catch((err: Error) => {
+    log.error({ err: err.message }, 'could not schedule the provider refresh');
+  });
+  if (synced.saved.length || synced.removed.length) {
+    await startProviderRefresh(o.temporal.client).catch((err: Error) => log.warn({ err: err.message }, 'could not start a provider refresh'));
+  }
   let stopping: Promise<void> | undefined;
   return {
     done,

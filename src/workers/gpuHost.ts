@@ -11,7 +11,6 @@ import { probeRegistry } from '../activities/llama/probe.js';
 import { LlamaRuntime } from '../activities/llama/runtime.js';
 import { createTestGates } from '../activities/llama/testGates.js';
 import { hostQueue } from '../common/taskQueues.js';
-import { settleReservation } from '../db/budgetRepo.js';
 import type { DbHandle } from '../db/connect.js';
 import { markHostDown, upsertHost } from '../db/hostsRepo.js';
 import { resetHostPlacements, setLoadProgress } from '../db/placementsRepo.js';
@@ -104,7 +103,6 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       onLoadProgress,
       onModelsChanged: () => void facts.refresh().catch(() => undefined),
       onIdentityRead: () => void facts.refresh().then(() => heartbeats?.poke(), () => undefined),
-      settleReservation: (requestId, usage) => settleReservation(o.db.db, requestId, usage),
       ...(o.testGatesDir ? { gates: createTestGates(o.testGatesDir) } : {}),
       ...(o.loadProbe ? { probe: { registry: probeRegistry(hostStateDir(o.dataDir, o.hostId)) } } : {}),
     }),

@@ -4,21 +4,10 @@
  */
 import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio/workflow';
 import { FailureType, type LoadFailureDetails } from '../common/failures.js';
-
-/** Details of a `ModelQuarantined` failure. */
-export interface QuarantineDetails {
-  build: string;
-  reason: string;
-}
+import { typedFailure } from '../common/typedFailure.js';
 
 export function quarantinedFailure(build: string, reason: string): ApplicationFailure {
-  const details: QuarantineDetails = { build, reason };
-  return ApplicationFailure.create({
-    message: `the build ${build} is quarantined: ${reason}`,
-    type: FailureType.ModelQuarantined,
-    nonRetryable: true,
-    details: [details],
-  });
+  return typedFailure(FailureType.ModelQuarantined, `the build ${build} is quarantined: ${reason}`, { build, reason });
 }
 
 /** A failed host step of a load (check or load activity): whose fault, and whether the host is gone. */
@@ -48,5 +37,5 @@ export function judgeLoadFailure(err: unknown, hostId: string): JudgedLoadFailur
 }
 
 export function loadFailedFailure(message: string, details?: LoadFailureDetails): ApplicationFailure {
-  return ApplicationFailure.create({ message, type: FailureType.LoadFailed, nonRetryable: true, ...(details ? { details: [details] } : {}) });
+  return typedFailure(FailureType.LoadFailed, message, details);
 }

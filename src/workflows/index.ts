@@ -5,3 +5,4 @@ export { sweepReservations } from './sweepReservations.js';
 export { discoveryCycle } from './discoveryCycle.js';
 export { poolReassign } from './poolReassign.js';
 export { warmPools } from './warmPools.js';
+export { providerRefresh } from './providerRefresh.js';

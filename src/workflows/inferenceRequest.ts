@@ -1,41 +1,48 @@
 /**
- * inferenceRequest: one API call. Reads fleet state (local activity), lets the routing policy
- * rank hosts, runs `generate` on the chosen host's own queue with a short schedule-to-start
- * timeout, falls through to the next replica when a host refuses or is gone, and cold-loads
- * (attaching to a shared `coldLoad` workflow) when no host of the alias's pool holds it, or
- * borrows an idle host from another pool (`poolReassign`) when the pool is full. A host that
- * dies before the first token is routed around transparently, streams included; after
- * tokens were streamed the request fails rather than splice two hosts' answers.
+ * inferenceRequest: one API call. The route step (a local activity over the pure policy of
+ * src/domain/requestPlan.ts) returns ranked attempts — our hosts first, attested providers next,
+ * plaintext ones only for a model nothing attested serves — and only that decision is recorded.
+ * Each attempt runs `generate` on its replica's queue (`host.<id>`, or the provider queue); a
+ * replica that refuses, is gone, or fails before the first token falls through to the next.
+ * When no replica can serve now, a host of the alias's pool cold-loads the model (attaching to
+ * a shared `coldLoad`), or an idle host of another pool is moved in (`poolReassign`).
+ * After tokens were streamed a failure ends the request rather than splice two answers.
  * The workflow id is the request id, which is also the OpenAI response id.
  *
- * Cancellation (the client went away) waits for the host's `generate` to finish cancelling:
- * the host settles the key's budget to the tokens it produced in that time, and the API
- * cleans up only once the workflow has closed, so it must close after the settlement.
+ * A host whose task was never picked up (or went silent) is marked suspect: routing avoids it
+ * until its next heartbeat. Attempts that change a replica's failure count (a failure, or a
+ * success after failures) are recorded once, at the end — the usual request writes nothing.
+ *
+ * Cancellation (the client went away) waits for the replica's `generate` to finish cancelling;
+ * its cancellation carries what was used, and the API settles the key's budget to it.
  */
 import {
   ActivityCancellationType,
   ActivityFailure,
   ApplicationFailure,
   CancelledFailure,
-  patched,
   proxyActivities,
   proxyLocalActivities,
   TimeoutFailure,
   upsertSearchAttributes,
+  type ActivityOptions,
 } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { HostActivities } from '../activities/host.js';
-import { FailureType, type LoadFailureDetails } from '../common/failures.js';
-import type { InferenceRequestInput, InferenceResult } from '../common/inference.js';
+import { FailureType, type LoadFailureDetails, type UpstreamUnavailableDetails } from '../common/failures.js';
+import type { GenerateInput, InferenceRequestInput, InferenceResult } from '../common/inference.js';
+import type { Attempt, ReplicaOutcome } from '../common/replicas.js';
+import { replicaKey, replicaSource } from '../common/replicas.js';
 import { FleetHost } from '../common/searchAttributes.js';
-import { hostQueue } from '../common/taskQueues.js';
-import { classifyAttemptFailure, type AttemptFailure } from '../domain/failover.js';
-import { poolHostIds } from '../domain/pools.js';
-import { RETRY_AFTER_BUSY_S, routeRequest, type RouteDecision } from '../domain/routing.js';
+import { replicaQueue } from '../common/taskQueues.js';
+import { detailsOf, typedFailure } from '../common/typedFailure.js';
+import { classifyAttemptFailure, countsTowardDemotion, type AttemptFailure } from '../domain/failover.js';
+import type { RouteOutcome } from '../domain/requestPlan.js';
+import { RETRY_AFTER_BUSY_S } from '../domain/routing.js';
 import { quarantinedFailure } from './failures.js';
 import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
 
-const { readFleetState, markHostSuspect } = proxyLocalActivities<ControlPlaneActivities>({
+const { route, markHostSuspect, recordReplicaOutcomes } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '5 seconds',
   retry: { maximumAttempts: 3, initialInterval: '100 ms' },
 });
@@ -43,65 +50,52 @@ const { readFleetState, markHostSuspect } = proxyLocalActivities<ControlPlaneAct
 const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>(AWAIT_WORKFLOW_PROFILE);
 
 /**
- * Generate profile: a host that has not picked the task up within seconds is gone or
- * swamped, so the request moves on; once running, heartbeats prove it is alive.
+ * A host that has not picked the task up within seconds is gone or swamped, so the request
+ * moves on; once running, heartbeats (every second, while queued or generating) prove it alive.
  */
-const GENERATE_PROFILE = {
+const HOST_PROFILE: ActivityOptions = {
   scheduleToStartTimeout: '5 seconds',
   startToCloseTimeout: '10 minutes',
-  // The host heartbeats every second while queued or generating.
   heartbeatTimeout: '5 seconds',
   retry: { maximumAttempts: 1 },
-} as const;
-
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+};
 /**
- * Histories recorded before this patch cancelled `generate` with TRY_CANCEL (the workflow
- * closed at once); they must replay as they ran.
+ * Provider workers are interchangeable and stateless: a longer schedule-to-start (any of them
+ * may take it); the upstream's own timeouts bound the call, heartbeats carry cancellation.
  */
-const WAIT_CANCELLATION_PATCH = 'generate-wait-cancellation';
+const PROVIDER_PROFILE: ActivityOptions = { ...HOST_PROFILE, scheduleToStartTimeout: '30 seconds' };
 
-/**
- * Histories recorded before hosts could be suspected: a host whose generate was never picked up
- * (or went silent) was only skipped by this request, and a failed load always excluded its host.
- */
-const SUSPECT_PATCH = 'suspect-gone-hosts';
-
-/** Histories recorded before requests joined a load under way (they answered 503 `loading`). */
-const JOIN_LOADS_PATCH = 'join-loads';
-
-/** Histories recorded before the host checked its key against the pins it is sent. */
-const PIN_CHECK_PATCH = 'sign-with-pinned-key';
-
+/** Route → (cold load | move | attempts) rounds before giving up with 503. */
+const MAX_ROUNDS = 4;
 /** Wait reasons that, after hosts failed to load the build, mean "it cannot be loaded". */
 const LOAD_BLOCKED: ReadonlySet<string> = new Set(['pool_exhausted', 'all_tried', 'no_free_slot']);
 
-/** Route → (cold load | generate) rounds before giving up with 503. */
-const MAX_ROUNDS = 4;
-
 export async function inferenceRequest(input: InferenceRequestInput): Promise<InferenceResult> {
   const tried: string[] = [];
+  const outcomes: ReplicaOutcome[] = [];
   let coldLoaded = false;
   let moved = false;
   let failovers = 0;
   let busyRetryAfter: number | undefined;
-  let lastDecision: RouteDecision | undefined;
+  let lastDecision: RouteOutcome | undefined;
   /** The last load or move that failed on a host: what the client hears if nothing else serves. */
   let loadFailure: unknown;
+  /** The last failure of a replica, surfaced when nothing else serves (not "every host is busy"). */
+  let lastAttemptFailure: unknown;
+  const finish = async () => {
+    if (outcomes.length > 0) await recordReplicaOutcomes(outcomes).catch(() => undefined);
+  };
 
   for (let round = 0; round < MAX_ROUNDS; round++) {
-    const view = await readState(input.modelId);
-    const decision = routeRequest(view, { now: Date.now(), exclude: tried, joinLoads: patched(JOIN_LOADS_PATCH) });
+    const decision = await routeOrUnavailable({ alias: input.modelId, requestId: input.requestId, stream: input.stream, exclude: tried, joinLoads: true });
     lastDecision = decision;
     if (decision.kind === 'notFound') {
-      throw ApplicationFailure.create({
-        message: `The model '${input.modelId}' does not exist or no host can serve it`,
-        type: FailureType.ModelNotFound,
-        nonRetryable: true,
-      });
+      await finish();
+      throw typedFailure(FailureType.ModelNotFound, `The model '${input.modelId}' does not exist or no replica can serve it`);
     }
     if (decision.kind === 'wait') {
-      if (decision.reason === 'quarantined') throw quarantinedFailure(view.model!.id, view.model!.quarantined?.reason ?? 'a load failed');
-      // Every host that could load it failed to: "cannot load", not "busy".
+      if (decision.reason === 'quarantined') throw quarantinedFailure(decision.quarantine?.build ?? input.modelId, decision.quarantine?.reason ?? 'a load failed');
       if (loadFailure && LOAD_BLOCKED.has(decision.reason)) throw surface(loadFailure);
       break;
     }
@@ -109,7 +103,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
       try {
         if (decision.kind === 'coldLoad') {
           // Single flight among the pool's hosts: a load of this build elsewhere in the pool is joined.
-          await awaitColdLoad({ hostId: decision.hostId, modelId: decision.build ?? view.model!.id, hosts: poolHostIds(view) });
+          await awaitColdLoad({ hostId: decision.hostId, modelId: decision.build, hosts: decision.poolHosts });
           coldLoaded = true;
         } else {
           await awaitPoolReassign({ hostId: decision.hostId, toAlias: input.modelId, reason: 'on_demand' });
@@ -121,79 +115,79 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         const refusal = loadRefusal(err);
         if (!refusal) throw surface(err);
         if (isLoadFailed(err)) loadFailure = err;
-        if (refusal === 'host' || !patched(SUSPECT_PATCH)) tried.push(decision.hostId);
+        if (refusal === 'host') tried.push(`host:${decision.hostId}`);
       }
       continue;
     }
-    // The desired build's replicas first, then the previous build's (a rollout in progress).
-    const attempts = [
-      ...decision.candidates.map((hostId) => ({ hostId, build: view.model! })),
-      ...(decision.fallback ?? []).map((hostId) => ({ hostId, build: view.previous! })),
-    ];
-    for (const { hostId, build } of attempts) {
-      tried.push(hostId);
-      upsertSearchAttributes([{ key: FleetHost, value: hostId }]);
-      const host = proxyActivities<HostActivities>({
-        ...GENERATE_PROFILE,
-        taskQueue: hostQueue(hostId),
-        cancellationType: patched(WAIT_CANCELLATION_PATCH)
-          ? ActivityCancellationType.WAIT_CANCELLATION_COMPLETED
-          : ActivityCancellationType.TRY_CANCEL,
-      });
-      // A verifiable build's response is signed by the host over the build's hash, with a key
-      // the host first checks against the pins it is given (else it refuses: Unpinned).
-      const pins = build.verifiable && patched(PIN_CHECK_PATCH) ? (build.pinnedFingerprints ?? []) : undefined;
-      const sign = build.verifiable ? { sign: { modelSha256: build.sha256, ...(pins ? { pinnedFingerprints: pins } : {}) } } : {};
+    for (const attempt of decision.attempts) {
+      const key = replicaKey(attempt.replica);
+      tried.push(key);
+      upsertSearchAttributes([{ key: FleetHost, value: replicaSource(attempt.replica) }]);
       try {
-        const result = await host.generate({ ...input, modelId: build.id, contextLength: build.contextLength, ...sign });
-        if (pins && !pins.includes(result.signature?.fingerprint ?? '')) {
-          // Belt and braces: an answer signed by anything but a pinned key is never relayed.
-          throw ApplicationFailure.create({ message: `host ${hostId} signed with an unpinned key`, type: FailureType.Unpinned, nonRetryable: true });
-        }
+        const result = await run(attempt, input);
+        if (attempt.consecutiveFailures > 0) outcomes.push({ replica: key, ok: true });
+        await finish();
         // The client asked for the alias: the response names it, never the build.
-        return { ...result, modelId: input.modelId, build: build.id, coldLoaded, moved, failovers };
+        return { ...result, modelId: input.modelId, build: attempt.target.build, coldLoaded, moved, failovers };
       } catch (err) {
         const facts = attemptFacts(err);
+        if (countsTowardDemotion(facts)) outcomes.push({ replica: key, ok: false, error: facts.type ?? facts.timeoutType ?? 'failure' });
         const verdict = classifyAttemptFailure(facts, input.stream);
-        if (verdict === 'fail') throw surface(err);
+        if (verdict === 'fail') {
+          await finish();
+          throw surface(err);
+        }
         if (verdict === 'stream_broken') {
-          throw ApplicationFailure.create({
-            message: `the host failed after ${facts.charsStreamed} characters were streamed`,
-            type: FailureType.StreamBroken,
-            nonRetryable: true,
-          });
+          await finish();
+          throw typedFailure(FailureType.StreamBroken, `the replica failed after ${facts.charsStreamed} characters were streamed`);
         }
-        if (facts.retryAfterSeconds !== undefined) {
-          busyRetryAfter = Math.min(busyRetryAfter ?? Infinity, facts.retryAfterSeconds);
+        if (facts.retryAfterSeconds !== undefined) busyRetryAfter = Math.min(busyRetryAfter ?? Infinity, facts.retryAfterSeconds);
+        if (attempt.replica.kind === 'host' && (facts.timeoutType === 'SCHEDULE_TO_START' || facts.timeoutType === 'HEARTBEAT')) {
+          // Gone: every request avoids it until it heartbeats again (best effort), and it is not
+          // excluded here — a host that comes back (a server restart, a pause) may still serve.
+          await markHostSuspect(attempt.replica.hostId).catch(() => undefined);
+          tried.splice(tried.lastIndexOf(key), 1);
         }
-        // Never picked up, or silent mid-generation: the host is gone. Every request avoids it
-        // from now on (until it heartbeats again), and this one may cold-load elsewhere.
-        if ((facts.timeoutType === 'SCHEDULE_TO_START' || facts.timeoutType === 'HEARTBEAT') && patched(SUSPECT_PATCH)) {
-          // Best effort: the request goes on either way, and the heartbeat rule catches the host later.
-          await markHostSuspect(hostId).catch(() => undefined);
-          // Gone is not busy: the suspect mark keeps it out of routing until it heartbeats again,
-          // and a host that comes back (a Temporal restart, a pause) may serve this request after all.
-          tried.splice(tried.lastIndexOf(hostId), 1);
-        }
+        if (attempt.replica.kind === 'provider' || facts.type === FailureType.GenerationFailed) lastAttemptFailure = err;
         failovers++;
       }
     }
   }
+  await finish();
   const wait = lastDecision?.kind === 'wait' ? lastDecision : undefined;
   if (loadFailure && (!wait || LOAD_BLOCKED.has(wait.reason))) throw surface(loadFailure);
-  throw unavailable({
-    reason: wait?.reason ?? 'all_tried',
-    retryAfterSeconds: busyRetryAfter ?? wait?.retryAfterSeconds ?? RETRY_AFTER_BUSY_S,
+  // Every replica failed on its own account (not for load): say so, with the last one's reason.
+  if (lastAttemptFailure && (!wait || wait.reason === 'all_tried')) throw surface(lastAttemptFailure);
+  throw unavailable({ reason: wait?.reason ?? 'all_tried', retryAfterSeconds: busyRetryAfter ?? wait?.retryAfterSeconds ?? RETRY_AFTER_BUSY_S });
+}
+
+/** Runs one attempt's `generate` on its replica's queue, with the input its kind takes. */
+function run(attempt: Attempt, input: InferenceRequestInput) {
+  const t = attempt.target;
+  const base: GenerateInput = { ...input, modelId: t.build, contextLength: t.contextLength };
+  const generateInput: GenerateInput =
+    t.kind === 'gguf'
+      ? { ...base, ...(t.sign ? { sign: t.sign } : {}) }
+      : { ...base, remote: { providerId: (attempt.replica as { providerId: string }).providerId, upstreamModel: t.upstreamModel } };
+  const profile = attempt.replica.kind === 'host' ? HOST_PROFILE : PROVIDER_PROFILE;
+  const acts = proxyActivities<HostActivities>({ ...profile, taskQueue: replicaQueue(attempt.replica) });
+  return acts.generate(generateInput).then((result) => {
+    const pins = t.kind === 'gguf' ? t.sign?.pinnedFingerprints : undefined;
+    if (pins && !pins.includes(result.signature?.fingerprint ?? '')) {
+      // Belt and braces: an answer signed by anything but a pinned key is never relayed.
+      throw typedFailure(FailureType.Unpinned, `host ${result.hostId} signed with an unpinned key`);
+    }
+    return result;
   });
 }
 
 /**
- * The fleet view, or a 503 when it cannot be read (the database is down or restarting): the
- * request may succeed in a moment, so it is transient, never an internal error.
+ * The route decision, or a 503 when the fleet state cannot be read (the database is down or
+ * restarting): the request may succeed in a moment, so it is transient, never an internal error.
  */
-async function readState(alias: string) {
+async function routeOrUnavailable(i: Parameters<ControlPlaneActivities['route']>[0]): Promise<RouteOutcome> {
   try {
-    return await readFleetState(alias, 'alias');
+    return await route(i);
   } catch {
     throw unavailable({ reason: 'state_unavailable', retryAfterSeconds: 2 });
   }
@@ -204,27 +198,30 @@ function unavailable(d: { reason: string; retryAfterSeconds: number }): Applicat
     loading: 'the model is loading',
     no_healthy_host: 'no healthy host can serve the model right now',
     no_pinned_host: 'no host with a pinned (attested) key can serve this verifiable model right now',
+    no_attested_replica: 'no attested replica can serve this model right now (it is never served in plaintext)',
     no_free_slot: 'no host has a free slot for the model right now',
-    all_tried: 'every host serving the model is busy',
+    all_tried: 'every replica serving the model is busy',
     pool_exhausted: "the model's pool has no capacity left and no idle host can join it",
     state_unavailable: 'the fleet state cannot be read (the database is not reachable)',
   };
-  return ApplicationFailure.create({
-    message: `Service unavailable: ${why[d.reason] ?? d.reason}. Retry after ${d.retryAfterSeconds}s.`,
-    type: FailureType.Unavailable,
-    nonRetryable: true,
-    details: [{ retryAfterSeconds: d.retryAfterSeconds, reason: d.reason }],
-  });
+  return typedFailure(FailureType.Unavailable, `${why[d.reason] ?? d.reason}; retry after ${d.retryAfterSeconds}s`, d);
 }
 
 /** The facts the failover policy needs, read off a failed activity. */
 function attemptFacts(err: unknown): AttemptFailure & { retryAfterSeconds?: number } {
   if (err instanceof CancelledFailure) return { cancelled: true, charsStreamed: 0 };
+  if (err instanceof ApplicationFailure) return { type: err.type ?? undefined, charsStreamed: 0 };
   if (!(err instanceof ActivityFailure)) return { type: 'unknown', charsStreamed: 0 };
   const cause = err.cause;
   if (cause instanceof ApplicationFailure) {
     const d = cause.details?.[0] as { retryAfterSeconds?: number } | undefined;
-    return { type: cause.type ?? undefined, charsStreamed: 0, retryAfterSeconds: d?.retryAfterSeconds };
+    const upstream = detailsOf(cause, FailureType.UpstreamUnavailable) as UpstreamUnavailableDetails | undefined;
+    return {
+      type: cause.type ?? undefined,
+      charsStreamed: upstream?.charsStreamed ?? 0,
+      ...(upstream?.counts === false ? { counts: false } : {}),
+      ...(d?.retryAfterSeconds !== undefined ? { retryAfterSeconds: d.retryAfterSeconds } : {}),
+    };
   }
   if (cause instanceof TimeoutFailure) {
     const beat = cause.lastHeartbeatDetails as { chars?: number } | undefined;
@@ -253,7 +250,7 @@ function isLoadFailed(err: unknown): boolean {
   return err instanceof ActivityFailure && err.cause instanceof ApplicationFailure && err.cause.type === FailureType.LoadFailed;
 }
 
-/** Re-throws a host's typed failure at top level so the API sees its type directly. */
+/** Re-throws a replica's typed failure at top level so the API sees its type directly. */
 function surface(err: unknown): unknown {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause;
   return err;

@@ -114,6 +114,9 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
         modelsDir: c.modelsDir,
         heartbeatIntervalMs: c.heartbeatIntervalMs,
         bodyLimitBytes: c.http.bodyLimitBytes,
+        secrets: c.secrets,
+        demoteAfter: c.providers.demoteAfter,
+        ...(f.stack.temporal.codec ? { codec: f.stack.temporal.codec } : {}),
       });
     });
     after(async () => {

@@ -97,7 +97,7 @@ test('after a cycle a pinned host serves, signs, and the signature verifies', as
 
   const s: ResponseSignature = { signed: sig.signed, fingerprint: sig.fingerprint, publicKey: sig.public_key, signature: sig.signature };
   assert.deepEqual(
-    verifyResponseSignature(s, { requestId: body.id, text, modelSha256: model.sha256, trustedFingerprints: out.pinSet.fingerprints }),
+    verifyResponseSignature(s, { requestId: body.id, text, modelSha256: model.sha256!, trustedFingerprints: out.pinSet.fingerprints }),
     { ok: true, fingerprint: sig.fingerprint },
   );
   assert.deepEqual(verifyResponseSignature(s, { text: `${text}!` }), { ok: false, reason: 'wrong_response_hash' });

@@ -9,7 +9,8 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
-import { hostQueue } from '../../src/common/taskQueues.js';
+import { hostQueue, PROVIDER_QUEUE } from '../../src/common/taskQueues.js';
+import type { ProviderActivities } from '../../src/activities/provider.js';
 import { log } from '../../src/logger.js';
 import { installTemporalLogging } from '../../src/temporal/runtimeLogging.js';
 import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
@@ -25,6 +26,8 @@ export async function startFakeWorkers(o: {
   queue: string;
   controlPlane: Partial<ControlPlaneActivities>;
   hosts: Record<string, Partial<HostActivities>>;
+  /** Fake provider activities on the provider queue (the one queue every provider shares). */
+  provider?: Partial<ProviderActivities>;
 }): Promise<FakeWorkers> {
   installTemporalLogging(log);
   const connection = await NativeConnection.connect({ address: testEnv.temporalAddress });
@@ -32,6 +35,7 @@ export async function startFakeWorkers(o: {
   for (const [hostId, activities] of Object.entries(o.hosts)) {
     workers.push(await Worker.create({ connection, taskQueue: hostQueue(hostId), activities }));
   }
+  if (o.provider) workers.push(await Worker.create({ connection, taskQueue: PROVIDER_QUEUE, activities: o.provider }));
   const runs = workers.map((w) => w.run());
   return {
     client: new Client({ connection }),

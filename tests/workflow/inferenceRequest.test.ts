@@ -17,11 +17,17 @@ import type { GenerateInput, InferenceRequestInput, InferenceResult } from '../.
 import { hostQueue } from '../../src/common/taskQueues.js';
 import type { FleetView, HostView } from '../../src/domain/fleetView.js';
 import { startFakeWorkers, type FakeWorkers } from '../support/fakeWorkers.js';
+import { planRequest, type ProviderOfferView } from '../../src/domain/requestPlan.js';
+import type { ProviderActivities } from '../../src/activities/provider.js';
+import { typedFailure } from '../../src/common/typedFailure.js';
 
 interface Scenario {
   views: FleetView[]; // successive readFleetState answers (the last one repeats)
   /** awaitColdLoad fails with LoadFailed of this scope. */
   loadFails?: 'build' | 'host';
+  offers?: ProviderOfferView[];
+  failures?: Record<string, number>;
+  providerBehaviour?: Record<string, 'ok' | 'unavailable' | 'rejected'>;
   hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash' | 'untilCancelled' | 'unpinned'>;
   calls: string[];
 }
@@ -55,10 +61,15 @@ const view = (hosts: HostView[], model = true): FleetView => ({
 });
 
 const controlPlane: Partial<ControlPlaneActivities> = {
-  async readFleetState() {
+  // The real route step is a fleet read plus the pure policy: here the read is the scenario's.
+  async route(i) {
     const s = scenarioOf();
     s.calls.push('readFleetState');
-    return s.views.length > 1 ? s.views.shift()! : s.views[0]!;
+    const fleet = s.views.length > 1 ? s.views.shift()! : s.views[0]!;
+    return planRequest({ fleet, offers: s.offers ?? [], failures: s.failures ?? {}, demoteAfter: 10 }, { now: Date.now(), requestId: i.requestId, stream: i.stream, exclude: i.exclude, joinLoads: i.joinLoads });
+  },
+  async recordReplicaOutcomes(outcomes) {
+    scenarioOf().calls.push(...outcomes.map((o) => `health:${o.replica}:${o.ok ? 'ok' : o.error}`));
   },
   async awaitColdLoad(input) {
     const s = scenarioOf();
@@ -99,10 +110,30 @@ function hostFakes(hostId: string): Partial<HostActivities> {
   };
 }
 
+/** A provider's behaviour by provider id (the scenario names it); default: answers. */
+const providerFakes: Partial<ProviderActivities> = {
+  async generate(input: GenerateInput) {
+    const s = scenarios.get(input.requestId)!;
+    const id = input.remote!.providerId;
+    s.calls.push(`provider:${id}:${input.remote!.upstreamModel}`);
+    const b = s.providerBehaviour?.[id] ?? 'ok';
+    if (b === 'unavailable') throw typedFailure(FailureType.UpstreamUnavailable, 'upstream 503', { category: 'status', status: 503, charsStreamed: 0, counts: true });
+    if (b === 'rejected') throw typedFailure(FailureType.UpstreamRejected, 'the provider refused the request', { status: 422, message: 'bad temperature', param: 'temperature', code: null });
+    return { text: `from ${id}`, finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, hostId: `provider:${id}`, replica: { kind: 'provider', providerId: id } };
+  },
+};
+const offer = (providerId: string, tier: 'attested' | 'plaintext' = 'plaintext'): ProviderOfferView => ({
+  providerId,
+  target: { kind: 'remote', build: `${providerId}/up-m`, upstreamModel: 'up-m', contextLength: 512 },
+  tier,
+  streaming: true,
+  unusable: null,
+});
+
 let fakes: FakeWorkers;
 let client: Client;
 before(async () => {
-  fakes = await startFakeWorkers({ queue: QUEUE, controlPlane, hosts: { [A]: hostFakes(A), [B]: hostFakes(B) } });
+  fakes = await startFakeWorkers({ queue: QUEUE, controlPlane, hosts: { [A]: hostFakes(A), [B]: hostFakes(B) }, provider: providerFakes });
   client = fakes.client;
 });
 after(async () => {
@@ -189,7 +220,7 @@ test('a host nobody polls (dead) is skipped after the schedule-to-start timeout'
   assert.equal(timedOut.length, 1, 'the dead host\'s task timed out waiting to start');
   const scheduled = history.events?.find((e) => e.eventId?.toString() === timedOut[0]!.activityTaskTimedOutEventAttributes!.scheduledEventId?.toString());
   assert.equal(scheduled?.activityTaskScheduledEventAttributes?.taskQueue?.name, hostQueue(GONE));
-  assert.deepEqual(calls, ['readFleetState', `suspect:${GONE}`, `generate:${B}`]);
+  assert.deepEqual(calls, ['readFleetState', `suspect:${GONE}`, `generate:${B}`, `health:host:${GONE}:SCHEDULE_TO_START`]);
 });
 
 test('the only loaded host is gone: it is marked suspect and the request cold-loads on an idle host', async () => {
@@ -198,7 +229,7 @@ test('the only loaded host is gone: it is marked suspect and the request cold-lo
   const { result, calls } = await run({ views: [view([loaded(GONE), empty(B)]), view([suspectGone, empty(B)]), view([suspectGone, loaded(B)])], hostBehaviour: {} });
   assert.equal(result?.hostId, B);
   assert.equal(result?.coldLoaded, true);
-  assert.deepEqual(calls, ['readFleetState', `suspect:${GONE}`, 'readFleetState', `awaitColdLoad:${B}:m`, 'readFleetState', `generate:${B}`]);
+  assert.deepEqual(calls, ['readFleetState', `suspect:${GONE}`, 'readFleetState', `awaitColdLoad:${B}:m`, 'readFleetState', `generate:${B}`, `health:host:${GONE}:SCHEDULE_TO_START`]);
 });
 
 test('a load that fails for the build itself ends with ModelQuarantined, the host is not blamed', async () => {
@@ -235,6 +266,52 @@ test('verifiable: an answer signed by a key outside the pin set is never returne
   stale.hosts = [{ ...loaded(A), keyFingerprint: 'fp-other' }];
   const { error } = await run({ views: [stale], hostBehaviour: {} });
   assert.equal(error?.type, FailureType.Unavailable, 'fails closed');
+});
+
+test('no host has the model loaded but a provider offers it: served by the provider, no cold load', async () => {
+  const { result, calls } = await run({ views: [view([empty(A)])], hostBehaviour: {}, offers: [offer('p')] });
+  assert.deepEqual(result?.replica, { kind: 'provider', providerId: 'p' });
+  assert.equal(result?.modelId, 'm', 'the response names the alias');
+  assert.equal(result?.build, 'p/up-m');
+  assert.deepEqual(calls, ['readFleetState', 'provider:p:up-m']);
+});
+
+test('own hosts first; a host that fails falls through to the provider, and the failure is recorded', async () => {
+  const { result, calls } = await run({ views: [view([loaded(A)])], hostBehaviour: { [A]: 'crash' }, offers: [offer('p')] });
+  assert.equal(result?.hostId, 'provider:p');
+  assert.deepEqual(calls, ['readFleetState', `generate:${A}`, 'provider:p:up-m', `health:host:${A}:Error`]);
+});
+
+test('a provider that cannot answer moves to the next; when none is left the client hears why', async () => {
+  const { error, calls } = await run({ views: [view([], false)], hostBehaviour: {}, offers: [offer('p', 'attested')], providerBehaviour: { p: 'unavailable' } });
+  assert.equal(error?.type, FailureType.UpstreamUnavailable);
+  assert.deepEqual(calls, ['readFleetState', 'provider:p:up-m', 'readFleetState', 'health:provider:p:UpstreamUnavailable']);
+});
+
+test('a provider refusing the request itself goes to the client at once (no other provider asked)', async () => {
+  const { error, calls } = await run({
+    views: [view([], false)],
+    hostBehaviour: {},
+    offers: [offer('p', 'attested'), offer('q', 'attested')],
+    failures: { 'provider:q': 20 }, // demoted: p is asked first
+    providerBehaviour: { p: 'rejected' },
+  });
+  assert.equal(error?.type, FailureType.UpstreamRejected);
+  assert.deepEqual(calls, ['readFleetState', 'provider:p:up-m']);
+});
+
+test('a demoted replica that serves again has its count reset', async () => {
+  const { result, calls } = await run({ views: [view([], false)], hostBehaviour: {}, offers: [offer('p')], failures: { 'provider:p': 12 } });
+  assert.equal(result?.hostId, 'provider:p');
+  assert.deepEqual(calls, ['readFleetState', 'provider:p:up-m', 'health:provider:p:ok']);
+});
+
+test('an attested model never falls back to a plaintext provider: it fails closed', async () => {
+  const v = view([{ ...loaded(A), keyFingerprint: 'fp-x' }]);
+  v.model = { ...v.model!, verifiable: true, pinnedFingerprints: [] };
+  const { error, calls } = await run({ views: [v], hostBehaviour: {}, offers: [offer('p', 'plaintext')] });
+  assert.equal(error?.type, FailureType.Unavailable);
+  assert.ok(!calls.some((c) => c.startsWith('provider:')), 'the plaintext provider is never asked');
 });
 
 test('a cancelled request closes only after the host has finished cancelling (and settled)', async () => {

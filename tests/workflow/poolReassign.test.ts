@@ -19,6 +19,7 @@ import { FailureType } from '../../src/common/failures.js';
 import type { FleetView, HostView, PlacementView } from '../../src/domain/fleetView.js';
 import type { PoolsView } from '../../src/domain/pools.js';
 import { fakeHostView as host, startFakeWorkers, workflowFailure, type FakeWorkers } from '../support/fakeWorkers.js';
+import { planRequest } from '../../src/domain/requestPlan.js';
 
 const suffix = randomBytes(3).toString('hex');
 const QUEUE = `wf-pool-${suffix}`;
@@ -67,6 +68,10 @@ const catalog = (id: string) => ({
   ...(quarantined && id === 'alpha' ? { quarantined: { reason: 'host x died while loading it' } } : {}),
 });
 const controlPlane: Partial<ControlPlaneActivities> = {
+  async route(i) {
+    const fleet = await controlPlane.readFleetState!(i.alias, 'alias');
+    return planRequest({ fleet, offers: [], failures: {}, demoteAfter: 10 }, { now: Date.now(), requestId: i.requestId, stream: i.stream, exclude: i.exclude, joinLoads: i.joinLoads });
+  },
   async readFleetState(id: string): Promise<FleetView> {
     const alias = pools.aliases.find((a) => a.id === id);
     return { model: alias ? catalog(alias.desired) : null, ...(alias ? { alias } : {}), hosts, pools, heartbeatIntervalMs: 60_000 };

@@ -15,11 +15,12 @@ import { HOST_ID_PATTERN, HOST_ID_RULE } from '../../config.js';
 import { getHost, listHosts } from '../../db/hostsRepo.js';
 import { listPlacements } from '../../db/placementsRepo.js';
 import { listQuarantined, registerModel, releaseBuild, type QuarantinedBuild } from '../../db/modelsRepo.js';
+import { setRemoteBuildActive } from '../../db/providersRepo.js';
 import { PlacementState } from '../../db/schema.js';
 import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
 import { ApiError, fromWorkflowFailure, hostNotFound, invalidRequest, modelNotFound } from '../errors.js';
-import type { ApiDeps } from '../inferenceCall.js';
+import type { ApiDeps } from '../callExecutor.js';
 import { parseOr400, patchModelBody, registerModelBody, type PatchModelBody } from '../schemas.js';
 import { setAlias } from '../../db/aliasesRepo.js';
 import { readFleetHosts } from '../../db/fleetStateRepo.js';
@@ -95,6 +96,25 @@ export function adminRoutes(deps: AdminDeps): Router {
     });
   });
 
+  // Every build, of both kinds (a GGUF file, or a provider's model), with its aliases.
+  r.get('/admin/models', async (_req, res) => {
+    const aliases = [...(await deps.catalog.all()).values()];
+    const builds = await deps.catalog.builds();
+    res.json({
+      object: 'list',
+      data: [...builds.values()].map((b) => ({
+        id: b.id,
+        object: 'model',
+        kind: b.kind,
+        context_length: b.contextLength,
+        aliases: aliases.filter((a) => a.build === b.id || a.previous === b.id).map((a) => a.id),
+        ...(b.kind === 'gguf'
+          ? { path: b.path, sha256: b.sha256, size_bytes: b.sizeBytes }
+          : { provider: b.providerId, upstream_model: b.upstreamModel, canonical_id: b.canonicalId, active: b.active }),
+      })),
+    });
+  });
+
   r.get('/admin/hosts', async (_req, res) => {
     const now = Date.now();
     const [hosts, placements, quarantined] = await Promise.all([listHosts(deps.db), listPlacements(deps.db, {}), listQuarantined(deps.db)]);
@@ -134,6 +154,9 @@ export function adminRoutes(deps: AdminDeps): Router {
     // A build by its id, or an alias's desired build.
     const build = (await deps.catalog.getBuild(modelId))?.id ?? (await deps.catalog.get(modelId))?.build;
     if (!build) throw modelNotFound(modelId);
+    if ((await deps.catalog.getBuild(build))?.kind !== 'gguf') {
+      throw invalidRequest(`'${modelId}' is served by a remote provider: there is nothing to load on a host.`, 'model');
+    }
     if (!(await getHost(deps.db, host))) throw hostNotFound(host);
     if (deps.pools.enabled) {
       const pools = { ...(await readFleetHosts(deps.db)).pools, ...deps.pools };
@@ -178,6 +201,14 @@ export function adminRoutes(deps: AdminDeps): Router {
     if (body.desired !== undefined || body.previous !== undefined || body.min_warm !== undefined) {
       Object.assign(out, await patchAlias(deps, id.data, body));
     }
+    if (body.active !== undefined) {
+      if (!(await setRemoteBuildActive(deps.db, id.data, body.active))) {
+        throw invalidRequest(`'${id.data}' is not a remote build: only a provider's models are activated.`, 'active');
+      }
+      deps.catalog.invalidate();
+      deps.log.info({ build: id.data, active: body.active }, 'remote build activation set');
+      Object.assign(out, { active: body.active });
+    }
     if (body.verifiable !== undefined) {
       const intervalS = body.discovery_interval_s ?? 300;
       if (!(await setModelVerifiable(deps.db, id.data, body.verifiable, intervalS))) throw modelNotFound(id.data);
@@ -206,7 +237,7 @@ export function adminRoutes(deps: AdminDeps): Router {
 
   r.post('/admin/models/:modelId/discovery', async (req, res) => {
     const model = await deps.catalog.getBuild(String(req.params.modelId));
-    if (!model) throw modelNotFound(String(req.params.modelId));
+    if (!model || model.kind !== 'gguf') throw modelNotFound(String(req.params.modelId));
     const handle = await startDiscoveryCycle(deps.client, { modelId: model.id });
     let outcome;
     try {

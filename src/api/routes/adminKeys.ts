@@ -8,7 +8,7 @@ import { createKey, listKeys, revokeKey } from '../../db/keysRepo.js';
 import type { ApiKeyRow } from '../../db/schema.js';
 import { generateApiKey, KEY_ID_PATTERN } from '../apiKey.js';
 import { ApiError, invalidRequest } from '../errors.js';
-import type { ApiDeps } from '../inferenceCall.js';
+import type { ApiDeps } from '../callExecutor.js';
 import { ACCOUNT_ID_PATTERN, createKeyBody, parseOr400 } from '../schemas.js';
 
 const iso = (d: Date | null) => (d === null ? null : new Date(d).toISOString());

@@ -1,10 +1,10 @@
 /** GET /v1/models and GET /v1/models/:id, in the OpenAI list format. */
 import { Router } from 'express';
 import { modelNotFound } from '../errors.js';
-import type { CatalogEntry } from '../catalog.js';
-import type { ApiDeps } from '../inferenceCall.js';
+import type { AliasEntry } from '../catalog.js';
+import type { ApiDeps } from '../callExecutor.js';
 
-const modelObject = (m: CatalogEntry) => ({
+const modelObject = (m: AliasEntry) => ({
   id: m.id,
   object: 'model',
   created: Math.floor(m.createdAt.getTime() / 1000),

@@ -14,7 +14,7 @@ import { readResponseSignature } from '../../db/signaturesRepo.js';
 import { tokensEqual } from '../apiKey.js';
 import { bearerOf, type Principal } from '../auth.js';
 import { ApiError } from '../errors.js';
-import type { ApiDeps } from '../inferenceCall.js';
+import type { ApiDeps } from '../callExecutor.js';
 
 export function signatureRoutes(deps: ApiDeps & { adminToken: string | undefined }): Router {
   const r = Router();

@@ -6,7 +6,7 @@ import { Router } from 'express';
 import { readKeyUsage } from '../../db/budgetRepo.js';
 import { requirePrincipal } from '../auth.js';
 import { keyRevoked } from '../errors.js';
-import type { ApiDeps } from '../inferenceCall.js';
+import type { ApiDeps } from '../callExecutor.js';
 
 export function usageRoutes(deps: ApiDeps): Router {
   const r = Router();

@@ -1,0 +1,139 @@
+/**
+ * Activities of the provider workers (queue `fleet.providers`): `generate` against a remote
+ * OpenAI-compatible provider — the same contract as a GPU host's `generate`: same input,
+ * result, typed failures and stream channel — and `listModels` for its refresh. Stateless: any
+ * number of workers may serve the queue.
+ *
+ * Failures before anything reached the stream retry on the same provider with bounded backoff
+ * (honouring its Retry-After), then leave it to the workflow's next replica (`UpstreamUnavailable`);
+ * the provider's refusal of the request itself goes to the client (`UpstreamRejected`). After text
+ * was streamed nothing moves: the failure says how much was sent. A cancelled call aborts the
+ * upstream request and reports what was used in the cancellation's details, for the API to settle.
+ */
+import { Context } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/common';
+import { FailureType } from '../common/failures.js';
+import type { GenerateInput, GenerateResult } from '../common/inference.js';
+import type { Listing } from '../domain/providerCatalog.js';
+import { typedFailure } from '../common/typedFailure.js';
+import { classifyUpstreamFailure, retryDelayMs } from '../domain/upstreamRetry.js';
+import type { Logger } from '../logger.js';
+import { recordGeneration } from '../metrics.js';
+import type { ProviderDirectory } from '../providers/directory.js';
+import { callUpstream, listUpstreamModels, UpstreamError } from '../providers/openaiUpstream.js';
+import { createChunkPublisher } from '../stream/chunkPublisher.js';
+import type { StreamChannel } from '../stream/channel.js';
+
+export interface ProviderActivityDeps {
+  directory: ProviderDirectory;
+  channel: StreamChannel;
+  log: Logger;
+}
+
+/** Waits `ms` unless the activity is cancelled first. */
+function pause(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(resolve, ms);
+    signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+  });
+}
+
+export function createProviderActivities(deps: ProviderActivityDeps) {
+  return {
+    async generate(input: GenerateInput): Promise<GenerateResult> {
+      const ctx = Context.current();
+      const signal = ctx.cancellationSignal;
+      const remote = input.remote;
+      if (!remote) throw typedFailure(FailureType.InvalidRequest, 'a provider generate needs a remote build');
+      const log = deps.log.child({ requestId: input.requestId, providerId: remote.providerId });
+      const resolved = await deps.directory.resolve(remote.providerId);
+      if ('unusable' in resolved) throw typedFailure(FailureType.UpstreamUnavailable, resolved.unusable, { category: 'unusable', counts: false });
+      const { record, target } = resolved;
+      const source = `provider:${record.id}`;
+      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, source, log) : undefined;
+      const streamUpstream = input.stream && record.streaming;
+      const beat = () => ctx.heartbeat({ chars: publisher?.published ?? 0 });
+      const beats = setInterval(beat, 1000);
+      const started = performance.now();
+      try {
+        for (let retry = 1; ; retry++) {
+          try {
+            const answer = await callUpstream(target, {
+              model: remote.upstreamModel,
+              input: input.input,
+              params: input.params,
+              stream: streamUpstream,
+              signal,
+              onText: (t) => {
+                const first = (publisher?.published ?? 0) === 0;
+                publisher?.push(t);
+                if (first) beat();
+              },
+            });
+            // A provider that cannot stream serves a stream in one piece.
+            if (publisher && !streamUpstream) publisher.push(answer.text);
+            await publisher?.flush();
+            recordGeneration(input.modelId, answer.usage.completionTokens, (performance.now() - started) / 1000);
+            return {
+              text: answer.text,
+              finishReason: answer.finishReason,
+              usage: answer.usage,
+              replica: { kind: 'provider', providerId: record.id },
+              hostId: source,
+              ...(answer.usageEstimated ? { usageEstimated: true } : {}),
+            };
+          } catch (err) {
+            if (signal.aborted) throw err;
+            if (!(err instanceof UpstreamError)) throw err;
+            const streamed = publisher?.published ?? 0;
+            const verdict = classifyUpstreamFailure(err.failure);
+            const status = err.failure.kind === 'http' ? err.failure.status : undefined;
+            log.warn({ category: err.failure.kind === 'http' ? 'status' : err.failure.category, status, retry, verdict: verdict.verdict }, 'provider call failed');
+            if (verdict.verdict === 'client' && err.rejected && streamed === 0) {
+              throw typedFailure(FailureType.UpstreamRejected, `the provider refused the request: ${err.rejected.message}`, err.rejected);
+            }
+            const delay = streamed === 0 && verdict.verdict === 'retry_same' ? retryDelayMs(retry, err.failure) : null;
+            if (delay !== null) {
+              await pause(delay, signal);
+              continue;
+            }
+            throw typedFailure(FailureType.UpstreamUnavailable, `provider ${record.id}: ${err.message}`, {
+              category: err.failure.kind === 'http' ? 'status' : err.failure.category,
+              ...(status !== undefined ? { status } : {}),
+              ...(err.failure.kind === 'http' && err.failure.retryAfterSeconds !== undefined ? { retryAfterSeconds: err.failure.retryAfterSeconds } : {}),
+              charsStreamed: streamed,
+              counts: verdict.counts,
+            });
+          }
+        }
+      } catch (err) {
+        await publisher?.flush();
+        if (signal.aborted) {
+          // What the client got (estimated at ≈ 4 characters per token): the API settles to it.
+          const sent = publisher?.published ?? 0;
+          const prompt = input.input.kind === 'completion' ? input.input.prompt.length : input.input.messages.reduce((n, m) => n + m.content.length, 0);
+          throw new CancelledFailure('generation cancelled', [{ promptTokens: Math.ceil(prompt / 4), completionTokens: Math.ceil(sent / 4) }]);
+        }
+        throw err;
+      } finally {
+        clearInterval(beats);
+      }
+    },
+
+    /** The provider's model list, for its refresh; a failure is an answer too (the batch is then partial). */
+    async listModels(input: { providerId: string }): Promise<Listing> {
+      const resolved = await deps.directory.resolve(input.providerId);
+      if ('unusable' in resolved) return { providerId: input.providerId, ok: false, reason: resolved.unusable };
+      try {
+        const models = await listUpstreamModels(resolved.target, Context.current().cancellationSignal);
+        return { providerId: input.providerId, ok: true, models };
+      } catch (err) {
+        const reason = err instanceof UpstreamError ? err.message : 'list failed';
+        deps.log.warn({ providerId: input.providerId, reason }, 'provider model list failed');
+        return { providerId: input.providerId, ok: false, reason };
+      }
+    },
+  };
+}
+
+export type ProviderActivities = ReturnType<typeof createProviderActivities>;

@@ -1,0 +1,294 @@
+/**
+ * One inference call end to end, whatever wire format it came in: reserve the key's budget
+ * (keyed calls only), start the `inferenceRequest` workflow (its id is the response id), relay
+ * the replica's streamed text in order, await the result, and end the reservation — settled to
+ * the actual usage on success and on cancellation (the replica reports what it used in its
+ * cancellation), released on every other exit. Budgets are settled here and only here. Every
+ * outcome reaches the request log and the request metrics. The wire format (src/api/wire/*)
+ * turns the body into an `InferenceCall` and renders what this module hands its `CallSink`;
+ * nothing here knows Express or any envelope.
+ */
+import type { Client, WorkflowHandle } from '@temporalio/client';
+import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@temporalio/common';
+import type { Kysely } from 'kysely';
+import type { InferenceInput, InferenceResult, SamplingParams, StreamChunk, Usage } from '../common/inference.js';
+import { retryThroughOutage } from '../common/outage.js';
+import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
+import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
+import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../db/budgetRepo.js';
+import { insertRequestLog } from '../db/requestLogRepo.js';
+import type { Database, RequestKind } from '../db/schema.js';
+import { insertResponseSignature } from '../db/signaturesRepo.js';
+import type { Logger } from '../logger.js';
+import { recordBudgetRefusal, recordFirstText, recordInferenceResult, recordKeyTokens, recordRequest } from '../metrics.js';
+import type { StreamChannel } from '../stream/channel.js';
+import type { inferenceRequest } from '../workflows/inferenceRequest.js';
+import type { Principal } from './auth.js';
+import type { ModelCatalog } from './catalog.js';
+import { ApiError, budgetRefused, fromWorkflowFailure, keyRevoked } from './errors.js';
+import type { KeyResolver } from './keyResolver.js';
+
+export interface ApiDeps {
+  client: Client;
+  channel: StreamChannel;
+  db: Kysely<Database>;
+  catalog: ModelCatalog;
+  log: Logger;
+  requireAuth: boolean;
+  keys: KeyResolver;
+  budgets: {
+    /** Held reservations expire (and the sweep releases them) this long after they were taken. */
+    reservationTtlS: number;
+    /** workflowExecutionTimeout of a request; shorter than the TTL (see config.ts). */
+    requestTimeoutS: number;
+  };
+  /** The payload codec, to read a cancellation's usage from the history. */
+  codec?: PayloadCodec;
+}
+
+export interface InferenceCall {
+  /** The response id the wire format chose (`chatcmpl-…`, `cmpl-…`): also the workflow id. */
+  requestId: string;
+  /** What the request log and metrics call the endpoint. */
+  kind: RequestKind;
+  modelId: string;
+  input: InferenceInput;
+  params: SamplingParams;
+  stream: boolean;
+  principal: Principal | null;
+  /** Upper bound of the tokens this call can use (src/domain/budget.ts); reserved when keyed. */
+  reserveTokens: number;
+}
+
+/** What a wire format renders. Text arrives in order, from one replica only. */
+export interface CallSink {
+  /** The client is gone (the executor then cancels the workflow). */
+  readonly closed: boolean;
+  onClose(listener: () => void): void;
+  text(delta: string): void;
+  done(result: InferenceResult): void;
+  fail(error: ApiError): void;
+}
+
+const REFUSAL_REASON = { balance: 'balance', window: 'window', exceedsWindow: 'exceeds_window' } as const;
+
+/**
+ * Puts one replica's chunks in offset order. A chunk of another source (the request moved
+ * after this one had started) is dropped: the client never gets two answers spliced.
+ */
+class ChunkOrder {
+  sent = '';
+  private owner: string | null = null;
+  private readonly early = new Map<number, string>();
+  constructor(private readonly emit: (text: string) => void) {}
+  push(c: StreamChunk): void {
+    if (this.owner !== null && c.source !== this.owner) return;
+    this.owner ??= c.source;
+    if (c.offset > this.sent.length) return void this.early.set(c.offset, c.text);
+    if (c.offset < this.sent.length) return; // a duplicate
+    this.write(c.text);
+    for (let next = this.early.get(this.sent.length); next !== undefined; next = this.early.get(this.sent.length)) {
+      this.early.delete(this.sent.length);
+      this.write(next);
+    }
+  }
+  /** The rest of the answer from the durable record (whatever the channel did not deliver). */
+  finishWith(text: string): void {
+    this.write(text);
+  }
+  private write(text: string): void {
+    if (!text) return;
+    this.sent += text;
+    this.emit(text);
+  }
+}
+
+export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: CallSink): Promise<void> {
+  const log = deps.log.child({ requestId: call.requestId, model: call.modelId });
+  const started = new Date();
+  const elapsedSeconds = () => (Date.now() - started.getTime()) / 1000;
+  const writeLog = (o: { replica: InferenceResult['replica'] | null; principal: string | null; status: 'ok' | 'error' | 'cancelled'; result?: InferenceResult; failure?: ApiError; usage?: Usage }) =>
+    retryThroughOutage(
+      () =>
+        insertRequestLog(deps.db, {
+          id: call.requestId,
+          kind: call.kind,
+          model_id: call.modelId,
+          host_id: o.replica?.kind === 'host' ? o.replica.hostId : (o.result && !o.result.replica ? o.result.hostId : null),
+          provider_id: o.replica?.kind === 'provider' ? o.replica.providerId : null,
+          principal: o.principal,
+          stream: call.stream,
+          status: o.status,
+          finish_reason: o.result?.finishReason ?? null,
+          error_code: o.failure?.code ?? null,
+          prompt_tokens: o.usage?.promptTokens ?? 0,
+          completion_tokens: o.usage?.completionTokens ?? 0,
+          started_at: started,
+          finished_at: new Date(),
+          duration_ms: Date.now() - started.getTime(),
+        }),
+      { maxMs: 30_000 },
+    ).catch((err: Error) => log.warn({ err: err.message }, 'request log write failed'));
+
+  let handle: WorkflowHandle<typeof inferenceRequest> | undefined;
+  let done = false;
+  let clientGone = false;
+  const cancel = () => {
+    log.info('client disconnected; cancelling the request');
+    handle!.cancel().catch(() => undefined);
+  };
+  // Listening from the start: a client may leave while the reservation is being taken.
+  sink.onClose(() => {
+    if (done) return;
+    clientGone = true;
+    if (handle) cancel();
+  });
+
+  // Reserve before anything is dispatched: a refusal costs one transaction and nothing else.
+  let principal = call.principal;
+  if (principal) {
+    const outcome = await reserveTokens(deps.db, {
+      requestId: call.requestId,
+      keyId: principal.keyId,
+      amount: call.reserveTokens,
+      ttlSeconds: deps.budgets.reservationTtlS,
+    });
+    if (outcome.kind === 'revoked') {
+      // Revoked by another API process since our cache read it: forget it here too.
+      deps.keys.invalidate(principal.keyId);
+      if (deps.requireAuth) return refuse(keyRevoked(), principal.keyId);
+      principal = null; // as for any unrecognized key: served anonymously
+    } else if (outcome.kind === 'refused') {
+      recordBudgetRefusal(REFUSAL_REASON[outcome.refusal.kind]);
+      return refuse(budgetRefused(outcome.refusal), principal.keyId);
+    }
+  }
+
+  let first = true;
+  const order = new ChunkOrder((text) => {
+    if (first) recordFirstText(call.kind, elapsedSeconds());
+    first = false;
+    if (!sink.closed) sink.text(text);
+  });
+  let unsubscribe: (() => void) | undefined;
+  let result: InferenceResult | undefined;
+  let failure: ApiError | undefined;
+  try {
+    // Subscribe before the workflow exists, so no chunk can be published before we listen.
+    if (call.stream) unsubscribe = await deps.channel.subscribe(call.requestId, (c) => order.push(c));
+    handle = await deps.client.workflow.start<typeof inferenceRequest>('inferenceRequest', {
+      taskQueue: CONTROL_PLANE_QUEUE,
+      workflowId: call.requestId,
+      args: [
+        {
+          requestId: call.requestId,
+          modelId: call.modelId,
+          input: call.input,
+          params: call.params,
+          stream: call.stream,
+          principal: principal?.keyId ?? null,
+          accountId: principal?.accountId ?? null,
+        },
+      ],
+      // Closes before the reservation expires, so the sweep never releases a live request's hold.
+      workflowExecutionTimeout: deps.budgets.requestTimeoutS * 1000,
+      requestEagerStart: true,
+      typedSearchAttributes: [
+        { key: FleetModel, value: call.modelId },
+        { key: FleetRequestKind, value: call.kind },
+      ],
+    });
+    // Gone while the workflow was being started: nobody is waiting for (or paying for) it.
+    if (clientGone) cancel();
+    result = await handle.result();
+  } catch (err) {
+    failure = fromWorkflowFailure(err, call.modelId);
+    if (failure.status >= 500 && failure.status !== 503) log.error({ err }, 'inference failed');
+  } finally {
+    done = true;
+    unsubscribe?.();
+  }
+
+  if (result && !result.text.startsWith(order.sent)) {
+    // Another replica answered after this client got part of a different answer.
+    failure = new ApiError(502, 'The replica failed mid-stream; the answer is incomplete.', 'api_error', 'upstream_error');
+    result = undefined;
+  }
+  if (!sink.closed) {
+    if (result) {
+      // The workflow result is the durable record: whatever the channel did not deliver.
+      const rest = result.text.slice(order.sent.length);
+      if (call.stream && rest) order.finishWith(rest);
+      sink.done(result);
+    } else sink.fail(failure!);
+  }
+
+  // A verifiable model's signature, right after the response (GET /v1/signature/:requestId).
+  if (result?.signature) {
+    const signature = result.signature;
+    await retryThroughOutage(
+      () => insertResponseSignature(deps.db, { requestId: call.requestId, modelId: call.modelId, accountId: principal?.accountId ?? null, signature }),
+      { maxMs: 30_000 },
+    ).catch((err: Error) => log.error({ err: err.message }, 'storing the response signature failed'));
+  }
+
+  // The outcome's status, even when a mid-stream failure went out after a 200 header.
+  recordRequest({ endpoint: call.kind, stream: call.stream, status: failure?.status ?? 200, seconds: elapsedSeconds() });
+  if (result) {
+    recordInferenceResult({ model: call.modelId, promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens, failovers: result.failovers });
+  }
+
+  // After the response: the client does not wait for the bookkeeping.
+  const cancelled = failure?.status === 499;
+  const used = result?.usage ?? (cancelled && handle ? await cancelledUsage(handle, deps.codec).catch(() => undefined) : undefined);
+  if (principal) await endReservation(deps, log, call.requestId, principal, result ? result.usage : used);
+  await writeLog({
+    replica: result?.replica ?? null,
+    principal: principal?.keyId ?? null,
+    status: result ? 'ok' : cancelled ? 'cancelled' : 'error',
+    result,
+    failure,
+    usage: used,
+  });
+
+  function refuse(err: ApiError, keyId: string): Promise<void> {
+    sink.fail(err);
+    recordRequest({ endpoint: call.kind, stream: call.stream, status: err.status, seconds: elapsedSeconds() });
+    return writeLog({ replica: null, principal: keyId, status: 'error', failure: err }).then(() => undefined);
+  }
+}
+
+/**
+ * What a cancelled request used: the replica reported it in its `generate`'s cancellation
+ * (ActivityTaskCanceled details), read back from the history — the durable record.
+ */
+async function cancelledUsage(handle: WorkflowHandle, codec: PayloadCodec | undefined): Promise<Usage | undefined> {
+  const events = (await handle.fetchHistory()).events ?? [];
+  for (let i = events.length - 1; i >= 0; i--) {
+    const payloads = events[i]!.activityTaskCanceledEventAttributes?.details?.payloads as Payload[] | undefined;
+    if (!payloads?.length) continue;
+    const [p] = codec ? await codec.decode(payloads) : payloads;
+    const u = defaultPayloadConverter.fromPayload<Partial<Usage>>(p!);
+    if (typeof u?.promptTokens === 'number' && typeof u.completionTokens === 'number') return { promptTokens: u.promptTokens, completionTokens: u.completionTokens };
+  }
+  return undefined;
+}
+
+/**
+ * Settles the reservation to `usage` (a success, or what a cancelled request used) or releases
+ * it (anything else). Never throws: the response is out, and a hold left behind is released by
+ * the sweep when it expires — after retrying through a database outage first.
+ */
+async function endReservation(deps: ApiDeps, log: Logger, requestId: string, principal: Principal, usage: Usage | undefined): Promise<void> {
+  const retry = { onRetry: (attempt: number) => log.warn({ attempt, keyId: principal.keyId }, 'database unreachable; retrying the settlement') };
+  try {
+    if (usage) {
+      const settled = await retryThroughOutage(() => settleReservation(deps.db, requestId, usage), retry);
+      if (settled) recordKeyTokens({ accountId: settled.accountId, keyId: settled.keyId, ...usage });
+      return;
+    }
+    await retryThroughOutage(() => releaseReservationIfHeld(deps.db, requestId), retry);
+  } catch (err) {
+    log.error({ err: (err as Error).message, keyId: principal.keyId }, 'settling the reservation failed; the sweep will release it');
+  }
+}

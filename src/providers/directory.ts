@@ -1,0 +1,56 @@
+/**
+ * The providers a provider worker calls, by id: their records read from the database (cached
+ * for a moment, so a generate costs no query) and one connection pool each, rebuilt when the
+ * provider's connect timeout changes. The key is looked up by the variable name the provider
+ * stores, through the config module's secrets — never stored, never logged.
+ */
+import type { Agent } from 'undici';
+import type { Kysely } from 'kysely';
+import { getProvider, type ProviderRecord } from '../db/providersRepo.js';
+import type { Database } from '../db/schema.js';
+import { upstreamAgent, type UpstreamTarget } from './openaiUpstream.js';
+
+export interface ResolvedProvider {
+  record: ProviderRecord;
+  target: UpstreamTarget;
+}
+
+export class ProviderDirectory {
+  private readonly cache = new Map<string, { at: number; record: ProviderRecord | undefined }>();
+  private readonly agents = new Map<string, { connectMs: number; agent: Agent }>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly secrets: { get(name: string): string | undefined },
+    private readonly ttlMs = 2000,
+  ) {}
+
+  /** The provider, or why it cannot be called (unknown, disabled, its key not set). */
+  async resolve(id: string): Promise<ResolvedProvider | { unusable: string }> {
+    const hit = this.cache.get(id);
+    let record = hit && Date.now() - hit.at < this.ttlMs ? hit.record : undefined;
+    if (!record) {
+      record = await getProvider(this.db, id);
+      this.cache.set(id, { at: Date.now(), record });
+    }
+    if (!record) return { unusable: `provider ${id} is not configured` };
+    if (!record.enabled) return { unusable: `provider ${id} is disabled` };
+    const apiKey = record.api_key_env ? this.secrets.get(record.api_key_env) : undefined;
+    if (record.api_key_env && !apiKey) return { unusable: `provider ${id}'s key (${record.api_key_env}) is not set` };
+    return { record, target: { baseUrl: record.base_url, apiKey, timeouts: record.timeouts, dispatcher: this.agentFor(record) } };
+  }
+
+  private agentFor(p: ProviderRecord): Agent {
+    const have = this.agents.get(p.id);
+    if (have && have.connectMs === p.timeouts.connect_ms) return have.agent;
+    void have?.agent.close().catch(() => undefined);
+    const agent = upstreamAgent(p.timeouts);
+    this.agents.set(p.id, { connectMs: p.timeouts.connect_ms, agent });
+    return agent;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((a) => a.agent.close().catch(() => undefined)));
+    this.agents.clear();
+  }
+}

@@ -1,0 +1,276 @@
+/**
+ * One call to an OpenAI-compatible upstream (`/chat/completions` or `/completions`), JSON or SSE,
+ * over undici with the provider's timeouts: connect, time to the response headers, and the
+ * longest silence between two body chunks. It knows nothing of Temporal; the provider activity
+ * wraps it. Every failure is an `UpstreamError` with a category a retry policy can read
+ * (src/domain/upstreamRetry.ts) and a message that never holds the URL or the key.
+ */
+import { Agent, errors as undiciErrors, request } from 'undici';
+import { z } from 'zod';
+import type { UpstreamCategory, UpstreamRejectedDetails } from '../common/failures.js';
+import type { FinishReason, InferenceInput, SamplingParams, Usage } from '../common/inference.js';
+import { parseRetryAfter, saysModelNotFound, type UpstreamFailure } from '../domain/upstreamRetry.js';
+
+export interface UpstreamTarget {
+  baseUrl: string;
+  apiKey: string | undefined;
+  timeouts: { connect_ms: number; first_byte_ms: number; idle_ms: number };
+  /** A connection pool of this provider's (connect timeout, later its TLS pins). */
+  dispatcher: Agent;
+}
+
+export interface UpstreamCall {
+  model: string;
+  input: InferenceInput;
+  params: SamplingParams;
+  stream: boolean;
+  signal: AbortSignal;
+  /** Streamed text as it arrives (stream calls only). */
+  onText?: (text: string) => void;
+}
+
+export interface UpstreamAnswer {
+  text: string;
+  finishReason: FinishReason;
+  usage: Usage;
+  /** The upstream sent no usage: the figures are estimates (≈ 4 characters per token). */
+  usageEstimated: boolean;
+}
+
+export class UpstreamError extends Error {
+  override name = 'UpstreamError';
+  constructor(
+    readonly failure: UpstreamFailure,
+    message: string,
+    /** The upstream's own refusal (a 4xx body), for the client. */
+    readonly rejected?: UpstreamRejectedDetails,
+  ) {
+    super(message);
+  }
+}
+
+/** A connection pool for one provider. */
+export function upstreamAgent(timeouts: { connect_ms: number }): Agent {
+  return new Agent({ connect: { timeout: timeouts.connect_ms }, keepAliveTimeout: 30_000, connections: 64 });
+}
+
+const usageSchema = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() }).partial();
+const choiceSchema = z.object({
+  message: z.object({ content: z.string().nullable().optional() }).optional(),
+  delta: z.object({ content: z.string().nullable().optional() }).optional(),
+  text: z.string().nullable().optional(),
+  finish_reason: z.string().nullable().optional(),
+});
+const answerSchema = z.object({ choices: z.array(choiceSchema).default([]), usage: usageSchema.nullable().optional() });
+const errorBodySchema = z.object({
+  error: z.union([
+    z.object({ message: z.string().optional(), type: z.string().nullable().optional(), param: z.string().nullable().optional(), code: z.union([z.string(), z.number()]).nullable().optional() }),
+    z.string(),
+  ]),
+});
+
+const finishOf = (r: string | null | undefined): FinishReason => (r === 'length' ? 'length' : 'stop');
+const estimate = (chars: number) => Math.max(1, Math.ceil(chars / 4));
+const promptChars = (i: InferenceInput) => (i.kind === 'completion' ? i.prompt.length : i.messages.reduce((n, m) => n + m.content.length, 0));
+
+/** Anything in an upstream's words that looks like a URL (it may hold a host, a path, a token) is cut out. */
+export function scrub(text: string, secrets: ReadonlyArray<string | undefined> = []): string {
+  let out = text.replace(/\b[a-z][a-z0-9+.-]*:\/\/\S+/gi, '[url]');
+  for (const s of secrets) if (s && s.length >= 4) out = out.split(s).join('[redacted]');
+  return out.slice(0, 500);
+}
+
+function bodyFor(c: UpstreamCall): Record<string, unknown> {
+  const p = c.params;
+  return {
+    model: c.model,
+    ...(c.input.kind === 'chat' ? { messages: c.input.messages.map((m) => ({ role: m.role, content: m.content })) } : { prompt: c.input.prompt }),
+    ...(p.maxTokens !== null ? { max_tokens: p.maxTokens } : {}),
+    temperature: p.temperature,
+    top_p: p.topP,
+    ...(p.seed !== undefined ? { seed: p.seed } : {}),
+    ...(p.stop.length ? { stop: p.stop } : {}),
+    stream: c.stream,
+    ...(c.stream ? { stream_options: { include_usage: true } } : {}),
+  };
+}
+
+/** Maps undici's and the socket's errors to a category; never repeats the address. */
+function transportFailure(err: unknown): UpstreamError {
+  const e = err as { code?: string; name?: string; cause?: { code?: string } };
+  const code = e.code ?? e.cause?.code ?? '';
+  let category: Exclude<UpstreamCategory, 'status'> = 'connect';
+  if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') {
+    category = 'timeout';
+  } else if (err instanceof undiciErrors.SocketError || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
+    category = 'dropped';
+  } else if (/^(ERR_TLS|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_SSL)/.test(code)) {
+    category = 'tls';
+  }
+  return new UpstreamError({ kind: 'transport', category }, `upstream ${category} failure${code ? ` (${code})` : ''}`);
+}
+
+export async function callUpstream(t: UpstreamTarget, c: UpstreamCall): Promise<UpstreamAnswer> {
+  const path = c.input.kind === 'chat' ? '/chat/completions' : '/completions';
+  let res;
+  try {
+    res = await request(`${t.baseUrl}${path}`, {
+      method: 'POST',
+      dispatcher: t.dispatcher,
+      signal: c.signal,
+      headers: {
+        'content-type': 'application/json',
+        accept: c.stream ? 'text/event-stream' : 'application/json',
+        ...(t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : {}),
+      },
+      body: JSON.stringify(bodyFor(c)),
+      headersTimeout: t.timeouts.first_byte_ms,
+      bodyTimeout: t.timeouts.idle_ms,
+    });
+  } catch (err) {
+    if (c.signal.aborted) throw err;
+    throw transportFailure(err);
+  }
+  if (res.statusCode >= 300) {
+    const raw = await res.body.text().catch(() => '');
+    throw httpFailure(res.statusCode, res.headers['retry-after'], raw, t.apiKey);
+  }
+  try {
+    return c.stream ? await readStream(res.body, c) : await readJson(await res.body.text(), c);
+  } catch (err) {
+    if (err instanceof UpstreamError || c.signal.aborted) throw err;
+    throw transportFailure(err);
+  }
+}
+
+function httpFailure(status: number, retryAfterHeader: string | string[] | undefined, raw: string, apiKey: string | undefined): UpstreamError {
+  let parsed: z.infer<typeof errorBodySchema> | undefined;
+  try {
+    const r = errorBodySchema.safeParse(JSON.parse(raw));
+    parsed = r.success ? r.data : undefined;
+  } catch {
+    parsed = undefined;
+  }
+  const err = typeof parsed?.error === 'string' ? { message: parsed.error } : parsed?.error;
+  const message = scrub(err?.message ?? (raw.trim() || `HTTP ${status}`), [apiKey]);
+  const code = err?.code === undefined || err.code === null ? null : String(err.code);
+  const retryAfterSeconds = parseRetryAfter(Array.isArray(retryAfterHeader) ? retryAfterHeader[0] : retryAfterHeader, Date.now());
+  const failure: UpstreamFailure = {
+    kind: 'http',
+    status,
+    ...(retryAfterSeconds !== undefined ? { retryAfterSeconds } : {}),
+    ...(saysModelNotFound(status, code, err?.message) ? { modelNotFound: true } : {}),
+  };
+  return new UpstreamError(failure, `upstream answered ${status}`, { status, message, param: err?.param ?? null, code });
+}
+
+function readJson(text: string, c: UpstreamCall): UpstreamAnswer {
+  let body;
+  try {
+    body = answerSchema.parse(JSON.parse(text));
+  } catch {
+    throw new UpstreamError({ kind: 'transport', category: 'decode' }, 'upstream answer is not a completion');
+  }
+  const choice = body.choices[0];
+  if (!choice) throw new UpstreamError({ kind: 'transport', category: 'decode' }, 'upstream answer has no choice');
+  const answer = choice.message?.content ?? choice.text ?? '';
+  return withUsage(answer, finishOf(choice.finish_reason), body.usage ?? undefined, c);
+}
+
+function withUsage(text: string, finishReason: FinishReason, u: z.infer<typeof usageSchema> | undefined, c: UpstreamCall): UpstreamAnswer {
+  const known = u?.prompt_tokens !== undefined && u?.completion_tokens !== undefined;
+  return {
+    text,
+    finishReason,
+    usage: known ? { promptTokens: u!.prompt_tokens!, completionTokens: u!.completion_tokens! } : { promptTokens: estimate(promptChars(c.input)), completionTokens: estimate(text.length) },
+    usageEstimated: !known,
+  };
+}
+
+/** Reads `data:` lines until `[DONE]`; a stream that ends without it (or a finish) was dropped. */
+async function readStream(body: AsyncIterable<Buffer>, c: UpstreamCall): Promise<UpstreamAnswer> {
+  let buffered = '';
+  let text = '';
+  let finish: FinishReason | undefined;
+  let usage: z.infer<typeof usageSchema> | undefined;
+  let done = false;
+  const dropped = () => new UpstreamError({ kind: 'transport', category: 'dropped' }, 'upstream stream ended early', undefined);
+  const onLine = (line: string) => {
+    if (!line.startsWith('data:')) return;
+    const data = line.slice(5).trim();
+    if (data === '[DONE]') return void (done = true);
+    let chunk;
+    try {
+      chunk = answerSchema.parse(JSON.parse(data));
+    } catch {
+      throw new UpstreamError({ kind: 'transport', category: 'decode' }, 'upstream sent an unreadable stream chunk');
+    }
+    if (chunk.usage) usage = chunk.usage;
+    const choice = chunk.choices[0];
+    if (!choice) return;
+    const piece = choice.delta?.content ?? choice.text ?? '';
+    if (piece) {
+      text += piece;
+      c.onText?.(piece);
+    }
+    if (choice.finish_reason) finish = finishOf(choice.finish_reason);
+  };
+  try {
+    for await (const part of body) {
+      buffered += part.toString('utf8');
+      let nl: number;
+      while ((nl = buffered.indexOf('\n')) >= 0) {
+        onLine(buffered.slice(0, nl).replace(/\r$/, ''));
+        buffered = buffered.slice(nl + 1);
+        if (done) break;
+      }
+      if (done) break;
+    }
+  } catch (err) {
+    if (err instanceof UpstreamError || c.signal.aborted) throw err;
+    throw Object.assign(dropped(), { cause: err });
+  }
+  if (buffered.trim()) onLine(buffered.trim());
+  if (!done && finish === undefined) throw dropped();
+  return withUsage(text, finish ?? 'stop', usage, c);
+}
+
+const modelListSchema = z.object({
+  data: z.array(
+    z.object({
+      id: z.string().min(1).max(512),
+      context_length: z.number().int().positive().optional(),
+      max_model_len: z.number().int().positive().optional(),
+    }).passthrough(),
+  ),
+});
+
+/** `GET /models`: the upstream's model ids (and context lengths where it says them). */
+export async function listUpstreamModels(t: UpstreamTarget, signal: AbortSignal): Promise<Array<{ slug: string; contextLength?: number }>> {
+  let res;
+  try {
+    res = await request(`${t.baseUrl}/models`, {
+      method: 'GET',
+      dispatcher: t.dispatcher,
+      signal,
+      headers: { accept: 'application/json', ...(t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : {}) },
+      headersTimeout: t.timeouts.first_byte_ms,
+      bodyTimeout: t.timeouts.idle_ms,
+    });
+  } catch (err) {
+    if (signal.aborted) throw err;
+    throw transportFailure(err);
+  }
+  const raw = await res.body.text().catch(() => '');
+  if (res.statusCode >= 300) throw httpFailure(res.statusCode, res.headers['retry-after'], raw, t.apiKey);
+  let parsed;
+  try {
+    parsed = modelListSchema.parse(JSON.parse(raw));
+  } catch {
+    throw new UpstreamError({ kind: 'transport', category: 'decode' }, 'upstream model list is not an OpenAI model list');
+  }
+  return parsed.data.map((m) => {
+    const ctx = m.context_length ?? m.max_model_len;
+    return ctx !== undefined ? { slug: m.id, contextLength: ctx } : { slug: m.id };
+  });
+}

@@ -1,0 +1,64 @@
+/**
+ * What defines a remote provider, validated once with zod wherever one comes from: the config
+ * file (`FLEET_CONFIG`), `POST/PATCH /admin/providers`, or `fleet providers add`. The key itself
+ * never appears here — only the NAME of the environment variable that holds it, so neither the
+ * database, nor a config file in a repository, nor an answer of the admin API carries a secret.
+ */
+import { z } from 'zod';
+import { parseCanonicalMap } from '../domain/canonicalIds.js';
+
+export const PROVIDER_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/;
+
+export const timeoutsSchema = z
+  .object({
+    /** TCP (and TLS) connect. @default 5000 */
+    connect_ms: z.number().int().min(100).max(120_000).default(5_000),
+    /** From the request to the response headers (the upstream's time to first byte). @default 60000 */
+    first_byte_ms: z.number().int().min(100).max(600_000).default(60_000),
+    /** Longest silence between two chunks of the body. @default 30000 */
+    idle_ms: z.number().int().min(100).max(600_000).default(30_000),
+  })
+  .strict();
+
+const baseUrl = z
+  .string()
+  .url('must be an http(s) URL, e.g. https://api.example.com/v1')
+  .refine((u) => /^https?:$/.test(new URL(u).protocol), 'must be an http or https URL')
+  .refine((u) => !new URL(u).username && !new URL(u).password, 'must not carry credentials (use api_key_env)')
+  .transform((u) => u.replace(/\/+$/, ''));
+
+const modelsSpec = z.string().max(20_000).superRefine((s, ctx) => {
+  for (const e of parseCanonicalMap(s).errors) ctx.addIssue({ code: 'custom', message: e });
+});
+
+export const providerSpecSchema = z
+  .object({
+    id: z.string().regex(PROVIDER_ID_PATTERN, 'letters, digits and _ . - (max 63), starting with a letter or digit'),
+    base_url: baseUrl,
+    tier: z.enum(['attested', 'plaintext']).default('plaintext'),
+    /** The name of the environment variable that holds the provider's API key. */
+    api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name').nullable().optional(),
+    /** `canonical=slug,…`; a bare entry serves the slug under its own name. */
+    models: modelsSpec.default(''),
+    streaming: z.boolean().default(true),
+    /** Clients may encrypt end to end to this provider (recorded for later; not used yet). */
+    e2ee: z.boolean().default(false),
+    enabled: z.boolean().default(true),
+    /** Assumed for its models when its /v1/models does not say. */
+    context_length: z.number().int().min(16).max(10_000_000).default(8192),
+    timeouts: timeoutsSchema.default({ connect_ms: 5_000, first_byte_ms: 60_000, idle_ms: 30_000 }),
+  })
+  .strict();
+export type ProviderSpec = z.output<typeof providerSpecSchema>;
+export type ProviderSpecInput = z.input<typeof providerSpecSchema>;
+
+/** `PATCH /admin/providers/:id`: any field but the id. */
+export const providerPatchSchema = providerSpecSchema.omit({ id: true }).partial().strict();
+
+/** The config file (`FLEET_CONFIG`, YAML or JSON). */
+export const fleetConfigFileSchema = z
+  .object({
+    providers: z.array(providerSpecSchema).default([]),
+  })
+  .strict();
+export type FleetConfigFile = z.output<typeof fleetConfigFileSchema>;
