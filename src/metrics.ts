@@ -23,6 +23,8 @@ import { readFleetHosts } from './db/fleetStateRepo.js';
 import { summarizePools, type PoolSummary } from './domain/poolSummary.js';
 import type { RejectReason } from './domain/admission.js';
 import { isHostHealthy } from './domain/health.js';
+import { isDemoted } from './domain/replicas.js';
+import { readReplicaFailures } from './db/replicaHealthRepo.js';
 import type { Database } from './db/schema.js';
 import type { Logger } from './logger.js';
 
@@ -165,6 +167,8 @@ interface HostSnapshot {
 interface FleetSnapshot {
   hosts: HostSnapshot[];
   pools: PoolSummary[];
+  /** Replicas with failures in a row (hosts and providers), for demotion. */
+  replicas: Array<{ replica: string; failures: number; demoted: boolean }>;
 }
 
 type FleetSource = () => Promise<FleetSnapshot>;
@@ -178,7 +182,7 @@ let pendingSnapshot: Promise<FleetSnapshot> | undefined;
  */
 function fleetSnapshot(): Promise<FleetSnapshot> {
   pendingSnapshot ??= Promise.all([...fleetSources].map((source) => source()))
-    .then((all) => ({ hosts: all.flatMap((s) => s.hosts), pools: all.flatMap((s) => s.pools) }))
+    .then((all) => ({ hosts: all.flatMap((s) => s.hosts), pools: all.flatMap((s) => s.pools), replicas: all.flatMap((s) => s.replicas) }))
     .finally(() => {
       pendingSnapshot = undefined;
     });
@@ -245,6 +249,29 @@ poolGauge('fleet_pool_running_requests', 'Requests generating in a pool.', (p) =
 poolGauge('fleet_pool_queued_requests', 'Requests queued in a pool.', (p) => p.queued);
 poolGauge('fleet_pool_capacity_left', 'Free slots and queue places on the loaded hosts of a pool.', (p) => p.capacityLeft);
 
+new Gauge({
+  name: 'fleet_replica_consecutive_failures',
+  help: 'Failures in a row of a replica (host:<id> or provider:<id>); 0 ones are not listed.',
+  labelNames: ['replica'] as const,
+  registers,
+  async collect() {
+    const { replicas } = await fleetSnapshot();
+    this.reset();
+    for (const r of replicas) this.set({ replica: r.replica }, r.failures);
+  },
+});
+new Gauge({
+  name: 'fleet_replica_demoted',
+  help: 'A replica demoted behind the next tier after FLEET_DEMOTE_AFTER failures in a row (1), until it succeeds again.',
+  labelNames: ['replica'] as const,
+  registers,
+  async collect() {
+    const { replicas } = await fleetSnapshot();
+    this.reset();
+    for (const r of replicas) this.set({ replica: r.replica }, r.demoted ? 1 : 0);
+  },
+});
+
 /**
  * Makes the fleet-state gauges read this database's hosts and pools at each scrape; returns
  * the function that stops it (a stopped stack's closed database must not break later scrapes).
@@ -254,19 +281,21 @@ export function watchFleetHosts(o: {
   db: Kysely<Database>;
   heartbeatIntervalMs: number;
   pools: { enabled: boolean; cooldownMs: number };
+  demoteAfter: number;
   log: Logger;
 }): () => void {
   const source: FleetSource = async () => {
     try {
-      const { hosts, pools } = await readFleetHosts(o.db);
+      const [{ hosts, pools }, failures] = await Promise.all([readFleetHosts(o.db), readReplicaFailures(o.db)]);
       const now = Date.now();
       return {
         hosts: hosts.map((h) => ({ host: h.id, healthy: isHostHealthy(h, now, o.heartbeatIntervalMs), models: h.load })),
         pools: summarizePools(hosts, { ...pools, ...o.pools }, now, o.heartbeatIntervalMs).pools,
+        replicas: Object.entries(failures).map(([replica, n]) => ({ replica, failures: n, demoted: isDemoted(n, o.demoteAfter) })),
       };
     } catch (err) {
       o.log.warn({ err: (err as Error).message }, 'metrics: reading the fleet failed');
-      return { hosts: [], pools: [] };
+      return { hosts: [], pools: [], replicas: [] };
     }
   };
   fleetSources.add(source);

@@ -159,7 +159,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         demoteAfter: config.providers.demoteAfter,
       });
       cleanups.push(() => api!.close());
-      const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, log });
+      const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, demoteAfter: config.providers.demoteAfter, log });
       cleanups.push(async () => unwatch());
     }
     let metrics: MetricsServer | undefined;

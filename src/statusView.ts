@@ -35,6 +35,7 @@ export const hostsResponseSchema = z.object({
   data: z.array(hostSchema),
   /** Absent from APIs older than quarantine. */
   quarantined: z.array(quarantineSchema).optional(),
+  replicas: z.array(z.object({ replica: z.string(), consecutive_failures: z.number(), demoted: z.boolean() })).optional(),
 });
 export type QuarantineView = z.infer<typeof quarantineSchema>;
 export type HostStatusView = z.infer<typeof hostSchema>;
@@ -82,10 +83,15 @@ const HEADER = ['HOST', 'HEALTH', 'SLOTS', 'MODEL', 'STATE', 'RUN/QUEUED', 'LOAD
  * The table, one line per placement (host columns on the first line of each host). Unloaded
  * placements are left out: they are history (every model a host ever held), not state.
  */
-export function renderStatus(hosts: readonly HostStatusView[], quarantined: readonly QuarantineView[] = []): string {
-  const notes = quarantined.map(
-    (q) => `quarantined: ${q.build} since ${q.since}${q.host ? ` (on ${q.host})` : ''}: ${q.reason}  — fleet models release ${q.build}`,
-  );
+export function renderStatus(
+  hosts: readonly HostStatusView[],
+  quarantined: readonly QuarantineView[] = [],
+  replicas: ReadonlyArray<{ replica: string; consecutive_failures: number; demoted: boolean }> = [],
+): string {
+  const notes = [
+    ...quarantined.map((q) => `quarantined: ${q.build} since ${q.since}${q.host ? ` (on ${q.host})` : ''}: ${q.reason}  — fleet models release ${q.build}`),
+    ...replicas.filter((r) => r.demoted).map((r) => `demoted: ${r.replica} (${r.consecutive_failures} failures in a row; sorts after the next tier until it succeeds)`),
+  ];
   const tail = notes.length ? `${notes.join('\n')}\n` : '';
   if (hosts.length === 0) return `no hosts registered\n${tail}`;
   const rows: string[][] = [HEADER];

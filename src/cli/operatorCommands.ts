@@ -14,7 +14,7 @@ import { CliError, config, int, hostId, apiBase, apiJson, callApi, apiFailure, U
 
 async function fetchStatus(base: string): Promise<string> {
   const answer = await apiJson(hostsResponseSchema, { base, route: '/admin/hosts' });
-  return renderStatus(answer.data, answer.quarantined);
+  return renderStatus(answer.data, answer.quarantined, answer.replicas);
 }
 
 /** Re-renders every second until Ctrl-C; an API that goes away mid-watch is shown, not fatal. */

@@ -39,7 +39,18 @@ export async function registerModel(db: Kysely<Database>, input: RegisterModelIn
       .onConflict((oc) => oc.column('id').doUpdateSet(values))
       .returningAll()
       .executeTakeFirstOrThrow();
-    if (input.alias !== false) await ensureAlias(tx, input.alias ?? input.id, input.id);
+    if (input.alias !== false) {
+      const alias = input.alias ?? input.id;
+      await ensureAlias(tx, alias, input.id);
+      // Own hosts come first: an alias a provider's model created takes our build as desired
+      // (the provider's model still serves it, by its canonical id, after our hosts).
+      await tx
+        .updateTable('aliases')
+        .set({ desired_build: input.id, updated_at: sql<Date>`now()` })
+        .where('id', '=', alias)
+        .where('desired_build', 'in', tx.selectFrom('models').select('id').where('kind', '=', 'remote'))
+        .execute();
+    }
     return row;
   });
 }

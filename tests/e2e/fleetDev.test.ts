@@ -4,45 +4,16 @@
  * Web UI answers; SIGINT stops everything and SIGKILL leaves no orphan server either.
  */
 import assert from 'node:assert/strict';
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { execFileSync, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import OpenAI from 'openai';
-import { freePort } from '../../src/temporal/devServer.js';
-import { testEnv } from '../support/env.js';
+import { startDevFleet as startDev } from '../support/devFleet.js';
 import { waitFor } from '../support/wait.js';
 
 const root = path.resolve(import.meta.dirname, '../..');
-
-interface Dev {
-  child: ChildProcess;
-  apiUrl: string;
-  uiUrl: string;
-  output: () => string;
-}
-
-async function startDev(dataDir: string): Promise<Dev> {
-  const [apiPort, devPort, uiPort] = [await freePort(), await freePort(), await freePort()];
-  const env: NodeJS.ProcessEnv = {
-    PATH: process.env.PATH,
-    HOME: process.env.HOME,
-    TEMPORAL_CLI_PATH: testEnv.temporalCli,
-    TEMPORAL_DEV_PORT: String(devPort),
-    TEMPORAL_UI_PORT: String(uiPort),
-    FLEET_HTTP_PORT: String(apiPort),
-    FLEET_DATA_DIR: dataDir,
-    FLEET_LOG_LEVEL: 'warn',
-  };
-  const child = spawn(process.execPath, [path.join(root, 'bin/fleet.js'), 'dev'], { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const ready = await waitFor(async () => (out.includes('inference-fleet is up') ? true : child.exitCode !== null ? false : undefined), 120_000);
-  assert.equal(ready, true, `fleet dev did not come up:\n${out}`);
-  return { child, apiUrl: `http://127.0.0.1:${apiPort}`, uiUrl: `http://127.0.0.1:${uiPort}`, output: () => out };
-}
 
 /** Processes whose command line mentions the folder: the dev server's SQLite file lives there. */
 function processesUsing(dir: string): string[] {

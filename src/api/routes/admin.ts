@@ -16,6 +16,8 @@ import { getHost, listHosts } from '../../db/hostsRepo.js';
 import { listPlacements } from '../../db/placementsRepo.js';
 import { listQuarantined, registerModel, releaseBuild, type QuarantinedBuild } from '../../db/modelsRepo.js';
 import { setRemoteBuildActive } from '../../db/providersRepo.js';
+import { readReplicaFailures } from '../../db/replicaHealthRepo.js';
+import { isDemoted } from '../../domain/replicas.js';
 import { PlacementState } from '../../db/schema.js';
 import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
@@ -32,6 +34,8 @@ import { deleteDiscoverySchedule, startDiscoveryCycle, upsertDiscoverySchedule }
 
 export interface AdminDeps extends ApiDeps {
   modelsDir: string;
+  /** Failures in a row before a replica is demoted (what the lists call demoted). */
+  demoteAfter: number;
   heartbeatIntervalMs: number;
   /** Pool enforcement (the kill switch) and the planner's cool-down. */
   pools: { enabled: boolean; cooldownMs: number };
@@ -117,10 +121,12 @@ export function adminRoutes(deps: AdminDeps): Router {
 
   r.get('/admin/hosts', async (_req, res) => {
     const now = Date.now();
-    const [hosts, placements, quarantined] = await Promise.all([listHosts(deps.db), listPlacements(deps.db, {}), listQuarantined(deps.db)]);
+    const [hosts, placements, quarantined, failing] = await Promise.all([listHosts(deps.db), listPlacements(deps.db, {}), listQuarantined(deps.db), readReplicaFailures(deps.db)]);
     res.json({
       object: 'list',
       quarantined: quarantined.map(snakeQuarantine),
+      // Replicas (hosts and providers) failing in a row, and whether that demoted them.
+      replicas: Object.entries(failing).map(([replica, n]) => ({ replica, consecutive_failures: n, demoted: isDemoted(n, deps.demoteAfter) })),
       data: hosts.map((h) => {
         const last = new Date(h.last_heartbeat_at).toISOString();
         const mine = placements.filter((p) => p.host_id === h.id);
