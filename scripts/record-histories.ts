@@ -20,6 +20,9 @@ const out = path.resolve(import.meta.dirname, '../tests/fixtures/histories');
 const only = new Set(process.argv.slice(2));
 const wanted = (name: string) => only.size === 0 || only.has(name);
 // No cool-down: the planner may move the host back right after the on-demand move below.
+// Run it without FLEET_PAYLOAD_KEYS: the replay test reads these files in clear (the codec test
+// replays them through a codec too).
+if (process.env.FLEET_PAYLOAD_KEYS) throw new Error('unset FLEET_PAYLOAD_KEYS: recorded histories are kept in clear');
 const f = await startTestFleet({ db: 'pglite', env: { FLEET_POOL_COOLDOWN_S: '0' } });
 try {
   const client = f.stack.temporal.client;
@@ -60,27 +63,28 @@ try {
   if (bad.status !== 400 || !failed) throw new Error('expected a context_length_exceeded failure to record');
   await save('inferenceRequest-context-exceeded', failed.id);
   if (wanted('inferenceRequest-cancelled')) {
-    // A client that leaves mid-stream: a generation long enough (small model) to be cancelled.
-    const file = path.join(f.tmpDir, 'small.gguf');
-    await makeTinyModel({ file, seed: 5, size: 'small' });
-    const { sha256, sizeBytes } = await sha256File(file);
-    await registerModel(f.stack.db.db, { id: 'small', path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES.small.contextLength });
-    const abort = new AbortController();
-    const long = await f.openai.chat.completions.create(
-      { model: 'small', messages: [{ role: 'user', content: 'cancel me' }], max_tokens: 1800, stream: true },
-      { signal: abort.signal },
-    );
-    let cancelledId = '';
-    try {
-      for await (const c of long) {
-        cancelledId = c.id;
-        abort.abort();
+    // A client that leaves while its request holds a slot (a test gate keeps it there).
+    const ac = new AbortController();
+    const pending = fetch(`${f.baseURL}/chat/completions`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'tiny', messages: [{ role: 'user', content: f.gated('record-cancel') }], max_tokens: 8, stream: true }),
+      signal: ac.signal,
+    }).catch(() => undefined);
+    let cancelledId: string | undefined;
+    for (let i = 0; i < 200 && !cancelledId; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      const running = await f.stack.db.db.selectFrom('hosts').select('stats').execute();
+      if (running.some((h) => JSON.stringify(h.stats).includes('"running":1'))) {
+        for await (const w of client.workflow.list({ query: 'WorkflowType = "inferenceRequest" AND ExecutionStatus = "Running"' })) cancelledId = w.workflowId;
       }
-    } catch {
-      // the abort ends the stream
     }
+    if (!cancelledId) throw new Error('the gated request never ran');
+    ac.abort();
+    await pending;
     const closed = await client.workflow.getHandle(cancelledId).result().then(() => 'completed', () => 'cancelled');
-    if (closed !== 'cancelled') throw new Error('the long generation finished before the cancellation reached it');
+    await f.release('record-cancel');
+    if (closed !== 'cancelled') throw new Error('the request was not cancelled');
     await save('inferenceRequest-cancelled', cancelledId);
   }
   if (wanted('poolReassign') || wanted('inferenceRequest-pool-move') || wanted('warmPools')) {
