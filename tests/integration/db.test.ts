@@ -44,7 +44,7 @@ async function waitFor(cond: () => boolean, what: string, ms = 5000): Promise<vo
 function logRow(id: string, over: Partial<NewRequestLog> = {}): NewRequestLog {
   const started = new Date('2030-01-01T00:00:00.000Z');
   return {
-    id, kind: 'chat', model_id: 'm-counter', host_id: 'h1', principal: null, stream: false, status: 'ok',
+    id, kind: 'chat', model_id: 'm-counter', host_id: 'h1', provider_id: null, principal: null, stream: false, status: 'ok',
     finish_reason: 'stop', error_code: null, prompt_tokens: 3, completion_tokens: 5,
     started_at: started, finished_at: new Date(started.getTime() + 42), duration_ms: 42, ...over,
   };
@@ -68,7 +68,7 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       const others = backend.kind === 'postgres' ? [await backend.open(), await backend.open()] : [h, h];
       try {
         const runs = await Promise.all([h, ...others].map((x) => migrateToLatest(x.db, testLog)));
-        assert.deepEqual(runs.flat(), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience']);
+        assert.deepEqual(runs.flat(), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience', '0007_providers']);
       } finally {
         for (const o of others) if (o !== h) await o.close();
       }
@@ -80,7 +80,7 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       assert.equal(down.error, undefined);
       const tables = await h.db.introspection.getTables();
       assert.deepEqual(tables.map((t) => t.name), []);
-      assert.deepEqual(await migrateToLatest(h.db, testLog), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience']);
+      assert.deepEqual(await migrateToLatest(h.db, testLog), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience', '0007_providers']);
     });
 
     it('hosts: register, heartbeat, mark down, re-register', async () => {
