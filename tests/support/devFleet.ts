@@ -21,18 +21,19 @@ export interface DevFleet {
   stop(): Promise<void>;
 }
 
-export async function startDevFleet(dataDir: string, o: { ui?: boolean } = {}): Promise<DevFleet> {
+export async function startDevFleet(dataDir: string, o: { ui?: boolean; env?: Record<string, string>; temporalCli?: string } = {}): Promise<DevFleet> {
   await mkdir(dataDir, { recursive: true });
   const [apiPort, devPort, uiPort] = [await freePort(), await freePort(), await freePort()];
   const env: NodeJS.ProcessEnv = {
     PATH: process.env.PATH,
     HOME: process.env.HOME,
-    TEMPORAL_CLI_PATH: testEnv.temporalCli,
+    TEMPORAL_CLI_PATH: o.temporalCli ?? testEnv.temporalCli,
     TEMPORAL_DEV_PORT: String(devPort),
     TEMPORAL_UI_PORT: String(uiPort),
     FLEET_HTTP_PORT: String(apiPort),
     FLEET_DATA_DIR: dataDir,
     FLEET_LOG_LEVEL: 'warn',
+    ...o.env,
   };
   const args = [path.join(root, 'bin/fleet.js'), 'dev', ...(o.ui === false ? ['--no-ui'] : [])];
   const child = spawn(process.execPath, args, { cwd: dataDir, env, stdio: ['ignore', 'pipe', 'pipe'] });
