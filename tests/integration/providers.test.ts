@@ -16,6 +16,7 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import { getRequestLog } from '../../src/db/requestLogRepo.js';
+import { runFleet } from '../support/cli.js';
 import { startDevFleet, type DevFleet } from '../support/devFleet.js';
 import { startFaultUpstream, type FaultUpstream } from '../support/faultUpstream.js';
 import { startProcessFleet, type ProcessFleet } from '../support/processFleet.js';
@@ -230,5 +231,21 @@ describe('remote providers', () => {
     assert.ok((pruned.body.removed as string[]).includes('lister/fresh-model'));
     assert.equal((await chat('fresh-model')).status, 404);
     assert.equal((await chat('faulty')).status, 200, 'unrelated models are untouched');
+  });
+
+  test('fleet providers add / list / remove', async () => {
+    const fleet = (...args: string[]) => runFleet([...args, '--url', f.apiUrl], { env: { PATH: process.env.PATH, HOME: process.env.HOME, FLEET_LOG_LEVEL: 'error' } });
+    const added = await fleet('providers', 'add', 'cli-p', up.baseUrl, '--models', 'cli-model=y', '--api-key-env', 'CLI_KEY');
+    assert.equal(added.code, 0, added.stderr);
+    assert.match(added.stdout, /added provider cli-p \(plaintext\)/);
+    const listed = await fleet('providers', 'list');
+    assert.match(listed.stdout, /cli-p\s+plaintext\s+yes\s+CLI_KEY \(NOT SET\)/);
+    assert.match(listed.stdout, /fault .*faulty ← vendor\/up-model/);
+    assert.equal((await chat('cli-model')).status, 404, 'its key is not set: it cannot serve');
+    const removed = await fleet('providers', 'remove', 'cli-p');
+    assert.equal(removed.code, 0, removed.stderr);
+    const again = await fleet('providers', 'remove', 'cli-p');
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /provider_not_found/);
   });
 });

@@ -68,3 +68,32 @@ test('llama threads fit the machine: 1 on 2 cores, half the cores above', () => 
   assert.equal(defaultLlamaThreads(2), 1);
   assert.equal(defaultLlamaThreads(8), 4);
 });
+
+test('FLEET_CONFIG: a YAML or JSON file of providers, validated with defaults', async () => {
+  const { mkdtempSync, writeFileSync } = await import('node:fs');
+  const os = await import('node:os');
+  const path = await import('node:path');
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'fleet-config-'));
+  const yaml = path.join(dir, 'fleet.yaml');
+  writeFileSync(yaml, 'providers:\n  - id: up\n    base_url: https://api.example.com/v1/\n    api_key_env: UP_KEY\n    models: "glm-5=zai/GLM-5, llama"\n');
+  const c = loadConfig({ FLEET_CONFIG: yaml, UP_KEY: 'secret-value' });
+  assert.deepEqual(c.file.providers.map((p) => [p.id, p.base_url, p.tier, p.streaming, p.timeouts.connect_ms]), [['up', 'https://api.example.com/v1', 'plaintext', true, 5000]]);
+  assert.equal(c.secrets.get('UP_KEY'), 'secret-value', 'keys are read by name, from the same environment');
+  const json = path.join(dir, 'fleet.json');
+  writeFileSync(json, JSON.stringify({ providers: [{ id: 'a', base_url: 'http://127.0.0.1:9/v1', tier: 'attested' }] }));
+  assert.equal(loadConfig({ FLEET_CONFIG: json }).file.providers[0]!.tier, 'attested');
+
+  const badCases: Array<[string, RegExp]> = [
+    ['providers:\n  - id: x\n    base_url: ftp://nope\n', /providers\.0\.base_url/],
+    ['providers:\n  - id: x\n    base_url: https://u:p@host/v1\n', /must not carry credentials/],
+    ['providers:\n  - id: x\n    base_url: https://h/v1\n    models: "=slug"\n', /providers\.0\.models/],
+    ['providers:\n  - id: x\n    base_url: https://h/v1\n  - id: x\n    base_url: https://h/v1\n', /appears twice/],
+    ['providers:\n  - id: x\n    base_url: https://h/v1\n    api_key: sk-inline\n', /Unrecognized key/],
+    ['providers: [unclosed\n', /not valid YAML or JSON/],
+  ];
+  for (const [text, err] of badCases) {
+    writeFileSync(yaml, text);
+    assert.throws(() => loadConfig({ FLEET_CONFIG: yaml }), (e: unknown) => e instanceof ConfigError && err.test(e.message) && !e.message.includes('sk-inline'), text);
+  }
+  assert.throws(() => loadConfig({ FLEET_CONFIG: path.join(dir, 'missing.yaml') }), /FLEET_CONFIG: cannot read/);
+});
