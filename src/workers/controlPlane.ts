@@ -16,7 +16,7 @@ import { ensureSweepSchedule } from '../temporal/sweepSchedule.js';
 import { syncConfigProviders } from '../db/providersRepo.js';
 import { parseCanonicalMap } from '../domain/canonicalIds.js';
 import { ensureProviderRefreshSchedule, startProviderRefresh } from '../temporal/providerRefresh.js';
-import type { RunningWorker } from './gpuHost.js';
+import { runWorker, type RunningWorker } from './running.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -51,7 +51,7 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
     }),
     shutdownGraceTime: '5 seconds',
   });
-  const done = worker.run();
+  const running = runWorker(worker, { log, name: 'control-plane' });
   log.info({ taskQueue: CONTROL_PLANE_QUEUE }, 'control-plane worker running');
   await ensureSweepSchedule(o.temporal.client, log).catch((err: Error) => {
     // Not fatal: requests still settle and release; only crash leftovers wait for a later start.
@@ -71,13 +71,5 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   if (synced.saved.length || synced.removed.length) {
     await startProviderRefresh(o.temporal.client).catch((err: Error) => log.warn({ err: err.message }, 'could not start a provider refresh'));
   }
-  let stopping: Promise<void> | undefined;
-  return {
-    done,
-    stop: () =>
-      (stopping ??= (async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await done.catch((err: Error) => log.error({ err: err.message }, 'control-plane worker failed'));
-      })()),
-  };
+  return running;
 }

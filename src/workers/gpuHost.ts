@@ -42,11 +42,8 @@ export interface GpuHostOptions {
   log: Logger;
 }
 
-export interface RunningWorker {
-  /** Settles when the worker stops (rejects if it crashed). */
-  done: Promise<void>;
-  stop(): Promise<void>;
-}
+export type { RunningWorker } from './running.js';
+import { runWorker, type RunningWorker } from './running.js';
 
 /** Load progress is written to the placement at most this often. */
 const PROGRESS_WRITE_MS = 250;
@@ -127,14 +124,10 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
   // A rotated identity key (`fleet host rotate-key` renames a new file in) reaches routing with
   // the next heartbeat, written at once — and until then this host refuses to sign with it.
   const keyWatcher = watchKeyFile(identityKeyFile, () => void facts.refresh().then(() => heartbeats?.poke(), () => undefined), log);
-  const done = worker.run();
-  log.info({ taskQueue, threads: o.threads, slots: o.maxModelSlots, gpu: info.gpu }, 'gpu-host worker running');
-
-  let stopping: Promise<void> | undefined;
-  const stop = () =>
-    (stopping ??= (async () => {
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await done.catch((err: Error) => log.error({ err: err.message }, 'gpu-host worker failed'));
+  const running = runWorker(worker, {
+    log,
+    name: 'gpu-host',
+    afterStop: async () => {
       facts.stop();
       keyWatcher.close();
       await heartbeats?.stop();
@@ -142,6 +135,8 @@ export async function startGpuHostWorker(o: GpuHostOptions): Promise<RunningWork
       await resetHostPlacements(o.db.db, o.hostId).catch(() => undefined);
       await runtime.close();
       log.info('gpu-host worker stopped');
-    })());
-  return { done, stop, runtime };
+    },
+  });
+  log.info({ taskQueue, threads: o.threads, slots: o.maxModelSlots, gpu: info.gpu }, 'gpu-host worker running');
+  return { ...running, runtime };
 }

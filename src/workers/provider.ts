@@ -11,7 +11,7 @@ import type { Logger } from '../logger.js';
 import { ProviderDirectory } from '../providers/directory.js';
 import type { StreamChannel } from '../stream/channel.js';
 import type { TemporalHandle } from '../temporal/connect.js';
-import type { RunningWorker } from './gpuHost.js';
+import { runWorker, type RunningWorker } from './running.js';
 
 export interface ProviderWorkerOptions {
   temporal: TemporalHandle;
@@ -35,16 +35,7 @@ export async function startProviderWorker(o: ProviderWorkerOptions): Promise<Run
     maxHeartbeatThrottleInterval: '1 second',
     shutdownGraceTime: '10 seconds',
   });
-  const done = worker.run();
+  const running = runWorker(worker, { log, name: 'provider', afterStop: () => directory.close() });
   log.info({ taskQueue: PROVIDER_QUEUE }, 'provider worker running');
-  let stopping: Promise<void> | undefined;
-  return {
-    done,
-    stop: () =>
-      (stopping ??= (async () => {
-        if (worker.getState() === 'RUNNING') worker.shutdown();
-        await done.catch((err: Error) => log.error({ err: err.message }, 'provider worker failed'));
-        await directory.close();
-      })()),
-  };
+  return running;
 }
