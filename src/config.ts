@@ -159,8 +159,11 @@ function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
       .split(',')
       .map((x) => x.trim())
       .filter(Boolean),
-    /** Providers declared in the `FLEET_CONFIG` file (YAML or JSON); none without one. */
-    file: e.FLEET_CONFIG ? loadConfigFile(e.FLEET_CONFIG) : ({ providers: [] } as FleetConfigFile),
+    /**
+     * Providers declared in the `FLEET_CONFIG` file (YAML or JSON). Unset: undefined — not an
+     * empty list, which would remove every provider the file declared on another process.
+     */
+    file: e.FLEET_CONFIG ? loadConfigFile(e.FLEET_CONFIG) : undefined,
     providers: {
       /** A replica that failed this many times in a row sorts after the next tier until it succeeds (0: never). */
       demoteAfter: e.FLEET_DEMOTE_AFTER,

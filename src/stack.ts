@@ -106,7 +106,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         pools: config.pools,
         demoteAfter: config.providers.demoteAfter,
         secrets: config.secrets,
-        providers: { fromConfig: config.file.providers, refreshIntervalS: config.providers.refreshIntervalS },
+        providers: { fromConfig: config.file?.providers, refreshIntervalS: config.providers.refreshIntervalS },
         log,
       });
       cleanups.push(() => cp.stop());

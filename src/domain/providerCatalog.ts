@@ -3,8 +3,10 @@
  * provider's `/v1/models`; the outcome depends on how much of the fleet answered:
  * - a PARTIAL batch (some provider failed, or an admin change to one provider) only merges:
  *   new and mapped models are added, nothing unrelated is rebuilt, nothing is removed;
- * - a COMPLETE refresh (every enabled provider answered) also prunes: a model its provider no
- *   longer lists is removed — and an empty answer is a complete empty set, not an error;
+ * - a COMPLETE refresh (every enabled provider answered) also prunes: a discovered model its
+ *   provider no longer lists is removed — and an empty answer is a complete empty set, not an
+ *   error. A mapped model (the operator's own list) is never pruned by a listing: many upstreams
+ *   list less than they serve; it goes when the operator removes it;
  * - a provider's mapped models (its canonical=slug list) are active; a model seen only in a
  *   listing is added inactive (canonical id = its slug) until an operator activates it;
  * - a mapped model the operator removed from the list goes at once (it is that provider's own
@@ -106,7 +108,7 @@ export function planRefresh(input: RefreshInput): RefreshPlan {
       });
     }
     if (input.complete) {
-      for (const b of [...next.values()]) if (b.providerId === p.providerId && !listed.has(b.upstreamModel)) next.delete(b.id);
+      for (const b of [...next.values()]) if (b.providerId === p.providerId && b.origin === 'discovered' && !listed.has(b.upstreamModel)) next.delete(b.id);
     }
   }
 

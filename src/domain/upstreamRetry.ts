@@ -2,8 +2,9 @@
  * What a remote provider's failed answer means, decided before anything reached the client:
  * - retry on the same provider (bounded, with backoff that honours the upstream's Retry-After):
  *   a connect error, a timeout, a dropped connection, a 5xx, a 429;
- * - move to the next replica at once: 401/403 (our key for it is wrong), 408, an answer we
- *   cannot read, and "this model does not exist here" (a stale catalog, not the client's fault);
+ * - move to the next replica at once: 401/403 (our key for it is wrong), 402 (its credit), 404/405
+ *   (a wrong base URL), 408, 415, an answer we cannot read, and "this model does not exist here"
+ *   (a stale catalog, not the client's fault);
  * - answer the client at once with the upstream's message: any other 4xx (the request itself is
  *   at fault: another provider would refuse it too).
  * Failures that retry or move on count toward the provider's demotion; the client's own errors
@@ -37,7 +38,9 @@ export function classifyUpstreamFailure(f: UpstreamFailure): Classified {
   const s = f.status;
   if (s === 429 || s >= 500) return { verdict: 'retry_same', counts: true };
   if (f.modelNotFound) return { verdict: 'next_replica', counts: false };
-  if (s === 401 || s === 403 || s === 408) return { verdict: 'next_replica', counts: true };
+  // The provider's own trouble, not the request's: our key (401/403), its credit (402), a wrong
+  // base URL or method (404/405), a content type it does not take (415), its own timeout (408).
+  if ([401, 402, 403, 404, 405, 408, 415].includes(s)) return { verdict: 'next_replica', counts: true };
   if (s >= 400) return { verdict: 'client', counts: false };
   // A 1xx/2xx/3xx that is not a usable answer (a redirect, an empty body): the provider's fault.
   return { verdict: 'next_replica', counts: true };

@@ -36,8 +36,18 @@ export const providerSpecSchema = z
     id: z.string().regex(PROVIDER_ID_PATTERN, 'letters, digits and _ . - (max 63), starting with a letter or digit'),
     base_url: baseUrl,
     tier: z.enum(['attested', 'plaintext']).default('plaintext'),
-    /** The name of the environment variable that holds the provider's API key. */
-    api_key_env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name').nullable().optional(),
+    /**
+     * The name of the environment variable that holds the provider's API key: one ending in
+     * `_KEY` or `_TOKEN`, and none of the fleet's own (`FLEET_*` but `FLEET_PROVIDER_KEY_*`) — so a
+     * provider can never be pointed at the database URL, the admin token or the payload keys.
+     */
+    api_key_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, 'an environment variable name')
+      .refine((n) => /(_KEY|_TOKEN)$/.test(n), 'must name a variable ending in _KEY or _TOKEN')
+      .refine((n) => !n.startsWith('FLEET_') || n.startsWith('FLEET_PROVIDER_KEY_'), "must not name one of the fleet's own variables (FLEET_*)")
+      .nullable()
+      .optional(),
     /** `canonical=slug,…`; a bare entry serves the slug under its own name. */
     models: modelsSpec.default(''),
     streaming: z.boolean().default(true),

@@ -27,13 +27,18 @@ export interface ControlPlaneOptions {
   pools: FleetConfig['pools'];
   demoteAfter: number;
   secrets: FleetConfig['secrets'];
-  /** The config file's providers (made the `config` providers at start) and the refresh period. */
-  providers: { fromConfig: FleetConfig['file']['providers']; refreshIntervalS: number };
+  /** The config file's providers (made the `config` providers at start; undefined: no file) and the refresh period. */
+  providers: { fromConfig: NonNullable<FleetConfig['file']>['providers'] | undefined; refreshIntervalS: number };
   log: Logger;
 }
 
 export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<RunningWorker> {
   const log = o.log.child({ worker: 'control-plane' });
+  // The config file is the truth for its providers: in step with it before the worker runs, then
+  // a refresh at once (a complete one: the same code path as the Schedule's). No file: no change.
+  const synced = o.providers.fromConfig ? await syncConfigProviders(o.db.db, o.providers.fromConfig) : undefined;
+  for (const w of (o.providers.fromConfig ?? []).flatMap((p) => parseCanonicalMap(p.models).warnings.map((m) => `${p.id}: ${m}`))) log.warn(w);
+  if (synced && (synced.saved.length || synced.removed.length)) log.info(synced, 'providers from the config file');
   const worker = await Worker.create({
     connection: o.temporal.connection,
     namespace: o.temporal.namespace,
@@ -60,15 +65,10 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   await ensureWarmPoolsSchedule(o.temporal.client, o.pools.plannerIntervalS, log).catch((err: Error) => {
     log.error({ err: err.message }, 'could not schedule the warm-pool planner');
   });
-  // The config file is the truth for its providers: in step with it at every start, then a
-  // refresh at once (a complete one: the same code path as the Schedule's).
-  const synced = await syncConfigProviders(o.db.db, o.providers.fromConfig);
-  for (const w of o.providers.fromConfig.flatMap((p) => parseCanonicalMap(p.models).warnings.map((m) => `${p.id}: ${m}`))) log.warn(w);
-  if (synced.saved.length || synced.removed.length) log.info(synced, 'providers from the config file');
   await ensureProviderRefreshSchedule(o.temporal.client, o.providers.refreshIntervalS, log).catch((err: Error) => {
     log.error({ err: err.message }, 'could not schedule the provider refresh');
   });
-  if (synced.saved.length || synced.removed.length) {
+  if (synced && (synced.saved.length || synced.removed.length)) {
     await startProviderRefresh(o.temporal.client).catch((err: Error) => log.warn({ err: err.message }, 'could not start a provider refresh'));
   }
   return running;

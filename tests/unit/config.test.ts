@@ -77,11 +77,11 @@ test('FLEET_CONFIG: a YAML or JSON file of providers, validated with defaults', 
   const yaml = path.join(dir, 'fleet.yaml');
   writeFileSync(yaml, 'providers:\n  - id: up\n    base_url: https://api.example.com/v1/\n    api_key_env: UP_KEY\n    models: "glm-5=zai/GLM-5, llama"\n');
   const c = loadConfig({ FLEET_CONFIG: yaml, UP_KEY: 'secret-value' });
-  assert.deepEqual(c.file.providers.map((p) => [p.id, p.base_url, p.tier, p.streaming, p.timeouts.connect_ms]), [['up', 'https://api.example.com/v1', 'plaintext', true, 5000]]);
+  assert.deepEqual(c.file!.providers.map((p) => [p.id, p.base_url, p.tier, p.streaming, p.timeouts.connect_ms]), [['up', 'https://api.example.com/v1', 'plaintext', true, 5000]]);
   assert.equal(c.secrets.get('UP_KEY'), 'secret-value', 'keys are read by name, from the same environment');
   const json = path.join(dir, 'fleet.json');
   writeFileSync(json, JSON.stringify({ providers: [{ id: 'a', base_url: 'http://127.0.0.1:9/v1', tier: 'attested' }] }));
-  assert.equal(loadConfig({ FLEET_CONFIG: json }).file.providers[0]!.tier, 'attested');
+  assert.equal(loadConfig({ FLEET_CONFIG: json }).file!.providers[0]!.tier, 'attested');
 
   const badCases: Array<[string, RegExp]> = [
     ['providers:\n  - id: x\n    base_url: ftp://nope\n', /providers\.0\.base_url/],

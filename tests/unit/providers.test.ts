@@ -88,6 +88,9 @@ const failureCases: Array<[string, UpstreamFailure, string, boolean]> = [
   ['503', { kind: 'http', status: 503 }, 'retry_same', true],
   ['429', { kind: 'http', status: 429, retryAfterSeconds: 1 }, 'retry_same', true],
   ['401: our key is wrong', { kind: 'http', status: 401 }, 'next_replica', true],
+  ['402: the provider is out of credit (never passed on: no 402 to clients)', { kind: 'http', status: 402 }, 'next_replica', true],
+  ['404 without "model": a wrong base URL', { kind: 'http', status: 404 }, 'next_replica', true],
+  ['405', { kind: 'http', status: 405 }, 'next_replica', true],
   ['403', { kind: 'http', status: 403 }, 'next_replica', true],
   ['408', { kind: 'http', status: 408 }, 'next_replica', true],
   ['404 model not found: a stale catalog', { kind: 'http', status: 404, modelNotFound: true }, 'next_replica', false],
@@ -144,9 +147,9 @@ test('refresh: a partial batch merges and never removes, even what a provider st
 });
 
 test('refresh: a complete refresh prunes what a provider no longer lists; an empty answer is a complete empty set', () => {
-  const current = [build('p', 'a'), build('p', 'x', { origin: 'discovered', active: false }), build('q', 'b')];
+  const current = [build('p', 'a'), build('p', 'x', { origin: 'discovered', active: false }), build('q', 'y', { origin: 'discovered' }), build('q', 'b')];
   const plan = planRefresh({ ...base, current, providers: [spec('p', 'a'), spec('q', 'b')], listings: [ok('p', 'a'), ok('q')], complete: true });
-  assert.deepEqual(plan.remove.sort(), ['p/x', 'q/b']);
+  assert.deepEqual(plan.remove.sort(), ['p/x', 'q/y'], 'mapped models stay: the operator removes them');
 });
 
 test('refresh: an operator activation of a discovered model survives refreshes', () => {
@@ -165,9 +168,9 @@ test('refresh: an alias left with no provider is removed (404), not kept reserve
   const plan = planRefresh({
     ...base,
     current: [build('p', 'a')],
-    providers: [spec('p', 'a')],
+    providers: [spec('p', '')],
     listings: [ok('p')],
-    complete: true,
+    complete: false,
     aliases: [{ id: 'a', desired: 'p/a', previous: null }],
   });
   assert.deepEqual(plan.aliases.remove, ['a']);
@@ -177,9 +180,9 @@ test('refresh: an alias whose build went is repointed to another provider servin
   const plan = planRefresh({
     ...base,
     current: [build('p', 'a'), build('q', 'a')],
-    providers: [spec('p', 'a'), spec('q', 'a')],
-    listings: [ok('p'), ok('q', 'a')],
-    complete: true,
+    providers: [spec('p', ''), spec('q', 'a')],
+    listings: [],
+    complete: false,
     aliases: [{ id: 'a', desired: 'p/a', previous: null }],
   });
   assert.deepEqual(plan.aliases.repoint, [{ id: 'a', desired: 'q/a', previous: null }]);
@@ -189,8 +192,8 @@ test('refresh: aliases of GGUF builds are never touched', () => {
   const plan = planRefresh({
     ...base,
     otherBuilds: new Set(['tiny']),
-    current: [build('p', 'tiny')],
-    providers: [spec('p', 'tiny')],
+    current: [build('p', 'tiny', { origin: 'discovered' })],
+    providers: [spec('p', '')],
     listings: [ok('p')],
     complete: true,
     aliases: [{ id: 'tiny', desired: 'tiny', previous: null }],
