@@ -72,6 +72,7 @@ const envSchema = z.object({
   FLEET_CODEC_CORS_ORIGINS: z.string().optional(),
   FLEET_CONFIG: z.string().min(1).optional(),
   FLEET_DEMOTE_AFTER: z.coerce.number().int().min(0).max(1_000_000).default(10),
+  FLEET_DEMOTE_RETRY_S: z.coerce.number().int().min(1).max(86_400).default(60),
   FLEET_PROVIDER_WORKER: boolFromEnv.default(true),
   FLEET_PROVIDER_REFRESH_S: z.coerce.number().int().min(10).max(86_400).default(300),
   FLEET_TEST_GATES_DIR: z.string().min(1).optional(),
@@ -165,8 +166,11 @@ function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
      */
     file: e.FLEET_CONFIG ? loadConfigFile(e.FLEET_CONFIG) : undefined,
     providers: {
-      /** A replica that failed this many times in a row sorts after the next tier until it succeeds (0: never). */
-      demoteAfter: e.FLEET_DEMOTE_AFTER,
+      /**
+       * A replica that failed `after` times in a row sorts after the next tier (0: never), for
+       * `retryAfterMs` after each failure; then it gets a try in its place (see isDemoted).
+       */
+      demotion: { after: e.FLEET_DEMOTE_AFTER, retryAfterMs: e.FLEET_DEMOTE_RETRY_S * 1000 },
       /** Run the provider worker inside the control-plane process (and `fleet dev`). */
       workerInControlPlane: e.FLEET_PROVIDER_WORKER,
       /** Period of the `fleet.provider-refresh` Schedule (every provider's /v1/models). */

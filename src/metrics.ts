@@ -23,7 +23,7 @@ import { readFleetHosts } from './db/fleetStateRepo.js';
 import { summarizePools, type PoolSummary } from './domain/poolSummary.js';
 import type { RejectReason } from './domain/admission.js';
 import { isHostHealthy } from './domain/health.js';
-import { isDemoted } from './domain/replicas.js';
+import { isDemoted, type DemotionPolicy } from './domain/replicas.js';
 import { readReplicaFailures } from './db/replicaHealthRepo.js';
 import type { Database } from './db/schema.js';
 import type { Logger } from './logger.js';
@@ -281,7 +281,7 @@ export function watchFleetHosts(o: {
   db: Kysely<Database>;
   heartbeatIntervalMs: number;
   pools: { enabled: boolean; cooldownMs: number };
-  demoteAfter: number;
+  demotion: DemotionPolicy;
   log: Logger;
 }): () => void {
   const source: FleetSource = async () => {
@@ -291,7 +291,7 @@ export function watchFleetHosts(o: {
       return {
         hosts: hosts.map((h) => ({ host: h.id, healthy: isHostHealthy(h, now, o.heartbeatIntervalMs), models: h.load })),
         pools: summarizePools(hosts, { ...pools, ...o.pools }, now, o.heartbeatIntervalMs).pools,
-        replicas: Object.entries(failures).map(([replica, n]) => ({ replica, failures: n, demoted: isDemoted(n, o.demoteAfter) })),
+        replicas: Object.entries(failures).map(([replica, h]) => ({ replica, failures: h.consecutiveFailures, demoted: isDemoted(h, o.demotion, now) })),
       };
     } catch (err) {
       o.log.warn({ err: (err as Error).message }, 'metrics: reading the fleet failed');

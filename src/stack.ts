@@ -104,7 +104,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         db,
         heartbeatIntervalMs: config.heartbeatIntervalMs,
         pools: config.pools,
-        demoteAfter: config.providers.demoteAfter,
+        demotion: config.providers.demotion,
         secrets: config.secrets,
         providers: { fromConfig: config.file?.providers, refreshIntervalS: config.providers.refreshIntervalS },
         log,
@@ -156,10 +156,10 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         codec: temporal.codec,
         codecCorsOrigins: config.codecCorsOrigins,
         secrets: config.secrets,
-        demoteAfter: config.providers.demoteAfter,
+        demotion: config.providers.demotion,
       });
       cleanups.push(() => api!.close());
-      const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, demoteAfter: config.providers.demoteAfter, log });
+      const unwatch = watchFleetHosts({ db: db.db, heartbeatIntervalMs: config.heartbeatIntervalMs, pools: config.pools, demotion: config.providers.demotion, log });
       cleanups.push(async () => unwatch());
     }
     let metrics: MetricsServer | undefined;

@@ -2,6 +2,7 @@
  * Control-plane activities: the only workflow steps that touch Postgres or start other
  * workflows. Run by the control-plane worker (reads of fleet state as local activities).
  */
+import type { DemotionPolicy } from '../domain/replicas.js';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
@@ -27,7 +28,7 @@ import { readProviderOffers } from '../db/fleetStateRepo.js';
 import { readReplicaFailures, recordReplicaOutcomes, type ReplicaOutcome } from '../db/replicaHealthRepo.js';
 import { planRequest, type RouteOutcome, type RouteView } from '../domain/requestPlan.js';
 import { listProviders, mergeRefresh } from '../db/providersRepo.js';
-import type { Listing } from '../domain/providerCatalog.js';
+import { providerUnusable, type Listing } from '../domain/providerCatalog.js';
 import { markHostSuspect } from '../db/hostsRepo.js';
 import { quarantineBuild } from '../db/modelsRepo.js';
 import type { PinSet } from '../domain/pinSet.js';
@@ -39,8 +40,8 @@ export interface ControlPlaneDeps {
   heartbeatIntervalMs: number;
   /** Pool enforcement (the kill switch) and the planner's cool-down, from config. */
   pools: { enabled: boolean; cooldownMs: number };
-  /** Failures in a row before a replica is demoted (FLEET_DEMOTE_AFTER). */
-  demoteAfter: number;
+  /** When a failing replica is demoted (FLEET_DEMOTE_AFTER, FLEET_DEMOTE_RETRY_S). */
+  demotion: DemotionPolicy;
   /** Provider API keys by variable name (whether one is set decides if a provider can be used). */
   secrets: { get(name: string): string | undefined };
   log: Logger;
@@ -56,13 +57,14 @@ export interface RouteInput {
 }
 
 /** Failure types an awaited workflow's caller decides on: passed through as they are. */
-const KEPT_TYPES: ReadonlySet<string> = new Set([FailureType.ReassignRefused, FailureType.ModelQuarantined, FailureType.LoadFailed]);
+const KEPT_TYPES: ReadonlySet<string> = new Set([FailureType.ReassignRefused, FailureType.ModelQuarantined, FailureType.LoadFailed, FailureType.Unavailable]);
 
 /** A workflow awaited by an activity failed: its typed cause, re-thrown as this activity's failure. */
 function rethrowWorkflowFailure(err: unknown, fallbackType: string): never {
   if (err instanceof WorkflowFailedError) {
     const cause = err.cause;
     const app = cause instanceof ApplicationFailure ? cause : undefined;
+    // Passed through as received: its details are already the contract's (they came from typedFailure).
     throw ApplicationFailure.create({
       message: cause?.message ?? 'workflow failed',
       type: app?.type && KEPT_TYPES.has(app.type) ? app.type : fallbackType,
@@ -100,7 +102,7 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
      * the workflow's history records, not the fleet.
      */
     async route(input: RouteInput): Promise<RouteOutcome> {
-      const [state, offers, failures] = await Promise.all([
+      const [state, offers, health] = await Promise.all([
         readFleetState(db, input.alias, 'alias'),
         readProviderOffers(db, input.alias),
         readReplicaFailures(db),
@@ -113,16 +115,10 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
           target: { kind: 'remote', build: o.build, upstreamModel: o.upstream_model ?? o.build, contextLength: o.context_length },
           tier: o.tier,
           streaming: o.streaming,
-          unusable: !o.enabled
-            ? 'the provider is disabled'
-            : !o.active
-              ? 'the model is not active at this provider'
-              : o.api_key_env && !deps.secrets.get(o.api_key_env)
-                ? `its key (${o.api_key_env}) is not set`
-                : null,
+          unusable: providerUnusable({ enabled: o.enabled, modelActive: o.active, apiKeyEnv: o.api_key_env, keySet: !!o.api_key_env && deps.secrets.get(o.api_key_env) !== undefined }),
         })),
-        failures,
-        demoteAfter: deps.demoteAfter,
+        health,
+        demotion: deps.demotion,
       };
       return planRequest(view, { now: Date.now(), requestId: input.requestId, stream: input.stream, exclude: input.exclude, joinLoads: input.joinLoads });
     },

@@ -13,7 +13,8 @@
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import os from 'node:os';
-import { FailureType } from '../common/failures.js';
+import { FailureType, type LoadFailureDetails } from '../common/failures.js';
+import { typedFailure } from '../common/typedFailure.js';
 import type { GenerateInput, GenerateResult } from '../common/inference.js';
 import type { Logger } from '../logger.js';
 import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
@@ -21,7 +22,6 @@ import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 import { keyFingerprint, publicKeyOf, signReport, signResponse, type AttestationReport } from '../domain/attestation.js';
 import { inspectModelFile } from '../model/ggufInspect.js';
-import type { LoadFailureDetails } from '../common/failures.js';
 import { sha256File } from './fileHash.js';
 import { probeModelLoad, type probeRegistry } from './llama/probe.js';
 import { loadOrCreateIdentityKey } from './hostIdentity.js';
@@ -83,7 +83,7 @@ export interface HostDescription {
 /** A failed load, with whose failure it is (see LoadFailureDetails). */
 function loadFailed(message: string, scope: LoadFailureDetails['scope'], crashed = false): ApplicationFailure {
   const details: LoadFailureDetails = { scope, ...(crashed ? { crashed } : {}) };
-  return ApplicationFailure.create({ message, type: FailureType.LoadFailed, nonRetryable: true, details: [details] });
+  return typedFailure(FailureType.LoadFailed, message, details);
 }
 
 export function createHostActivities(deps: HostActivityDeps) {
@@ -114,6 +114,8 @@ export function createHostActivities(deps: HostActivityDeps) {
       const probe = await probeModelLoad({ file: input.path, signal: Context.current().cancellationSignal });
       if (probe.kind !== 'ok') {
         deps.log.warn({ modelId: input.modelId, probe }, 'probe load refused the build');
+        // A probe out of time says nothing about the file: another host (or a later try) may do it.
+        if (probe.kind === 'timedOut') throw loadFailed(`${input.modelId} could not be probed on host ${hostId}: ${probe.message}`, 'host');
         throw loadFailed(`${input.modelId} cannot be loaded: ${probe.message}`, 'build', probe.kind === 'crashed');
       }
       await deps.probe.registry.add(input.sha256);
@@ -165,12 +167,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     const fingerprint = keyFingerprint(publicKeyOf(key));
     if (pinned && !pinned.includes(fingerprint)) {
       deps.onIdentityRead?.();
-      throw ApplicationFailure.create({
-        message: `host ${hostId} holds a key that is not pinned for this model (${fingerprint.slice(0, 16)}…)`,
-        type: FailureType.Unpinned,
-        nonRetryable: true,
-        details: [{ fingerprint }],
-      });
+      throw typedFailure(FailureType.Unpinned, `host ${hostId} holds a key that is not pinned for this model (${fingerprint.slice(0, 16)}…)`, { fingerprint });
     }
     return key;
   }
@@ -209,7 +206,7 @@ export function createHostActivities(deps: HostActivityDeps) {
         return { unloaded };
       } catch (err) {
         if (err instanceof ModelBusyError) {
-          throw ApplicationFailure.create({ message: err.message, type: FailureType.ModelBusy, nonRetryable: true });
+          throw typedFailure(FailureType.ModelBusy, err.message);
         }
         throw err;
       }
@@ -219,7 +216,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     async attest(input: AttestInput): Promise<AttestationReport> {
       // Unloaded since the cycle counted it (e.g. evicted): a call failure, not a lie about the build.
       if (!runtime.isLoaded(input.modelId)) {
-        throw ApplicationFailure.create({ message: `${input.modelId} is not loaded on host ${hostId}`, type: FailureType.ModelNotLoaded, nonRetryable: true });
+        throw typedFailure(FailureType.ModelNotLoaded, `${input.modelId} is not loaded on host ${hostId}`);
       }
       const key = await loadOrCreateIdentityKey(deps.identityKeyFile);
       deps.onIdentityRead?.();
@@ -303,30 +300,18 @@ export type HostActivities = ReturnType<typeof createHostActivities>;
 
 function toFailure(err: unknown, hostId: string, modelId: string): Error {
   if (err instanceof ContextOverflowError) {
-    return ApplicationFailure.create({
-      message: err.message,
-      type: FailureType.ContextLengthExceeded,
-      nonRetryable: true,
-    });
+    return typedFailure(FailureType.ContextLengthExceeded, err.message);
   }
   if (err instanceof AdmissionRejected) {
     recordAdmissionRejection(err.reason);
     const limited = err.reason === 'principal_cap';
-    return ApplicationFailure.create({
-      message: limited
-        ? `Too many concurrent requests for ${modelId} from this API key. Retry after ${err.retryAfterSeconds}s.`
-        : `host ${hostId} is at capacity for ${modelId} (${err.reason})`,
-      type: limited ? FailureType.PrincipalLimited : FailureType.HostBusy,
-      nonRetryable: true,
-      details: [{ retryAfterSeconds: err.retryAfterSeconds, reason: err.reason }],
-    });
+    const details = { retryAfterSeconds: err.retryAfterSeconds, reason: err.reason };
+    return limited
+      ? typedFailure(FailureType.PrincipalLimited, `Too many concurrent requests for ${modelId} from this API key. Retry after ${err.retryAfterSeconds}s.`, details)
+      : typedFailure(FailureType.HostBusy, `host ${hostId} is at capacity for ${modelId} (${err.reason})`, details);
   }
   if (err instanceof ModelNotLoadedError) {
-    return ApplicationFailure.create({ message: err.message, type: FailureType.ModelNotLoaded, nonRetryable: true });
+    return typedFailure(FailureType.ModelNotLoaded, err.message);
   }
-  return ApplicationFailure.create({
-    message: `generation failed on host ${hostId}: ${(err as Error).message}`,
-    type: FailureType.GenerationFailed,
-    nonRetryable: true,
-  });
+  return typedFailure(FailureType.GenerationFailed, `generation failed on host ${hostId}: ${(err as Error).message}`);
 }

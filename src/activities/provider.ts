@@ -33,8 +33,11 @@ export interface ProviderActivityDeps {
 /** Waits `ms` unless the activity is cancelled first. */
 function pause(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => (clearTimeout(t), reject(signal.reason)), { once: true });
+    if (signal.aborted) return reject(signal.reason);
+    const onAbort = () => (clearTimeout(t), reject(signal.reason));
+    // The listener goes with the timer: a long retry loop must not pile them up on one signal.
+    const t = setTimeout(() => (signal.removeEventListener('abort', onAbort), resolve()), ms);
+    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 

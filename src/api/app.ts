@@ -3,6 +3,7 @@
  * token on `/admin/*`, the OpenAI routes, operator routes, health, Prometheus metrics, and
  * the one error middleware that turns anything thrown into the envelope.
  */
+import type { DemotionPolicy } from '../domain/replicas.js';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { sql } from 'kysely';
 import { renderMetrics } from '../metrics.js';
@@ -30,7 +31,7 @@ export interface AppOptions extends AdminDeps {
   codecCorsOrigins?: readonly string[];
   /** Provider keys by variable name (the admin API says whether each is set, never its value). */
   secrets: { get(name: string): string | undefined };
-  demoteAfter: number;
+  demotion: DemotionPolicy;
 }
 
 export function createApp(o: AppOptions): express.Express {

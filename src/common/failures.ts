@@ -153,7 +153,7 @@ export function asFailureType(type: string | null | undefined): FailureType | un
   return type && TYPES.has(type) ? (type as FailureType) : undefined;
 }
 
-/** The retry class of a failure type string; unknown types are treated as "try another replica". */
+/** The retry class of a failure type string; undefined outside the contract (the caller decides). */
 export function retryClassOf(type: string | null | undefined): RetryClass | undefined {
   const t = asFailureType(type);
   return t ? FAILURES[t].retry : undefined;

@@ -8,11 +8,14 @@ import type { Database } from './schema.js';
 
 export type { ReplicaOutcome } from '../common/replicas.js';
 import type { ReplicaOutcome } from '../common/replicas.js';
+import type { ReplicaHealth } from '../domain/replicas.js';
 
-/** Failures in a row, by replica key (absent: none). */
-export async function readReplicaFailures(db: Kysely<Database>): Promise<Record<string, number>> {
-  const rows = await db.selectFrom('replica_health').select(['replica', 'consecutive_failures']).where('consecutive_failures', '>', 0).execute();
-  return Object.fromEntries(rows.map((r) => [r.replica, r.consecutive_failures]));
+/** Failures in a row and the last one's time, by replica key (absent: none). */
+export async function readReplicaFailures(db: Kysely<Database>): Promise<Record<string, ReplicaHealth>> {
+  const rows = await db.selectFrom('replica_health').select(['replica', 'consecutive_failures', 'last_failure_at']).where('consecutive_failures', '>', 0).execute();
+  return Object.fromEntries(
+    rows.map((r) => [r.replica, { consecutiveFailures: r.consecutive_failures, ...(r.last_failure_at ? { lastFailureAt: new Date(r.last_failure_at).getTime() } : {}) }]),
+  );
 }
 
 export async function listReplicaHealth(db: Kysely<Database>) {

@@ -146,3 +146,21 @@ function planAliases(input: RefreshInput, builds: ReadonlyMap<string, RemoteBuil
   }
   return out;
 }
+
+/** What decides whether a provider (or one of its models) can be called at all. */
+export interface ProviderUsability {
+  enabled: boolean;
+  /** The environment variable holding its key (null: it takes none). */
+  apiKeyEnv: string | null;
+  keySet: boolean;
+  /** The model is active at this provider (omit when asking about the provider itself). */
+  modelActive?: boolean;
+}
+
+/** Null when usable; otherwise why not — the one wording routing, the worker and the admin API use. */
+export function providerUnusable(u: ProviderUsability): string | null {
+  if (!u.enabled) return 'the provider is disabled';
+  if (u.modelActive === false) return 'the model is not active at this provider';
+  if (u.apiKeyEnv && !u.keySet) return `its key (${u.apiKeyEnv}) is not set`;
+  return null;
+}

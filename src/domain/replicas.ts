@@ -6,7 +6,7 @@
  * records only the outcome (the ranked replicas and why the others were left out).
  *
  * - Order: by (effective tier, then the order each source gives: least busy for hosts, the
- *   configured order for providers); a replica that failed `demoteAfter` times in a row sorts
+ *   configured order for providers); a replica that failed `demotion.after` times in a row sorts
  *   after the next tier (own → after attested, …) until it succeeds again.
  * - Rotation happens only inside the leading group of providers (same effective tier as the
  *   head), so load spreads over equivalent providers; hosts keep routing's least-busy order.
@@ -22,11 +22,36 @@ export const TIER_RANK: Record<Tier, number> = { own: 0, attested: 1, plaintext:
 const DEMOTION_PENALTY = 1.5;
 /** @default failures in a row before a replica is demoted (FLEET_DEMOTE_AFTER) */
 export const DEFAULT_DEMOTE_AFTER = 10;
+/** @default how long a demoted replica stays behind before it gets a try (FLEET_DEMOTE_RETRY_S) */
+export const DEFAULT_DEMOTE_RETRY_MS = 60_000;
 
-export interface HostOffer {
+/** A replica's record: failures in a row, and when the last one happened (epoch ms). */
+export interface ReplicaHealth {
+  consecutiveFailures: number;
+  lastFailureAt?: number;
+}
+
+export interface DemotionPolicy {
+  /** Failures in a row that demote a replica (0: never). */
+  after: number;
+  /** A demoted replica gets its place back this long after its last failure, for a try. */
+  retryAfterMs: number;
+}
+
+/**
+ * Demoted: failed `after` times in a row, the last time less than `retryAfterMs` ago. After
+ * that it is half open — back in its place, so real traffic tries it: a success resets the
+ * count, a failure demotes it for another `retryAfterMs`. Without this a demoted replica
+ * behind a healthy tier would never be tried, so never succeed, so never come back.
+ */
+export function isDemoted(h: ReplicaHealth | undefined, policy: DemotionPolicy, now: number): boolean {
+  if (!h || policy.after <= 0 || h.consecutiveFailures < policy.after) return false;
+  return h.lastFailureAt === undefined || now - h.lastFailureAt < policy.retryAfterMs;
+}
+
+export interface HostOffer extends ReplicaHealth {
   hostId: string;
   target: HostTarget;
-  consecutiveFailures: number;
 }
 
 export interface ProviderOffer {
@@ -37,6 +62,7 @@ export interface ProviderOffer {
   /** Null when usable; otherwise why not (disabled, its key is not set, its URL is invalid). */
   unusable: string | null;
   consecutiveFailures: number;
+  lastFailureAt?: number;
 }
 
 export interface RankInput {
@@ -47,7 +73,8 @@ export interface RankInput {
   /** The own fleet serves this model verifiably (its builds are verifiable). */
   ownAttested: boolean;
   stream: boolean;
-  demoteAfter: number;
+  demotion: DemotionPolicy;
+  now: number;
   /** Spreads load over the leading provider group (e.g. a hash of the request id). */
   rotation: number;
   /** Replica keys already tried by this request. */
@@ -67,8 +94,6 @@ export interface RankOutcome {
   /** Plaintext providers were left out because the model is attested (it fails closed). */
   refusedPlaintext: boolean;
 }
-
-export const isDemoted = (consecutiveFailures: number, demoteAfter: number): boolean => demoteAfter > 0 && consecutiveFailures >= demoteAfter;
 
 export function rankReplicas(input: RankInput): RankOutcome {
   const excluded = new Set(input.exclude ?? []);
@@ -91,12 +116,12 @@ export function rankReplicas(input: RankInput): RankOutcome {
     if (!usable.includes(p)) skipped.push({ replica: replicaKey({ kind: 'provider', providerId: p.providerId }), why: 'cannot stream, and another provider can' });
   }
 
-  const demoted = (n: number) => isDemoted(n, input.demoteAfter);
+  const demoted = (h: ReplicaHealth) => isDemoted(h, input.demotion, input.now);
   type Entry = { attempt: Attempt; rank: number; order: number; provider: boolean };
   const entries: Entry[] = [];
   input.hosts.forEach((h, i) => {
     if (excluded.has(replicaKey({ kind: 'host', hostId: h.hostId }))) return;
-    const d = demoted(h.consecutiveFailures);
+    const d = demoted(h);
     entries.push({
       attempt: { replica: { kind: 'host', hostId: h.hostId }, target: h.target, tier: 'own', consecutiveFailures: h.consecutiveFailures, demoted: d },
       rank: TIER_RANK.own + (d ? DEMOTION_PENALTY : 0),
@@ -105,7 +130,7 @@ export function rankReplicas(input: RankInput): RankOutcome {
     });
   });
   usable.forEach((p, i) => {
-    const d = demoted(p.consecutiveFailures);
+    const d = demoted(p);
     entries.push({
       attempt: { replica: { kind: 'provider', providerId: p.providerId }, target: p.target, tier: p.tier, consecutiveFailures: p.consecutiveFailures, demoted: d },
       rank: TIER_RANK[p.tier] + (d ? DEMOTION_PENALTY : 0),

@@ -15,7 +15,7 @@ import type { Attempt, ProviderTier, RemoteTarget } from '../common/replicas.js'
 import { replicaKey } from '../common/replicas.js';
 import type { FleetView } from './fleetView.js';
 import { poolHostIds, stableHash } from './pools.js';
-import { rankReplicas, type HostOffer, type ProviderOffer, type Skipped } from './replicas.js';
+import { rankReplicas, type DemotionPolicy, type HostOffer, type ProviderOffer, type ReplicaHealth, type Skipped } from './replicas.js';
 import { RETRY_AFTER_UNHEALTHY_S, routeRequest, type RouteDecision, type WaitReason } from './routing.js';
 
 /** A provider's model for the alias, as the route step read it. */
@@ -32,9 +32,9 @@ export interface RouteView {
   /** The own fleet for the alias (model null when the alias has no GGUF build). */
   fleet: FleetView;
   offers: ProviderOfferView[];
-  /** Failures in a row by replica key (absent: none). */
-  failures: Readonly<Record<string, number>>;
-  demoteAfter: number;
+  /** Failures in a row, and the last one's time, by replica key (absent: none). */
+  health: Readonly<Record<string, ReplicaHealth>>;
+  demotion: DemotionPolicy;
 }
 
 export interface RouteOptions {
@@ -51,8 +51,24 @@ export type RouteOutcome =
   /** Load `build` on the host; a load of it on any of `poolHosts` is joined instead. */
   | { kind: 'coldLoad'; hostId: string; build: string; poolHosts: string[] }
   | { kind: 'movePool'; hostId: string }
-  | { kind: 'wait'; reason: WaitReason | 'no_attested_replica'; retryAfterSeconds: number; quarantine?: { build: string; reason: string } }
+  | { kind: 'wait'; reason: PlanWaitReason; retryAfterSeconds: number; quarantine?: { build: string; reason: string } }
   | { kind: 'notFound'; reason: string };
+
+/** Why a request cannot be served now (503/429): the plan's reasons and "the state cannot be read". */
+export type PlanWaitReason = WaitReason | 'no_attested_replica' | 'state_unavailable';
+
+/** What the client reads for each wait reason (the envelope's message, before "retry after"). */
+export const WAIT_REASON_TEXT: Readonly<Record<PlanWaitReason, string>> = {
+  loading: 'the model is loading',
+  no_healthy_host: 'no healthy host can serve the model right now',
+  no_pinned_host: 'no host with a pinned (attested) key can serve this verifiable model right now',
+  no_attested_replica: 'no attested replica can serve this model right now (it is never served in plaintext)',
+  no_free_slot: 'no host has a free slot for the model right now',
+  all_tried: 'every replica serving the model is busy',
+  pool_exhausted: "the model's pool has no capacity left and no idle host can join it",
+  quarantined: 'the model is quarantined',
+  state_unavailable: 'the fleet state cannot be read (the database is not reachable)',
+};
 
 export function planRequest(view: RouteView, o: RouteOptions): RouteOutcome {
   const { fleet } = view;
@@ -61,25 +77,26 @@ export function planRequest(view: RouteView, o: RouteOptions): RouteOutcome {
     ? routeRequest(fleet, { now: o.now, exclude: excludedHosts, joinLoads: o.joinLoads })
     : { kind: 'notFound', reason: 'unknown_model' };
 
-  const failures = (key: string) => view.failures[key] ?? 0;
+  const health = (key: string): ReplicaHealth => view.health[key] ?? { consecutiveFailures: 0 };
   const hosts: HostOffer[] = [];
   if (hostDecision.kind === 'serve') {
     const add = (ids: readonly string[], build: NonNullable<FleetView['model']>) => {
       for (const hostId of ids) {
         const sign = build.verifiable ? { sign: { modelSha256: build.sha256, pinnedFingerprints: build.pinnedFingerprints ?? [] } } : {};
-        hosts.push({ hostId, target: { kind: 'gguf', build: build.id, contextLength: build.contextLength, ...sign }, consecutiveFailures: failures(`host:${hostId}`) });
+        hosts.push({ hostId, target: { kind: 'gguf', build: build.id, contextLength: build.contextLength, ...sign }, ...health(`host:${hostId}`) });
       }
     };
     add(hostDecision.candidates, fleet.model!);
     if (fleet.previous) add(hostDecision.fallback ?? [], fleet.previous);
   }
-  const providers: ProviderOffer[] = view.offers.map((p) => ({ ...p, consecutiveFailures: failures(replicaKey({ kind: 'provider', providerId: p.providerId })) }));
+  const providers: ProviderOffer[] = view.offers.map((p) => ({ ...p, ...health(replicaKey({ kind: 'provider', providerId: p.providerId })) }));
   const ranked = rankReplicas({
     hosts,
     providers,
     ownAttested: fleet.model?.verifiable === true || fleet.previous?.verifiable === true,
     stream: o.stream,
-    demoteAfter: view.demoteAfter,
+    demotion: view.demotion,
+    now: o.now,
     rotation: stableHash(o.requestId),
     exclude: o.exclude,
   });

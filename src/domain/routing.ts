@@ -7,8 +7,8 @@
  * - Cold load: no loaded replica → the placement policy's choice among healthy hosts.
  * - Join a load: a host of the pool is loading the build → the request waits for that load
  *   (`coldLoad` on that host attaches to it) instead of a 503, so losing the only loaded host
- *   beside an idle one is transparent. `joinLoads: false` (histories recorded before) answers
- *   `wait: loading` instead.
+ *   beside an idle one is transparent (the request workflow always asks for this).
+ *   `joinLoads: false` answers `wait: loading` instead: what a caller that cannot wait gets.
  * - Wait (503 + Retry-After): every replica refused, only unhealthy hosts could serve it, or no
  *   capable host has a free slot right now.
  * - Verifiable model: only hosts whose current key fingerprint is in the pin set are offered

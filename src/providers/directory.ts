@@ -4,6 +4,7 @@
  * provider's connect timeout changes. The key is looked up by the variable name the provider
  * stores, through the config module's secrets — never stored, never logged.
  */
+import { providerUnusable } from '../domain/providerCatalog.js';
 import type { Agent } from 'undici';
 import type { Kysely } from 'kysely';
 import { getProvider, type ProviderRecord } from '../db/providersRepo.js';
@@ -34,9 +35,9 @@ export class ProviderDirectory {
       this.cache.set(id, { at: Date.now(), record });
     }
     if (!record) return { unusable: `provider ${id} is not configured` };
-    if (!record.enabled) return { unusable: `provider ${id} is disabled` };
     const apiKey = record.api_key_env ? this.secrets.get(record.api_key_env) : undefined;
-    if (record.api_key_env && !apiKey) return { unusable: `provider ${id}'s key (${record.api_key_env}) is not set` };
+    const why = providerUnusable({ enabled: record.enabled, apiKeyEnv: record.api_key_env ?? null, keySet: apiKey !== undefined });
+    if (why) return { unusable: `provider ${id}: ${why}` };
     return { record, target: { baseUrl: record.base_url, apiKey, timeouts: record.timeouts, dispatcher: this.agentFor(record) } };
   }
 

@@ -3,6 +3,7 @@
  * other workflows. Any number of these can poll the same queue; Temporal spreads the work.
  * At start it makes sure the reservation sweep and the warm-pool planner are scheduled.
  */
+import type { DemotionPolicy } from '../domain/replicas.js';
 import { Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { createControlPlaneActivities } from '../activities/controlPlane.js';
@@ -25,7 +26,7 @@ export interface ControlPlaneOptions {
   db: DbHandle;
   heartbeatIntervalMs: number;
   pools: FleetConfig['pools'];
-  demoteAfter: number;
+  demotion: DemotionPolicy;
   secrets: FleetConfig['secrets'];
   /** The config file's providers (made the `config` providers at start; undefined: no file) and the refresh period. */
   providers: { fromConfig: NonNullable<FleetConfig['file']>['providers'] | undefined; refreshIntervalS: number };
@@ -50,7 +51,7 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
       client: o.temporal.client,
       heartbeatIntervalMs: o.heartbeatIntervalMs,
       pools: { enabled: o.pools.enabled, cooldownMs: o.pools.cooldownMs },
-      demoteAfter: o.demoteAfter,
+      demotion: o.demotion,
       secrets: o.secrets,
       log,
     }),

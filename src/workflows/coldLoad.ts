@@ -16,6 +16,7 @@ import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { HostActivities, LoadModelInput } from '../activities/host.js';
 import type { ColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
 import { FailureType } from '../common/failures.js';
+import { typedFailure } from '../common/typedFailure.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { planLoadOnHost } from '../domain/placement.js';
 import { judgeLoadFailure, loadFailedFailure, quarantinedFailure } from './failures.js';
@@ -42,7 +43,7 @@ export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult> {
   const { hostId, modelId } = input;
   const view = await readFleetState(modelId);
   const model = view.model;
-  if (!model) throw ApplicationFailure.create({ message: `model ${modelId} is not in the catalog`, type: FailureType.ModelNotFound, nonRetryable: true });
+  if (!model) throw typedFailure(FailureType.ModelNotFound, `model ${modelId} is not in the catalog`);
   if (model.quarantined && patched(QUARANTINE_PATCH)) {
     await setPlacement({ hostId, modelId, state: 'unloaded', error: 'the build is quarantined' });
     throw quarantinedFailure(modelId, model.quarantined.reason);
@@ -52,12 +53,7 @@ export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult> {
   if (!plan) {
     // The placement may hold this load's claim ("loading"): release it.
     await setPlacement({ hostId, modelId, state: 'unloaded', error: 'no free or evictable slot' });
-    throw ApplicationFailure.create({
-      message: `host ${hostId} has no free or evictable slot for ${modelId}`,
-      type: FailureType.Unavailable,
-      nonRetryable: true,
-      details: [{ retryAfterSeconds: 1, reason: 'no_free_slot' }],
-    });
+    throw typedFailure(FailureType.Unavailable, `host ${hostId} has no free or evictable slot for ${modelId}`, { retryAfterSeconds: 1, reason: 'no_free_slot' });
   }
   const host = proxyActivities<HostActivities>({ ...HOST_PROFILE, taskQueue: hostQueue(hostId) });
   const load: LoadModelInput = { modelId, path: model.path, sha256: model.sha256, contextLength: model.contextLength };
@@ -77,12 +73,7 @@ export async function coldLoad(input: ColdLoadInput): Promise<ColdLoadResult> {
       // Requests arrived since the plan was made: it stays loaded, and this load waits.
       await setPlacement({ hostId, modelId: victim, state: 'loaded' });
       await setPlacement({ hostId, modelId, state: 'unloaded', error: `could not evict ${victim}` });
-      throw ApplicationFailure.create({
-        message: `could not evict ${victim} from ${hostId}: ${describe(err)}`,
-        type: FailureType.Unavailable,
-        nonRetryable: true,
-        details: [{ retryAfterSeconds: 1, reason: 'no_free_slot' }],
-      });
+      throw typedFailure(FailureType.Unavailable, `could not evict ${victim} from ${hostId}: ${describe(err)}`, { retryAfterSeconds: 1, reason: 'no_free_slot' });
     }
     await setPlacement({ hostId, modelId: victim, state: 'unloaded' });
   }

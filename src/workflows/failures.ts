@@ -30,6 +30,8 @@ export function judgeLoadFailure(err: unknown, hostId: string): JudgedLoadFailur
     // Never picked up: the host was gone before it touched the file. Gone mid-load: the file
     // is the prime suspect (llama.cpp aborts the whole worker on some malformed models).
     if (cause.timeoutType === 'SCHEDULE_TO_START') return { details: { scope: 'host' }, hostGone: true, reason: `host ${hostId} did not pick the load up` };
+    // Out of time while alive (heartbeating all along): a slow disk or a busy host, not the file.
+    if (cause.timeoutType === 'START_TO_CLOSE' || cause.timeoutType === 'SCHEDULE_TO_CLOSE') return { details: { scope: 'host' }, hostGone: false, reason: `host ${hostId} ran out of time loading it` };
     return { details: { scope: 'build', crashed: true }, hostGone: true, reason: `host ${hostId} died while loading it` };
   }
   const message = err instanceof ActivityFailure && err.cause ? err.cause.message : err instanceof Error ? err.message : 'unknown error';

@@ -21,6 +21,8 @@ import {
   ActivityFailure,
   ApplicationFailure,
   CancelledFailure,
+  CancellationScope,
+  isCancellation,
   proxyActivities,
   proxyLocalActivities,
   TimeoutFailure,
@@ -37,7 +39,7 @@ import { FleetHost } from '../common/searchAttributes.js';
 import { replicaQueue } from '../common/taskQueues.js';
 import { detailsOf, typedFailure } from '../common/typedFailure.js';
 import { classifyAttemptFailure, countsTowardDemotion, type AttemptFailure } from '../domain/failover.js';
-import type { RouteOutcome } from '../domain/requestPlan.js';
+import { WAIT_REASON_TEXT, type PlanWaitReason, type RouteOutcome } from '../domain/requestPlan.js';
 import { RETRY_AFTER_BUSY_S } from '../domain/routing.js';
 import { quarantinedFailure } from './failures.js';
 import { AWAIT_WORKFLOW_PROFILE } from './profiles.js';
@@ -83,82 +85,82 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
   let loadFailure: unknown;
   /** The last failure of a replica, surfaced when nothing else serves (not "every host is busy"). */
   let lastAttemptFailure: unknown;
-  const finish = async () => {
-    if (outcomes.length > 0) await recordReplicaOutcomes(outcomes).catch(() => undefined);
-  };
-
-  for (let round = 0; round < MAX_ROUNDS; round++) {
-    const decision = await routeOrUnavailable({ alias: input.modelId, requestId: input.requestId, stream: input.stream, exclude: tried, joinLoads: true });
-    lastDecision = decision;
-    if (decision.kind === 'notFound') {
-      await finish();
-      throw typedFailure(FailureType.ModelNotFound, `The model '${input.modelId}' does not exist or no replica can serve it`);
-    }
-    if (decision.kind === 'wait') {
-      if (decision.reason === 'quarantined') throw quarantinedFailure(decision.quarantine?.build ?? input.modelId, decision.quarantine?.reason ?? 'a load failed');
-      if (loadFailure && LOAD_BLOCKED.has(decision.reason)) throw surface(loadFailure);
-      break;
-    }
-    if (decision.kind === 'coldLoad' || decision.kind === 'movePool') {
-      try {
-        if (decision.kind === 'coldLoad') {
-          // Single flight among the pool's hosts: a load of this build elsewhere in the pool is joined.
-          await awaitColdLoad({ hostId: decision.hostId, modelId: decision.build, hosts: decision.poolHosts });
-          coldLoaded = true;
-        } else {
-          await awaitPoolReassign({ hostId: decision.hostId, toAlias: input.modelId, reason: 'on_demand' });
-          moved = true;
-        }
-      } catch (err) {
-        // A load or move that failed or was refused on this host: another host may do better —
-        // unless the build itself is at fault (quarantined now: the next route says so).
-        const refusal = loadRefusal(err);
-        if (!refusal) throw surface(err);
-        if (isLoadFailed(err)) loadFailure = err;
-        if (refusal === 'host') tried.push(`host:${decision.hostId}`);
-      }
-      continue;
-    }
-    for (const attempt of decision.attempts) {
-      const key = replicaKey(attempt.replica);
-      tried.push(key);
-      upsertSearchAttributes([{ key: FleetHost, value: replicaSource(attempt.replica) }]);
-      try {
-        const result = await run(attempt, input);
-        if (attempt.consecutiveFailures > 0) outcomes.push({ replica: key, ok: true });
-        await finish();
-        // The client asked for the alias: the response names it, never the build.
-        return { ...result, modelId: input.modelId, build: attempt.target.build, coldLoaded, moved, failovers };
-      } catch (err) {
-        const facts = attemptFacts(err);
-        if (countsTowardDemotion(facts)) outcomes.push({ replica: key, ok: false, error: facts.type ?? facts.timeoutType ?? 'failure' });
-        const verdict = classifyAttemptFailure(facts, input.stream);
-        if (verdict === 'fail') {
-          await finish();
-          throw surface(err);
-        }
-        if (verdict === 'stream_broken') {
-          await finish();
-          throw typedFailure(FailureType.StreamBroken, `the replica failed after ${facts.charsStreamed} characters were streamed`);
-        }
-        if (facts.retryAfterSeconds !== undefined) busyRetryAfter = Math.min(busyRetryAfter ?? Infinity, facts.retryAfterSeconds);
-        if (attempt.replica.kind === 'host' && (facts.timeoutType === 'SCHEDULE_TO_START' || facts.timeoutType === 'HEARTBEAT')) {
-          // Gone: every request avoids it until it heartbeats again (best effort), and it is not
-          // excluded here — a host that comes back (a server restart, a pause) may still serve.
-          await markHostSuspect(attempt.replica.hostId).catch(() => undefined);
-          tried.splice(tried.lastIndexOf(key), 1);
-        }
-        if (attempt.replica.kind === 'provider' || facts.type === FailureType.GenerationFailed) lastAttemptFailure = err;
-        failovers++;
-      }
-    }
+  try {
+    return await serve();
+  } finally {
+    // Every exit (served, failed, cancelled) records the attempts that changed a failure count.
+    if (outcomes.length > 0) await CancellationScope.nonCancellable(() => recordReplicaOutcomes(outcomes)).catch(() => undefined);
   }
-  await finish();
-  const wait = lastDecision?.kind === 'wait' ? lastDecision : undefined;
-  if (loadFailure && (!wait || LOAD_BLOCKED.has(wait.reason))) throw surface(loadFailure);
-  // Every replica failed on its own account (not for load): say so, with the last one's reason.
-  if (lastAttemptFailure && (!wait || wait.reason === 'all_tried')) throw surface(lastAttemptFailure);
-  throw unavailable({ reason: wait?.reason ?? 'all_tried', retryAfterSeconds: busyRetryAfter ?? wait?.retryAfterSeconds ?? RETRY_AFTER_BUSY_S });
+
+  async function serve(): Promise<InferenceResult> {
+    for (let round = 0; round < MAX_ROUNDS; round++) {
+      const decision = await routeOrUnavailable({ alias: input.modelId, requestId: input.requestId, stream: input.stream, exclude: tried, joinLoads: true });
+      lastDecision = decision;
+      if (decision.kind === 'notFound') {
+        throw typedFailure(FailureType.ModelNotFound, `The model '${input.modelId}' does not exist or no replica can serve it`);
+      }
+      if (decision.kind === 'wait') {
+        if (decision.reason === 'quarantined') throw quarantinedFailure(decision.quarantine?.build ?? input.modelId, decision.quarantine?.reason ?? 'a load failed');
+        if (loadFailure && LOAD_BLOCKED.has(decision.reason)) throw surface(loadFailure);
+        break;
+      }
+      if (decision.kind === 'coldLoad' || decision.kind === 'movePool') {
+        try {
+          if (decision.kind === 'coldLoad') {
+            // Single flight among the pool's hosts: a load of this build elsewhere in the pool is joined.
+            await awaitColdLoad({ hostId: decision.hostId, modelId: decision.build, hosts: decision.poolHosts });
+            coldLoaded = true;
+          } else {
+            await awaitPoolReassign({ hostId: decision.hostId, toAlias: input.modelId, reason: 'on_demand' });
+            moved = true;
+          }
+        } catch (err) {
+          // A load or move that failed or was refused on this host: another host may do better —
+          // unless the build itself is at fault (quarantined now: the next route says so).
+          const refusal = loadRefusal(err);
+          if (!refusal) throw surface(err);
+          if (isLoadFailed(err)) loadFailure = err;
+          if (refusal === 'host') tried.push(`host:${decision.hostId}`);
+        }
+        continue;
+      }
+      for (const attempt of decision.attempts) {
+        const key = replicaKey(attempt.replica);
+        tried.push(key);
+        upsertSearchAttributes([{ key: FleetHost, value: replicaSource(attempt.replica) }]);
+        try {
+          const result = await run(attempt, input);
+          if (attempt.consecutiveFailures > 0) outcomes.push({ replica: key, ok: true });
+            // The client asked for the alias: the response names it, never the build.
+          return { ...result, modelId: input.modelId, build: attempt.target.build, coldLoaded, moved, failovers };
+        } catch (err) {
+          const facts = attemptFacts(err);
+          if (countsTowardDemotion(facts)) outcomes.push({ replica: key, ok: false, error: facts.type ?? facts.timeoutType ?? 'failure' });
+          const verdict = classifyAttemptFailure(facts, input.stream);
+          if (verdict === 'fail') {
+                throw surface(err);
+          }
+          if (verdict === 'stream_broken') {
+                throw typedFailure(FailureType.StreamBroken, `the replica failed after ${facts.charsStreamed} characters were streamed`);
+          }
+          if (facts.retryAfterSeconds !== undefined) busyRetryAfter = Math.min(busyRetryAfter ?? Infinity, facts.retryAfterSeconds);
+          if (attempt.replica.kind === 'host' && (facts.timeoutType === 'SCHEDULE_TO_START' || facts.timeoutType === 'HEARTBEAT')) {
+            // Gone: every request avoids it until it heartbeats again (best effort), and it is not
+            // excluded here — a host that comes back (a server restart, a pause) may still serve.
+            await markHostSuspect(attempt.replica.hostId).catch(() => undefined);
+            tried.splice(tried.lastIndexOf(key), 1);
+          }
+          if (attempt.replica.kind === 'provider' || facts.type === FailureType.GenerationFailed) lastAttemptFailure = err;
+          failovers++;
+        }
+      }
+    }
+    const wait = lastDecision?.kind === 'wait' ? lastDecision : undefined;
+    if (loadFailure && (!wait || LOAD_BLOCKED.has(wait.reason))) throw surface(loadFailure);
+    // Every replica failed on its own account (not for load): say so, with the last one's reason.
+    if (lastAttemptFailure && (!wait || wait.reason === 'all_tried')) throw surface(lastAttemptFailure);
+    throw unavailable({ reason: wait?.reason ?? 'all_tried', retryAfterSeconds: busyRetryAfter ?? wait?.retryAfterSeconds ?? RETRY_AFTER_BUSY_S });
+  }
 }
 
 /** Runs one attempt's `generate` on its replica's queue, with the input its kind takes. */
@@ -188,23 +190,14 @@ function run(attempt: Attempt, input: InferenceRequestInput) {
 async function routeOrUnavailable(i: Parameters<ControlPlaneActivities['route']>[0]): Promise<RouteOutcome> {
   try {
     return await route(i);
-  } catch {
+  } catch (err) {
+    if (isCancellation(err)) throw err;
     throw unavailable({ reason: 'state_unavailable', retryAfterSeconds: 2 });
   }
 }
 
-function unavailable(d: { reason: string; retryAfterSeconds: number }): ApplicationFailure {
-  const why: Record<string, string> = {
-    loading: 'the model is loading',
-    no_healthy_host: 'no healthy host can serve the model right now',
-    no_pinned_host: 'no host with a pinned (attested) key can serve this verifiable model right now',
-    no_attested_replica: 'no attested replica can serve this model right now (it is never served in plaintext)',
-    no_free_slot: 'no host has a free slot for the model right now',
-    all_tried: 'every replica serving the model is busy',
-    pool_exhausted: "the model's pool has no capacity left and no idle host can join it",
-    state_unavailable: 'the fleet state cannot be read (the database is not reachable)',
-  };
-  return typedFailure(FailureType.Unavailable, `${why[d.reason] ?? d.reason}; retry after ${d.retryAfterSeconds}s`, d);
+function unavailable(d: { reason: PlanWaitReason; retryAfterSeconds: number }): ApplicationFailure {
+  return typedFailure(FailureType.Unavailable, `${WAIT_REASON_TEXT[d.reason] ?? d.reason}; retry after ${d.retryAfterSeconds}s`, d);
 }
 
 /** The facts the failover policy needs, read off a failed activity. */

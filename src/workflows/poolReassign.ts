@@ -17,6 +17,7 @@ import { ActivityFailure, ApplicationFailure, patched, proxyActivities, proxyLoc
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { HostActivities } from '../activities/host.js';
 import { FailureType, type LoadFailureDetails } from '../common/failures.js';
+import { typedFailure } from '../common/typedFailure.js';
 import type { PoolReassignInput, PoolReassignResult } from '../common/pools.js';
 import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { hostQueue } from '../common/taskQueues.js';
@@ -45,12 +46,7 @@ const VERIFY_BEFORE_MOVE_PATCH = 'verify-before-move';
 
 function refused(hostId: string, reason: ReassignRefusal | 'too_small', toAlias: string): ApplicationFailure {
   const text = reason === 'too_small' ? `the host can never hold ${toAlias}'s build` : REFUSAL_TEXT[reason];
-  return ApplicationFailure.create({
-    message: `host ${hostId} cannot move to pool ${toAlias}: ${text}`,
-    type: FailureType.ReassignRefused,
-    nonRetryable: true,
-    details: [{ reason, retryAfterSeconds: 1 }],
-  });
+  return typedFailure(FailureType.ReassignRefused, `host ${hostId} cannot move to pool ${toAlias}: ${text}`, { reason, retryAfterSeconds: 1 });
 }
 
 export async function poolReassign(input: PoolReassignInput): Promise<PoolReassignResult> {
@@ -63,7 +59,7 @@ export async function poolReassign(input: PoolReassignInput): Promise<PoolReassi
   const view = await readFleetState(toAlias, 'alias');
   const model = view.model;
   if (!model || !view.alias) {
-    throw ApplicationFailure.create({ message: `no alias ${toAlias}`, type: FailureType.ModelNotFound, nonRetryable: true });
+    throw typedFailure(FailureType.ModelNotFound, `no alias ${toAlias}`);
   }
   const host = view.hosts.find((h) => h.id === hostId);
   const pool = view.pools?.hostPools[hostId];
@@ -115,11 +111,7 @@ export async function poolReassign(input: PoolReassignInput): Promise<PoolReassi
       throw loadFailedFailure(`host ${hostId} went back to pool ${fromAlias ?? 'none'}: loading ${model.id} failed: ${reason}`, details as LoadFailureDetails | undefined);
     }
     await setHostPool({ hostId, alias: toAlias, state: 'failed', error: reason });
-    throw ApplicationFailure.create({
-      message: `host ${hostId} joined pool ${toAlias} but loading ${model.id} failed: ${reason}`,
-      type: FailureType.LoadFailed,
-      nonRetryable: true,
-    });
+    throw loadFailedFailure(`host ${hostId} joined pool ${toAlias} but loading ${model.id} failed: ${reason}`);
   }
   return { hostId, fromAlias, toAlias, build: model.id, unloaded: others };
 }

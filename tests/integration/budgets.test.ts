@@ -115,7 +115,7 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
         heartbeatIntervalMs: c.heartbeatIntervalMs,
         bodyLimitBytes: c.http.bodyLimitBytes,
         secrets: c.secrets,
-        demoteAfter: c.providers.demoteAfter,
+        demotion: c.providers.demotion,
         ...(f.stack.temporal.codec ? { codec: f.stack.temporal.codec } : {}),
       });
     });

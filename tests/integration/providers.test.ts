@@ -14,6 +14,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { sql } from 'kysely';
 import { stringify } from 'yaml';
 import { getRequestLog } from '../../src/db/requestLogRepo.js';
 import { runFleet } from '../support/cli.js';
@@ -182,7 +183,7 @@ describe('remote providers', () => {
     assert.deepEqual([res?.prompt_tokens, res?.completion_tokens], [11, 7]);
   });
 
-  test('a provider failing again and again is demoted behind the others until it succeeds', async () => {
+  test('a provider failing again and again is demoted behind the others; half open after a while, one success restores it', async () => {
     up.script('vendor/dm-bad', ...Array<'500'>(60).fill('500'));
     for (let i = 0; i < 8; i++) assert.equal((await chat('dm')).status, 200, `request ${i}`);
     const bad = ((await admin('GET', '/admin/providers')).body.data as Array<{ id: string; demoted: boolean; consecutive_failures: number }>).find((p) => p.id === 'bad')!;
@@ -192,11 +193,22 @@ describe('remote providers', () => {
     assert.equal(up.callsFor('vendor/dm-bad').length, calls, 'a demoted provider is asked after the others');
     const metrics = await (await fetch(`${f.apiUrl}/metrics`)).text();
     assert.match(metrics, /fleet_replica_demoted\{replica="provider:bad"\} 1/);
+
+    // FLEET_DEMOTE_RETRY_S later (its last failure made old here, not waited for): it is back
+    // in its place, rotation gives it a request, and the success resets its count.
+    up.clear('vendor/dm-bad');
+    await sql`UPDATE replica_health SET last_failure_at = now() - interval '1 hour' WHERE replica = 'provider:bad'`.execute(f.stack.db.db);
+    for (let i = 0; i < 40 && up.callsFor('vendor/dm-bad').length === calls; i++) assert.equal((await chat('dm')).status, 200);
+    assert.ok(up.callsFor('vendor/dm-bad').length > calls, 'a half-open provider gets a request');
+    const healed = ((await admin('GET', '/admin/providers')).body.data as Array<{ id: string; demoted: boolean; consecutive_failures: number }>).find((p) => p.id === 'bad')!;
+    assert.deepEqual([healed.consecutive_failures, healed.demoted], [0, false]);
   });
 
   test('an attested provider that cannot be used leaves its model failing closed: never plaintext', async () => {
     assert.equal((await admin('POST', '/admin/providers', { id: 'locked-a', base_url: up.baseUrl, tier: 'attested', api_key_env: 'NO_SUCH_KEY', models: 'locked=x' })).status, 201);
-    assert.equal((await admin('POST', '/admin/providers', { id: 'locked-p', base_url: up.baseUrl, tier: 'plaintext', models: 'locked=y' })).status, 201);
+    const plain = await admin('POST', '/admin/providers', { id: 'locked-p', base_url: up.baseUrl, tier: 'plaintext', models: 'locked=y,locked=x' });
+    assert.equal(plain.status, 201);
+    assert.deepEqual(plain.body.warnings, ["canonical id 'locked' is listed twice: keeping 'y', ignoring 'x'"], 'the operator hears what the list does not mean');
     const before = up.callsFor('y').length;
     const r = await chat('locked');
     assert.equal(r.status, 404, r.text);

@@ -47,6 +47,8 @@ export interface FaultUpstream {
   models: string[] | null;
   /** Queues the next behaviours for a model (default, once empty: 'ok'). */
   script(model: string, ...next: Behaviour[]): void;
+  /** Drops what is left of a model's script: it answers normally again. */
+  clear(model: string): void;
   callsFor(model: string): UpstreamCall[];
   close(): Promise<void>;
 }
@@ -159,6 +161,7 @@ export async function startFaultUpstream(o: FaultUpstreamOptions = {}): Promise<
     script(model, ...next) {
       queues.set(model, [...(queues.get(model) ?? []), ...next]);
     },
+    clear: (model) => void queues.delete(model),
     callsFor: (model) => state.calls.filter((c) => c.model === model),
     async close() {
       for (const r of stalled) r.socket?.destroy();

@@ -35,7 +35,14 @@ for (const [spec, entries, o] of canonicalCases) {
 }
 
 // ---- ordering -------------------------------------------------------------------------------
-const host = (id: string, failures = 0): HostOffer => ({ hostId: id, target: { kind: 'gguf', build: 'm', contextLength: 512 }, consecutiveFailures: failures });
+const NOW = 1_000_000_000;
+/** A host with `failures` in a row, the last one `agoMs` before NOW. */
+const host = (id: string, failures = 0, agoMs = 1_000): HostOffer => ({
+  hostId: id,
+  target: { kind: 'gguf', build: 'm', contextLength: 512 },
+  consecutiveFailures: failures,
+  ...(failures > 0 ? { lastFailureAt: NOW - agoMs } : {}),
+});
 const prov = (id: string, tier: 'attested' | 'plaintext', o: Partial<ProviderOffer> = {}): ProviderOffer => ({
   providerId: id,
   target: { kind: 'remote', build: `${id}/m`, upstreamModel: 'm', contextLength: 512 },
@@ -45,7 +52,7 @@ const prov = (id: string, tier: 'attested' | 'plaintext', o: Partial<ProviderOff
   consecutiveFailures: 0,
   ...o,
 });
-const rank = (o: Partial<RankInput>) => rankReplicas({ hosts: [], providers: [], ownAttested: false, stream: false, demoteAfter: 10, rotation: 0, ...o });
+const rank = (o: Partial<RankInput>) => rankReplicas({ hosts: [], providers: [], ownAttested: false, stream: false, demotion: { after: 10, retryAfterMs: 60_000 }, now: NOW, rotation: 0, ...o });
 const order = (o: Partial<RankInput>) => rank(o).attempts.map((a) => replicaKey(a.replica));
 
 const orderCases: Array<{ name: string; input: Partial<RankInput>; expect: string[] }> = [
@@ -57,8 +64,11 @@ const orderCases: Array<{ name: string; input: Partial<RankInput>; expect: strin
   { name: 'a demoted host sorts after the next tier, not after every tier', input: { hosts: [host('h0', 10)], providers: [prov('a', 'attested')] }, expect: ['provider:a', 'host:h0'] },
   { name: 'a demoted host still comes before plaintext', input: { hosts: [host('h0', 12)], providers: [prov('p', 'plaintext')] }, expect: ['host:h0', 'provider:p'] },
   { name: 'below the threshold: not demoted', input: { hosts: [host('h0', 9)], providers: [prov('a', 'attested')] }, expect: ['host:h0', 'provider:a'] },
+  { name: 'half open: a demoted host gets its place back once its last failure is old', input: { hosts: [host('h0', 30, 60_000)], providers: [prov('a', 'attested')] }, expect: ['host:h0', 'provider:a'] },
+  { name: 'demoted until then', input: { hosts: [host('h0', 30, 59_999)], providers: [prov('a', 'attested')] }, expect: ['provider:a', 'host:h0'] },
+  { name: 'demotion off (after 0)', input: { hosts: [host('h0', 30)], providers: [prov('a', 'attested')], demotion: { after: 0, retryAfterMs: 60_000 } }, expect: ['host:h0', 'provider:a'] },
   { name: 'rotation inside the leading provider group', input: { providers: [prov('a', 'plaintext'), prov('b', 'plaintext'), prov('c', 'plaintext')], rotation: 1 }, expect: ['provider:b', 'provider:c', 'provider:a'] },
-  { name: 'rotation never crosses into the next tier', input: { providers: [prov('a', 'attested'), prov('b', 'attested'), prov('d', 'attested', { consecutiveFailures: 11 })], rotation: 1 }, expect: ['provider:b', 'provider:a', 'provider:d'] },
+  { name: 'rotation never crosses into the next tier', input: { providers: [prov('a', 'attested'), prov('b', 'attested'), prov('d', 'attested', { consecutiveFailures: 11, lastFailureAt: NOW })], rotation: 1 }, expect: ['provider:b', 'provider:a', 'provider:d'] },
   { name: 'no rotation over hosts (least busy order stays)', input: { hosts: [host('h1'), host('h0')], rotation: 1 }, expect: ['host:h1', 'host:h0'] },
   { name: 'a stream skips a provider that cannot stream when another can', input: { stream: true, providers: [prov('a', 'plaintext', { streaming: false }), prov('b', 'plaintext')] }, expect: ['provider:b'] },
   { name: 'a stream keeps non-streaming providers when none can (one-piece stream)', input: { stream: true, providers: [prov('a', 'plaintext', { streaming: false })] }, expect: ['provider:a'] },

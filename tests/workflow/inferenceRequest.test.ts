@@ -26,7 +26,7 @@ interface Scenario {
   /** awaitColdLoad fails with LoadFailed of this scope. */
   loadFails?: 'build' | 'host';
   offers?: ProviderOfferView[];
-  failures?: Record<string, number>;
+  health?: Record<string, { consecutiveFailures: number; lastFailureAt?: number }>;
   providerBehaviour?: Record<string, 'ok' | 'unavailable' | 'rejected'>;
   hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash' | 'untilCancelled' | 'unpinned'>;
   calls: string[];
@@ -66,7 +66,7 @@ const controlPlane: Partial<ControlPlaneActivities> = {
     const s = scenarioOf();
     s.calls.push('readFleetState');
     const fleet = s.views.length > 1 ? s.views.shift()! : s.views[0]!;
-    return planRequest({ fleet, offers: s.offers ?? [], failures: s.failures ?? {}, demoteAfter: 10 }, { now: Date.now(), requestId: i.requestId, stream: i.stream, exclude: i.exclude, joinLoads: i.joinLoads });
+    return planRequest({ fleet, offers: s.offers ?? [], health: s.health ?? {}, demotion: { after: 10, retryAfterMs: 60_000 } }, { now: Date.now(), requestId: i.requestId, stream: i.stream, exclude: i.exclude, joinLoads: i.joinLoads });
   },
   async recordReplicaOutcomes(outcomes) {
     scenarioOf().calls.push(...outcomes.map((o) => `health:${o.replica}:${o.ok ? 'ok' : o.error}`));
@@ -293,7 +293,7 @@ test('a provider refusing the request itself goes to the client at once (no othe
     views: [view([], false)],
     hostBehaviour: {},
     offers: [offer('p', 'attested'), offer('q', 'attested')],
-    failures: { 'provider:q': 20 }, // demoted: p is asked first
+    health: { 'provider:q': { consecutiveFailures: 20, lastFailureAt: Date.now() } }, // demoted: p is asked first
     providerBehaviour: { p: 'rejected' },
   });
   assert.equal(error?.type, FailureType.UpstreamRejected);
@@ -301,7 +301,7 @@ test('a provider refusing the request itself goes to the client at once (no othe
 });
 
 test('a demoted replica that serves again has its count reset', async () => {
-  const { result, calls } = await run({ views: [view([], false)], hostBehaviour: {}, offers: [offer('p')], failures: { 'provider:p': 12 } });
+  const { result, calls } = await run({ views: [view([], false)], hostBehaviour: {}, offers: [offer('p')], health: { 'provider:p': { consecutiveFailures: 12, lastFailureAt: Date.now() } } });
   assert.equal(result?.hostId, 'provider:p');
   assert.deepEqual(calls, ['readFleetState', 'provider:p:up-m', 'health:provider:p:ok']);
 });

@@ -70,7 +70,7 @@ const catalog = (id: string) => ({
 const controlPlane: Partial<ControlPlaneActivities> = {
   async route(i) {
     const fleet = await controlPlane.readFleetState!(i.alias, 'alias');
-    return planRequest({ fleet, offers: [], failures: {}, demoteAfter: 10 }, { now: Date.now(), requestId: i.requestId, stream: i.stream, exclude: i.exclude, joinLoads: i.joinLoads });
+    return planRequest({ fleet, offers: [], health: {}, demotion: { after: 10, retryAfterMs: 60_000 } }, { now: Date.now(), requestId: i.requestId, stream: i.stream, exclude: i.exclude, joinLoads: i.joinLoads });
   },
   async readFleetState(id: string): Promise<FleetView> {
     const alias = pools.aliases.find((a) => a.id === id);

@@ -18,12 +18,18 @@ export type ProbeOutcome =
   /** llama.cpp refused the file cleanly (an exception in the child). */
   | { kind: 'failed'; message: string }
   /** The child died (an abort, a segfault): this file would have killed the worker. */
-  | { kind: 'crashed'; message: string };
+  | { kind: 'crashed'; message: string }
+  /** The child neither finished nor died in time (a stuck disk, a swamped host): killed. */
+  | { kind: 'timedOut'; message: string };
 
 export interface ProbeOptions {
   file: string;
   signal?: AbortSignal;
+  /** How long the child may take (default 10 minutes: the load activity's own bound). */
+  timeoutMs?: number;
 }
+
+const DEFAULT_PROBE_TIMEOUT_MS = 10 * 60_000;
 
 /** Runs one probe; never throws for the model's sake (only for a child that cannot start). */
 export function probeModelLoad(o: ProbeOptions): Promise<ProbeOutcome> {
@@ -36,10 +42,15 @@ export function probeModelLoad(o: ProbeOptions): Promise<ProbeOutcome> {
     child.stderr.on('data', (d: Buffer) => (err = (err + d.toString()).slice(-2000)));
     const onAbort = () => child.kill('SIGKILL');
     o.signal?.addEventListener('abort', onAbort, { once: true });
-    child.on('error', reject);
+    let timedOut = false;
+    const timeoutMs = o.timeoutMs ?? DEFAULT_PROBE_TIMEOUT_MS;
+    const timer = setTimeout(() => ((timedOut = true), child.kill('SIGKILL')), timeoutMs);
+    child.on('error', (e) => (clearTimeout(timer), reject(e)));
     child.on('close', (code, signal) => {
+      clearTimeout(timer);
       o.signal?.removeEventListener('abort', onAbort);
       if (o.signal?.aborted) return reject(new Error('probe cancelled'));
+      if (timedOut) return resolve({ kind: 'timedOut', message: `the probe load did not finish within ${timeoutMs >= 1000 ? `${Math.round(timeoutMs / 1000)} s` : `${timeoutMs} ms`}` });
       const line = out.trim().split('\n').pop() ?? '';
       let report: { ok?: boolean; ms?: number; message?: string } | undefined;
       try {

@@ -17,7 +17,7 @@ import { listPlacements } from '../../db/placementsRepo.js';
 import { listQuarantined, registerModel, releaseBuild, type QuarantinedBuild } from '../../db/modelsRepo.js';
 import { setRemoteBuildActive } from '../../db/providersRepo.js';
 import { readReplicaFailures } from '../../db/replicaHealthRepo.js';
-import { isDemoted } from '../../domain/replicas.js';
+import { isDemoted, type DemotionPolicy } from '../../domain/replicas.js';
 import { PlacementState } from '../../db/schema.js';
 import { isHostHealthy, missedHeartbeats } from '../../domain/health.js';
 import { startColdLoad } from '../../temporal/coldLoadStarter.js';
@@ -35,7 +35,7 @@ import { deleteDiscoverySchedule, startDiscoveryCycle, upsertDiscoverySchedule }
 export interface AdminDeps extends ApiDeps {
   modelsDir: string;
   /** Failures in a row before a replica is demoted (what the lists call demoted). */
-  demoteAfter: number;
+  demotion: DemotionPolicy;
   heartbeatIntervalMs: number;
   /** Pool enforcement (the kill switch) and the planner's cool-down. */
   pools: { enabled: boolean; cooldownMs: number };
@@ -126,7 +126,12 @@ export function adminRoutes(deps: AdminDeps): Router {
       object: 'list',
       quarantined: quarantined.map(snakeQuarantine),
       // Replicas (hosts and providers) failing in a row, and whether that demoted them.
-      replicas: Object.entries(failing).map(([replica, n]) => ({ replica, consecutive_failures: n, demoted: isDemoted(n, deps.demoteAfter) })),
+      replicas: Object.entries(failing).map(([replica, h]) => ({
+        replica,
+        consecutive_failures: h.consecutiveFailures,
+        last_failure_at: h.lastFailureAt !== undefined ? new Date(h.lastFailureAt).toISOString() : null,
+        demoted: isDemoted(h, deps.demotion, now),
+      })),
       data: hosts.map((h) => {
         const last = new Date(h.last_heartbeat_at).toISOString();
         const mine = placements.filter((p) => p.host_id === h.id);

@@ -9,8 +9,9 @@
 import { Router } from 'express';
 import { PROVIDER_ID_PATTERN, providerPatchSchema, providerSpecSchema } from '../../providers/providerSpec.js';
 import { deleteProvider, getProvider, listProviders, listRemoteBuilds, saveProvider, type ProviderRecord } from '../../db/providersRepo.js';
+import { parseCanonicalMap } from '../../domain/canonicalIds.js';
 import { listReplicaHealth } from '../../db/replicaHealthRepo.js';
-import { isDemoted } from '../../domain/replicas.js';
+import { isDemoted, type DemotionPolicy } from '../../domain/replicas.js';
 import { startProviderRefresh } from '../../temporal/providerRefresh.js';
 import { ApiError, fromWorkflowFailure, invalidRequest } from '../errors.js';
 import { parseOr400 } from '../schemas.js';
@@ -18,7 +19,7 @@ import type { AdminDeps } from './admin.js';
 
 export interface ProviderRouteDeps extends AdminDeps {
   secrets: { get(name: string): string | undefined };
-  demoteAfter: number;
+  demotion: DemotionPolicy;
 }
 
 const providerNotFound = (id: string) => new ApiError(404, `The provider '${id}' is not configured.`, 'invalid_request_error', 'provider_not_found', 'id');
@@ -36,6 +37,8 @@ export function adminProviderRoutes(deps: ProviderRouteDeps): Router {
       api_key_env: p.api_key_env,
       key_set: p.api_key_env ? deps.secrets.get(p.api_key_env) !== undefined : null,
       models: p.models,
+      // What the model list does not mean as written (a canonical id twice: the first kept).
+      warnings: parseCanonicalMap(p.models).warnings,
       streaming: p.streaming,
       e2ee: p.e2ee,
       enabled: p.enabled,
@@ -43,7 +46,11 @@ export function adminProviderRoutes(deps: ProviderRouteDeps): Router {
       timeouts: p.timeouts,
       source: p.source,
       consecutive_failures: h?.consecutive_failures ?? 0,
-      demoted: isDemoted(h?.consecutive_failures ?? 0, deps.demoteAfter),
+      demoted: isDemoted(
+        h ? { consecutiveFailures: h.consecutive_failures, ...(h.last_failure_at ? { lastFailureAt: new Date(h.last_failure_at).getTime() } : {}) } : undefined,
+        deps.demotion,
+        Date.now(),
+      ),
       last_error: h?.last_error ?? null,
       catalog: builds
         .filter((b) => b.providerId === p.id)
