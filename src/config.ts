@@ -76,6 +76,13 @@ const envSchema = z.object({
   FLEET_PROVIDER_WORKER: boolFromEnv.default(true),
   FLEET_PROVIDER_REFRESH_S: z.coerce.number().int().min(10).max(86_400).default(300),
   FLEET_TEST_GATES_DIR: z.string().min(1).optional(),
+  FLEET_PCCS_URL: z.string().url().refine((u) => u.startsWith('https://') || u.startsWith('http://'), 'must be an http(s) URL').default('https://api.trustedservices.intel.com'),
+  FLEET_TCB_ALLOWED: z
+    .string()
+    .regex(/^[A-Za-z]+(,[A-Za-z]+)*$/, 'a comma-separated list of TCB statuses, e.g. UpToDate,SWHardeningNeeded')
+    .default('UpToDate'),
+  FLEET_ALLOW_SOFTWARE_TEE: boolFromEnv.default(false),
+  FLEET_SOFTWARE_TEE_PUBLIC_KEY: z.string().regex(/^[0-9a-f]{64}$/, '32 bytes of lower-case hex').optional(),
 });
 
 export type FleetConfig = ReturnType<typeof toConfig>;
@@ -175,6 +182,13 @@ function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
       workerInControlPlane: e.FLEET_PROVIDER_WORKER,
       /** Period of the `fleet.provider-refresh` Schedule (every provider's /v1/models). */
       refreshIntervalS: e.FLEET_PROVIDER_REFRESH_S,
+      /**
+       * How attested providers' TEE quotes are verified: Intel DCAP with collateral from the
+       * PCCS (cached until its nextUpdate) and the TCB statuses accepted; or — only when
+       * FLEET_ALLOW_SOFTWARE_TEE=true, for tests and local development — the software TEE whose
+       * public key is FLEET_SOFTWARE_TEE_PUBLIC_KEY.
+       */
+      quotes: softwareTeeOf(e) ?? { kind: 'dcap' as const, pccsUrl: e.FLEET_PCCS_URL, allowedTcbStatuses: e.FLEET_TCB_ALLOWED.split(',') },
     },
     /**
      * Provider API keys are read by the NAME a provider stores (`api_key_env`), here, from the
@@ -183,6 +197,15 @@ function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
     secrets: { get: (name: string): string | undefined => (env[name] ? env[name] : undefined) },
     payloadKeys: { keys: payloadKeysOf(e.FLEET_PAYLOAD_KEYS), file: e.FLEET_PAYLOAD_KEYS_FILE ? path.resolve(e.FLEET_PAYLOAD_KEYS_FILE) : undefined },
   };
+}
+
+function softwareTeeOf(e: z.infer<typeof envSchema>): { kind: 'software'; publicKey: string } | undefined {
+  if (!e.FLEET_ALLOW_SOFTWARE_TEE) {
+    if (e.FLEET_SOFTWARE_TEE_PUBLIC_KEY) throw new ConfigError('invalid environment:\n  FLEET_SOFTWARE_TEE_PUBLIC_KEY: set, but FLEET_ALLOW_SOFTWARE_TEE is not true (the software TEE is for tests only)');
+    return undefined;
+  }
+  if (!e.FLEET_SOFTWARE_TEE_PUBLIC_KEY) throw new ConfigError('invalid environment:\n  FLEET_SOFTWARE_TEE_PUBLIC_KEY: required when FLEET_ALLOW_SOFTWARE_TEE=true');
+  return { kind: 'software', publicKey: e.FLEET_SOFTWARE_TEE_PUBLIC_KEY };
 }
 
 export class ConfigError extends Error {

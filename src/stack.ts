@@ -112,7 +112,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       cleanups.push(() => cp.stop());
     }
     if (o.providerWorker ?? (o.controlPlane !== false && config.providers.workerInControlPlane)) {
-      const pw = await startProviderWorker({ temporal, db, channel, secrets: config.secrets, log });
+      const pw = await startProviderWorker({ temporal, db, channel, secrets: config.secrets, quotes: config.providers.quotes, log });
       cleanups.push(() => pw.stop());
     }
     for (const hostId of o.hostIds ?? []) {

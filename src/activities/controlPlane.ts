@@ -23,7 +23,8 @@ import { isHostHealthy } from '../domain/health.js';
 import type { Logger } from '../logger.js';
 import { startColdLoad } from '../temporal/coldLoadStarter.js';
 import type { ServingHosts } from '../common/discovery.js';
-import { readPinSet, recordDiscoveryCycle, type CycleRecord } from '../db/pinSetsRepo.js';
+import { reconcileAttestedSchedules } from '../temporal/attestedDiscovery.js';
+import { readPinRecord, readPinSet, recordDiscoveryCycle, type CycleRecord, type PinRecord } from '../db/pinSetsRepo.js';
 import { readProviderOffers } from '../db/fleetStateRepo.js';
 import { readReplicaFailures, recordReplicaOutcomes, type ReplicaOutcome } from '../db/replicaHealthRepo.js';
 import { planRequest, type RouteOutcome, type RouteView } from '../domain/requestPlan.js';
@@ -134,6 +135,9 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
       if (plan.remove.length || plan.aliases.remove.length) {
         deps.log.info({ removed: plan.remove, aliasesRemoved: plan.aliases.remove }, 'provider refresh pruned models');
       }
+      // Attested builds that came or went get (or lose) their discovery Schedule now; a failure
+      // here is retried by the next refresh and by every control-plane start.
+      await reconcileAttestedSchedules(deps.client, db, deps.log).catch((err: Error) => deps.log.warn({ err: err.message }, 'could not reconcile attested discovery schedules'));
       return { added: plan.upsert.map((b) => b.id), removed: plan.remove, aliasesRemoved: plan.aliases.remove };
     },
 
@@ -184,6 +188,11 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
 
     async readPinSet(modelId: string): Promise<PinSet> {
       return readPinSet(db, modelId);
+    },
+
+    /** An attested provider build's pin set, keys, last count and cycle number. */
+    async readPinRecord(buildId: string): Promise<PinRecord> {
+      return readPinRecord(db, buildId);
     },
 
     /** Stores a cycle's new pin set and its outcome (idempotent per workflow id). */

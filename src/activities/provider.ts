@@ -14,13 +14,15 @@ import { Context } from '@temporalio/activity';
 import { CancelledFailure } from '@temporalio/common';
 import { FailureType } from '../common/failures.js';
 import type { GenerateInput, GenerateResult } from '../common/inference.js';
-import type { Listing } from '../domain/providerCatalog.js';
+import { remoteBuildId, type Listing } from '../domain/providerCatalog.js';
 import { typedFailure } from '../common/typedFailure.js';
 import { classifyUpstreamFailure, retryDelayMs } from '../domain/upstreamRetry.js';
 import type { Logger } from '../logger.js';
 import { recordGeneration } from '../metrics.js';
 import type { ProviderDirectory } from '../providers/directory.js';
-import { callUpstream, listUpstreamModels, UpstreamError } from '../providers/openaiUpstream.js';
+import type { AttestedRoute } from '../providers/attestedRoutes.js';
+import { fetchProviderSignature } from '../providers/attestedSignature.js';
+import { callUpstream, listUpstreamModels, UpstreamError, type UpstreamAnswer } from '../providers/openaiUpstream.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 
@@ -41,6 +43,25 @@ function pause(ms: number, signal: AbortSignal): Promise<void> {
   });
 }
 
+/** The served backend's signature, or an `UpstreamError` (category `verify`) that moves to the next replica. */
+async function signatureOf(o: { attested: AttestedRoute; baseUrl: string; answer: UpstreamAnswer; apiKey: string | undefined; slug: string; timeoutMs: number; signal: AbortSignal }) {
+  if (!o.answer.id) throw new UpstreamError({ kind: 'transport', category: 'verify' }, 'upstream answer has no id to fetch its signature by');
+  const got = await fetchProviderSignature({
+    baseUrl: o.baseUrl,
+    dispatcher: o.attested.dispatcher,
+    apiKey: o.apiKey,
+    timeoutMs: o.timeoutMs,
+    upstreamId: o.answer.id,
+    slug: o.slug,
+    exchange: o.answer.exchange,
+    keys: o.attested.keys,
+    pins: o.attested.pins,
+    signal: o.signal,
+  });
+  if (!got.ok) throw new UpstreamError({ kind: 'transport', category: 'verify' }, `response signature refused (${got.reason})`);
+  return got.signature;
+}
+
 export function createProviderActivities(deps: ProviderActivityDeps) {
   return {
     async generate(input: GenerateInput): Promise<GenerateResult> {
@@ -52,6 +73,12 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
       const resolved = await deps.directory.resolve(remote.providerId);
       if ('unusable' in resolved) throw typedFailure(FailureType.UpstreamUnavailable, resolved.unusable, { category: 'unusable', counts: false });
       const { record, target } = resolved;
+      // An attested provider is called only over connections whose TLS key a discovery cycle
+      // pinned, at its rotation hosts; with nothing pinned yet there is nothing to call.
+      const attested = record.tier === 'attested' ? await deps.directory.attested.route(record, remoteBuildId(remote.providerId, remote.upstreamModel)) : undefined;
+      if (attested && attested.pins.size === 0) {
+        throw typedFailure(FailureType.UpstreamUnavailable, `provider ${record.id}: no backend key is pinned yet`, { category: 'unpinned', counts: false });
+      }
       const source = `provider:${record.id}`;
       const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, source, log) : undefined;
       const streamUpstream = input.stream && record.streaming;
@@ -61,7 +88,8 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
       try {
         for (let retry = 1; ; retry++) {
           try {
-            const answer = await callUpstream(target, {
+            const baseUrl = attested ? attested.nextBaseUrl() : target.baseUrl;
+            const answer = await callUpstream(attested ? { ...target, baseUrl, dispatcher: attested.dispatcher } : target, {
               model: remote.upstreamModel,
               input: input.input,
               params: input.params,
@@ -73,6 +101,8 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
                 if (first) beat();
               },
             });
+            // An attested answer counts only with its backend's signature, checked against a pinned key.
+            const teeSignature = attested ? await signatureOf({ attested, baseUrl, answer, apiKey: target.apiKey, slug: remote.upstreamModel, timeoutMs: record.timeouts.first_byte_ms, signal }) : undefined;
             // A provider that cannot stream serves a stream in one piece.
             if (publisher && !streamUpstream) publisher.push(answer.text);
             await publisher?.flush();
@@ -84,6 +114,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
               replica: { kind: 'provider', providerId: record.id },
               hostId: source,
               ...(answer.usageEstimated ? { usageEstimated: true } : {}),
+              ...(teeSignature ? { teeSignature } : {}),
             };
           } catch (err) {
             if (signal.aborted) throw err;

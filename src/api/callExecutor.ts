@@ -18,7 +18,7 @@ import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../db/budgetRepo.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
 import type { Database, RequestKind } from '../db/schema.js';
-import { insertResponseSignature } from '../db/signaturesRepo.js';
+import { insertProviderSignature, insertResponseSignature } from '../db/signaturesRepo.js';
 import type { Logger } from '../logger.js';
 import { recordBudgetRefusal, recordFirstText, recordInferenceResult, recordKeyTokens, recordRequest } from '../metrics.js';
 import type { StreamChannel } from '../stream/channel.js';
@@ -230,6 +230,13 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
       () => insertResponseSignature(deps.db, { requestId: call.requestId, modelId: call.modelId, accountId: principal?.accountId ?? null, signature }),
       { maxMs: 30_000 },
     ).catch((err: Error) => log.error({ err: err.message }, 'storing the response signature failed'));
+  }
+  if (result?.teeSignature) {
+    const signature = result.teeSignature;
+    await retryThroughOutage(
+      () => insertProviderSignature(deps.db, { requestId: call.requestId, modelId: call.modelId, accountId: principal?.accountId ?? null, signature }),
+      { maxMs: 30_000 },
+    ).catch((err: Error) => log.error({ err: err.message }, 'storing the provider signature failed'));
   }
 
   // The outcome's status, even when a mid-stream failure went out after a 200 header.

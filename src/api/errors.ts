@@ -217,6 +217,10 @@ function fromTypedFailure(app: ApplicationFailure, type: FailureType, model: str
       return new ApiError(status, 'No replica with a pinned (attested) key could serve this verifiable model right now.', 'server_error', 'service_unavailable', null, 5);
     case FailureType.UpstreamUnavailable: {
       const d = detailsOf(app, type);
+      // An attested provider with no pinned backend left fails closed, like an unpinned own fleet.
+      if (d?.category === 'unpinned') {
+        return new ApiError(503, 'No replica with a pinned (attested) key could serve this verifiable model right now.', 'server_error', 'service_unavailable', null, 5);
+      }
       return new ApiError(
         status,
         `The model's providers could not answer (${d?.category ?? 'failure'}${d?.status ? ` ${d.status}` : ''}). Retry shortly.`,

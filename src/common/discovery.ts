@@ -29,3 +29,22 @@ export const discoveryWorkflowId = (modelId: string, at: Date): string => `disco
 /** @default interval of a model's pin-set refresh, seconds */
 export const DEFAULT_DISCOVERY_INTERVAL_S = 300;
 export const MIN_DISCOVERY_INTERVAL_S = 10;
+
+/** An attested provider's cycle: one remote build (provider, upstream slug). */
+export interface AttestedDiscoveryInput {
+  providerId: string;
+  slug: string;
+}
+
+export interface AttestedDiscoveryOutcome extends PinUpdateOutcome {
+  providerId: string;
+  buildId: string;
+  workflowId: string;
+  pinSet: PinSet;
+  /** Backend indices attested this cycle (a capped cycle covers a rotating window). */
+  indices: number[];
+}
+
+/** Ids of a remote build's Schedule and of a cycle started now. */
+export const attestedScheduleId = (i: AttestedDiscoveryInput): string => `discovery:${i.providerId}:${i.slug}`;
+export const attestedWorkflowId = (i: AttestedDiscoveryInput, at: Date): string => `discovery:${i.providerId}:${i.slug}:${at.toISOString()}`;

@@ -81,7 +81,11 @@ export interface UnpinnedDetails {
   fingerprint: string;
 }
 /** What kind of transport failure, never a URL or a key. */
-export type UpstreamCategory = 'connect' | 'timeout' | 'tls' | 'status' | 'decode' | 'dropped' | 'unusable';
+/**
+ * `unpinned`: an attested provider's backend presented a TLS key no discovery cycle pinned;
+ * `verify`: its response signature did not check out against a pinned key.
+ */
+export type UpstreamCategory = 'connect' | 'timeout' | 'tls' | 'status' | 'decode' | 'dropped' | 'unusable' | 'unpinned' | 'verify';
 export interface UpstreamUnavailableDetails {
   category: UpstreamCategory;
   /** The upstream's HTTP status, for `status`. */

@@ -60,6 +60,20 @@ export interface GenerateResult {
   usageEstimated?: boolean;
   /** Verifiable models: the host's signature over (request id, model build, response hash). */
   signature?: ResponseSignature;
+  /** Attested providers: the serving backend's signature over `<model>:<sha256 req>:<sha256 resp>`. */
+  teeSignature?: ProviderTeeSignature;
+}
+
+/** A provider TEE's response signature, checked against the key its pinned TLS fingerprint vouched for. */
+export interface ProviderTeeSignature {
+  /** The upstream's completion id the signature was fetched by. */
+  upstreamId: string;
+  text: string;
+  signature: string;
+  signingAddress: string;
+  signingAlgo: 'ed25519' | 'ecdsa';
+  /** The pinned SPKI fingerprint whose attested report vouched for the signing key. */
+  tlsFingerprint: string;
 }
 
 export interface InferenceResult extends GenerateResult {

@@ -13,6 +13,9 @@ export const FleetBackendCount = defineSearchAttributeKey('FleetBackendCount', S
 /** A discovery cycle that REPLACED its model's pin set (complete coverage). */
 export const FleetPinReplaced = defineSearchAttributeKey('FleetPinReplaced', SearchAttributeType.BOOL);
 
+/** The remote provider a workflow is about (attested discovery cycles). */
+export const FleetProvider = defineSearchAttributeKey('FleetProvider', SearchAttributeType.KEYWORD);
+
 /** name → dev-server type name, for `temporal server start-dev --search-attribute K=T`. */
 export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int' | 'Bool'> = {
   [FleetModel.name]: 'Keyword',
@@ -20,4 +23,5 @@ export const SEARCH_ATTRIBUTES: Record<string, 'Keyword' | 'Int' | 'Bool'> = {
   [FleetRequestKind.name]: 'Keyword',
   [FleetBackendCount.name]: 'Int',
   [FleetPinReplaced.name]: 'Bool',
+  [FleetProvider.name]: 'Keyword',
 };

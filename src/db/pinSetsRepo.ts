@@ -4,6 +4,7 @@
  */
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
+import type { VouchedKeys } from '../domain/attestedProvider.js';
 import { PinSetState, type PinSet } from '../domain/pinSet.js';
 import type { Database } from './schema.js';
 
@@ -21,18 +22,45 @@ export async function readPinSet(db: Kysely<Database>, modelId: string): Promise
   return parsed.data;
 }
 
+/** An attested provider's pin set: the set, the keys each fingerprint vouched for, the last count, the cycle number. */
+export interface PinRecord {
+  pinSet: PinSet;
+  keys: Record<string, VouchedKeys>;
+  backendCount: number | null;
+  cycleSeq: number;
+}
+
+const keysSchema = z.record(z.string(), z.object({ ed25519: z.string().optional(), ecdsa: z.string().optional() }));
+
+/** The build's pin record; bootstrap with nothing pinned when no cycle has run. */
+export async function readPinRecord(db: Kysely<Database>, modelId: string): Promise<PinRecord> {
+  const row = await db.selectFrom('pin_sets').select(['state', 'fingerprints', 'keys', 'backend_count', 'cycle_seq']).where('model_id', '=', modelId).executeTakeFirst();
+  if (!row) return { pinSet: { state: PinSetState.bootstrap, fingerprints: [] }, keys: {}, backendCount: null, cycleSeq: 0 };
+  const pinSet = pinSetRow.safeParse(row);
+  const keys = keysSchema.safeParse(typeof row.keys === 'string' ? JSON.parse(row.keys) : row.keys);
+  if (!pinSet.success || !keys.success) throw new Error(`pin set of ${modelId} is malformed in the database`);
+  return { pinSet: pinSet.data, keys: keys.data, backendCount: row.backend_count, cycleSeq: row.cycle_seq };
+}
+
 export interface CycleRecord {
   workflowId: string;
   modelId: string;
   startedAt: string;
   pinSet: PinSet;
   outcome: unknown;
+  /** Attested providers only. */
+  attested?: { keys: Record<string, VouchedKeys>; backendCount: number | null; cycleSeq: number };
 }
 
 /** Stores the new pin set and the cycle's outcome in one transaction (idempotent per workflow id). */
 export async function recordDiscoveryCycle(db: Kysely<Database>, r: CycleRecord): Promise<void> {
   await db.transaction().execute(async (tx) => {
-    const values = { state: r.pinSet.state, fingerprints: JSON.stringify(r.pinSet.fingerprints), updated_at: new Date() };
+    const values = {
+      state: r.pinSet.state,
+      fingerprints: JSON.stringify(r.pinSet.fingerprints),
+      updated_at: new Date(),
+      ...(r.attested ? { keys: JSON.stringify(r.attested.keys), backend_count: r.attested.backendCount, cycle_seq: r.attested.cycleSeq } : {}),
+    };
     await tx
       .insertInto('pin_sets')
       .values({ model_id: r.modelId, ...values })

@@ -10,7 +10,7 @@ import { sql, type Kysely, type Transaction } from 'kysely';
 import { z } from 'zod';
 import { parseCanonicalMap } from '../domain/canonicalIds.js';
 import { planRefresh, type AliasRef, type Listing, type ProviderCatalogSpec, type RefreshPlan, type RemoteBuild } from '../domain/providerCatalog.js';
-import { timeoutsSchema, type ProviderSpec } from '../providers/providerSpec.js';
+import { timeoutsSchema, transportSchema, type ProviderSpec } from '../providers/providerSpec.js';
 import type { Database, ProviderRow } from './schema.js';
 
 type Db = Kysely<Database> | Transaction<Database>;
@@ -21,6 +21,11 @@ export interface ProviderRecord extends Omit<ProviderSpec, 'timeouts'> {
   createdAt: string;
   updatedAt: string;
 }
+
+const transportOf = (raw: unknown) => {
+  const parsed = transportSchema.safeParse(typeof raw === 'string' ? JSON.parse(raw) : (raw ?? {}));
+  return parsed.success ? parsed.data : transportSchema.parse({});
+};
 
 const timeoutsOf = (raw: unknown) => {
   const parsed = timeoutsSchema.safeParse(typeof raw === 'string' ? JSON.parse(raw) : (raw ?? {}));
@@ -39,6 +44,8 @@ export function toProviderRecord(r: ProviderRow): ProviderRecord {
     enabled: r.enabled,
     context_length: r.context_length,
     timeouts: timeoutsOf(r.timeouts),
+    transport: transportOf(r.transport),
+    discovery_interval_s: r.discovery_interval_s,
     source: r.source,
     createdAt: r.created_at.toISOString(),
     updatedAt: r.updated_at.toISOString(),
@@ -64,6 +71,8 @@ const rowValues = (p: ProviderSpec) => ({
   enabled: p.enabled,
   context_length: p.context_length,
   timeouts: JSON.stringify(p.timeouts),
+  transport: JSON.stringify(p.transport),
+  discovery_interval_s: p.discovery_interval_s,
   updated_at: sql<Date>`now()`,
 });
 

@@ -94,6 +94,12 @@ export interface PinSetsTable {
   state: string;
   /** Sorted, distinct key fingerprints (jsonb array of strings). */
   fingerprints: Json;
+  /** Attested providers: fingerprint → the signing addresses its report vouched for. */
+  keys: DefaultJson;
+  /** Attested providers: the backend count of the last cycle. */
+  backend_count: number | null;
+  /** Attested providers: cycles run (a capped cycle's window starts at cycle_seq · cap). */
+  cycle_seq: ColumnType<number, number | undefined, number>;
   updated_at: DefaultTimestamp;
 }
 
@@ -104,9 +110,10 @@ export interface ResponseSignaturesTable {
   account_id: ColumnType<string | null, string | null | undefined, string | null>;
   fingerprint: string;
   public_key: string;
-  /** The signed fields: { request_id, model_sha256, response_sha256 }. */
+  /** host: { request_id, model_sha256, response_sha256 }; provider_tee: { text, upstream_id, signing_algo }. */
   signed: Json;
   signature: string;
+  signature_kind: ColumnType<'host' | 'provider_tee', 'host' | 'provider_tee' | undefined, 'host' | 'provider_tee'>;
   created_at: DefaultTimestamp;
 }
 
@@ -228,6 +235,9 @@ export interface ProvidersTable {
   /** Context length assumed for its models when its /v1/models does not say. */
   context_length: ColumnType<number, number | undefined, number>;
   timeouts: DefaultJson;
+  /** `{resolve?: {host: address}, ca_file?: path}` (migrations/0008). */
+  transport: DefaultJson;
+  discovery_interval_s: ColumnType<number, number | undefined, number>;
   source: 'config' | 'admin';
   created_at: DefaultTimestamp;
   updated_at: DefaultTimestamp;

@@ -1,9 +1,12 @@
 /**
  * What a remote provider's failed answer means, decided before anything reached the client:
  * - retry on the same provider (bounded, with backoff that honours the upstream's Retry-After):
- *   a connect error, a timeout, a dropped connection, a 5xx, a 429;
+ *   a connect error, a timeout, a dropped connection, a 5xx, a 429, and an attested backend
+ *   whose TLS key is not pinned (the retry walks the rotation index, so it reaches another
+ *   backend; it never goes to the same key in plaintext);
  * - move to the next replica at once: 401/403 (our key for it is wrong), 402 (its credit), 404/405
- *   (a wrong base URL), 408, 415, an answer we cannot read, and "this model does not exist here"
+ *   (a wrong base URL), 408, 415, an answer we cannot read, an attested answer whose signature
+ *   does not check out, and "this model does not exist here"
  *   (a stale catalog, not the client's fault);
  * - answer the client at once with the upstream's message: any other 4xx (the request itself is
  *   at fault: another provider would refuse it too).
@@ -33,7 +36,7 @@ const RATE_LIMIT_BACKOFF_MS = { first: 1000, max: 8000 };
 
 export function classifyUpstreamFailure(f: UpstreamFailure): Classified {
   if (f.kind === 'transport') {
-    return f.category === 'decode' ? { verdict: 'next_replica', counts: true } : { verdict: 'retry_same', counts: true };
+    return f.category === 'decode' || f.category === 'verify' ? { verdict: 'next_replica', counts: true } : { verdict: 'retry_same', counts: true };
   }
   const s = f.status;
   if (s === 429 || s >= 500) return { verdict: 'retry_same', counts: true };

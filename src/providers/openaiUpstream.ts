@@ -9,6 +9,8 @@ import { Agent, errors as undiciErrors, request } from 'undici';
 import { z } from 'zod';
 import type { UpstreamCategory, UpstreamRejectedDetails } from '../common/failures.js';
 import type { FinishReason, InferenceInput, SamplingParams, Usage } from '../common/inference.js';
+import { providerConnector } from './attestedTransport.js';
+import type { ProviderTransport } from './providerSpec.js';
 import { parseRetryAfter, saysModelNotFound, type UpstreamFailure } from '../domain/upstreamRetry.js';
 
 export interface UpstreamTarget {
@@ -35,6 +37,10 @@ export interface UpstreamAnswer {
   usage: Usage;
   /** The upstream sent no usage: the figures are estimates (≈ 4 characters per token). */
   usageEstimated: boolean;
+  /** The upstream's completion id (what its signature endpoint knows the exchange by). */
+  id: string | undefined;
+  /** The exact bodies sent and received (for SSE, the whole event stream): a signature covers them. */
+  exchange: { requestBody: string; responseBody: Uint8Array };
 }
 
 export class UpstreamError extends Error {
@@ -49,9 +55,9 @@ export class UpstreamError extends Error {
   }
 }
 
-/** A connection pool for one provider. */
-export function upstreamAgent(timeouts: { connect_ms: number }): Agent {
-  return new Agent({ connect: { timeout: timeouts.connect_ms }, keepAliveTimeout: 30_000, connections: 64 });
+/** A connection pool for one provider (its connect timeout, `resolve` overrides and CA file). */
+export function upstreamAgent(o: { timeouts: { connect_ms: number }; transport: ProviderTransport }): Agent {
+  return new Agent({ connect: providerConnector({ transport: o.transport, connectMs: o.timeouts.connect_ms }), keepAliveTimeout: 30_000, connections: 64 });
 }
 
 const usageSchema = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() }).partial();
@@ -61,7 +67,7 @@ const choiceSchema = z.object({
   text: z.string().nullable().optional(),
   finish_reason: z.string().nullable().optional(),
 });
-const answerSchema = z.object({ choices: z.array(choiceSchema).default([]), usage: usageSchema.nullable().optional() });
+const answerSchema = z.object({ id: z.string().max(256).optional(), choices: z.array(choiceSchema).default([]), usage: usageSchema.nullable().optional() });
 const errorBodySchema = z.object({
   error: z.union([
     z.object({ message: z.string().optional(), type: z.string().nullable().optional(), param: z.string().nullable().optional(), code: z.union([z.string(), z.number()]).nullable().optional() }),
@@ -100,7 +106,9 @@ function transportFailure(err: unknown): UpstreamError {
   const e = err as { code?: string; name?: string; cause?: { code?: string } };
   const code = e.code ?? e.cause?.code ?? '';
   let category: Exclude<UpstreamCategory, 'status'> = 'connect';
-  if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') {
+  if (code === 'UND_FLEET_UNPINNED') {
+    category = 'unpinned';
+  } else if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') {
     category = 'timeout';
   } else if (err instanceof undiciErrors.SocketError || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
     category = 'dropped';
@@ -112,6 +120,7 @@ function transportFailure(err: unknown): UpstreamError {
 
 export async function callUpstream(t: UpstreamTarget, c: UpstreamCall): Promise<UpstreamAnswer> {
   const path = c.input.kind === 'chat' ? '/chat/completions' : '/completions';
+  const requestBody = JSON.stringify(bodyFor(c));
   let res;
   try {
     res = await request(`${t.baseUrl}${path}`, {
@@ -123,7 +132,7 @@ export async function callUpstream(t: UpstreamTarget, c: UpstreamCall): Promise<
         accept: c.stream ? 'text/event-stream' : 'application/json',
         ...(t.apiKey ? { authorization: `Bearer ${t.apiKey}` } : {}),
       },
-      body: JSON.stringify(bodyFor(c)),
+      body: requestBody,
       headersTimeout: t.timeouts.first_byte_ms,
       bodyTimeout: t.timeouts.idle_ms,
     });
@@ -136,7 +145,7 @@ export async function callUpstream(t: UpstreamTarget, c: UpstreamCall): Promise<
     throw httpFailure(res.statusCode, res.headers['retry-after'], raw, t.apiKey);
   }
   try {
-    return c.stream ? await readStream(res.body, c) : await readJson(await res.body.text(), c);
+    return c.stream ? await readStream(res.body, c, requestBody) : readJson(await res.body.text(), c, requestBody);
   } catch (err) {
     if (err instanceof UpstreamError || c.signal.aborted) throw err;
     throw transportFailure(err);
@@ -164,7 +173,7 @@ function httpFailure(status: number, retryAfterHeader: string | string[] | undef
   return new UpstreamError(failure, `upstream answered ${status}`, { status, message, param: err?.param ?? null, code });
 }
 
-function readJson(text: string, c: UpstreamCall): UpstreamAnswer {
+function readJson(text: string, c: UpstreamCall, requestBody: string): UpstreamAnswer {
   let body;
   try {
     body = answerSchema.parse(JSON.parse(text));
@@ -174,12 +183,19 @@ function readJson(text: string, c: UpstreamCall): UpstreamAnswer {
   const choice = body.choices[0];
   if (!choice) throw new UpstreamError({ kind: 'transport', category: 'decode' }, 'upstream answer has no choice');
   const answer = choice.message?.content ?? choice.text ?? '';
-  return withUsage(answer, finishOf(choice.finish_reason), body.usage ?? undefined, c);
+  return withUsage(answer, finishOf(choice.finish_reason), body.usage ?? undefined, c, { id: body.id, exchange: { requestBody, responseBody: Buffer.from(text, 'utf8') } });
 }
 
-function withUsage(text: string, finishReason: FinishReason, u: z.infer<typeof usageSchema> | undefined, c: UpstreamCall): UpstreamAnswer {
+function withUsage(
+  text: string,
+  finishReason: FinishReason,
+  u: z.infer<typeof usageSchema> | undefined,
+  c: UpstreamCall,
+  raw: Pick<UpstreamAnswer, 'id' | 'exchange'>,
+): UpstreamAnswer {
   const known = u?.prompt_tokens !== undefined && u?.completion_tokens !== undefined;
   return {
+    ...raw,
     text,
     finishReason,
     usage: known ? { promptTokens: u!.prompt_tokens!, completionTokens: u!.completion_tokens! } : { promptTokens: estimate(promptChars(c.input)), completionTokens: estimate(text.length) },
@@ -188,7 +204,11 @@ function withUsage(text: string, finishReason: FinishReason, u: z.infer<typeof u
 }
 
 /** Reads `data:` lines until `[DONE]`; a stream that ends without it (or a finish) was dropped. */
-async function readStream(body: AsyncIterable<Buffer>, c: UpstreamCall): Promise<UpstreamAnswer> {
+async function readStream(body: AsyncIterable<Buffer>, c: UpstreamCall, requestBody: string): Promise<UpstreamAnswer> {
+  const raw: Buffer[] = [];
+  // One decoder for the whole body: a character split across two chunks stays one character.
+  const decoder = new TextDecoder('utf-8');
+  let id: string | undefined;
   let buffered = '';
   let text = '';
   let finish: FinishReason | undefined;
@@ -206,6 +226,7 @@ async function readStream(body: AsyncIterable<Buffer>, c: UpstreamCall): Promise
       throw new UpstreamError({ kind: 'transport', category: 'decode' }, 'upstream sent an unreadable stream chunk');
     }
     if (chunk.usage) usage = chunk.usage;
+    id ??= chunk.id;
     const choice = chunk.choices[0];
     if (!choice) return;
     const piece = choice.delta?.content ?? choice.text ?? '';
@@ -217,7 +238,8 @@ async function readStream(body: AsyncIterable<Buffer>, c: UpstreamCall): Promise
   };
   try {
     for await (const part of body) {
-      buffered += part.toString('utf8');
+      raw.push(part);
+      buffered += decoder.decode(part, { stream: true });
       let nl: number;
       while ((nl = buffered.indexOf('\n')) >= 0) {
         onLine(buffered.slice(0, nl).replace(/\r$/, ''));
@@ -232,7 +254,7 @@ async function readStream(body: AsyncIterable<Buffer>, c: UpstreamCall): Promise
   }
   if (buffered.trim()) onLine(buffered.trim());
   if (!done && finish === undefined) throw dropped();
-  return withUsage(text, finish ?? 'stop', usage, c);
+  return withUsage(text, finish ?? 'stop', usage, c, { id, exchange: { requestBody, responseBody: Buffer.concat(raw) } });
 }
 
 const modelListSchema = z.object({

@@ -27,6 +27,26 @@ const baseUrl = z
   .refine((u) => !new URL(u).username && !new URL(u).password, 'must not carry credentials (use api_key_env)')
   .transform((u) => u.replace(/\/+$/, ''));
 
+const ipAddress = z.union([z.ipv4(), z.ipv6()], { error: 'must be an IP address (the URL keeps its port)' });
+const hostOrWildcard = z
+  .string()
+  .max(253)
+  .regex(/^(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/i, 'a host name or *.suffix')
+  .transform((h) => h.toLowerCase());
+
+/**
+ * How to reach the provider: `resolve` dials a host (or every host under `*.suffix`) at a fixed
+ * address while TLS and Host still name the host — curl's `--resolve`, for split-horizon
+ * deployments and the test proxy; `ca_file` adds a PEM CA bundle to the system's roots.
+ */
+export const transportSchema = z
+  .object({
+    resolve: z.record(hostOrWildcard, ipAddress).default({}),
+    ca_file: z.string().min(1).max(4096).nullable().default(null),
+  })
+  .strict();
+export type ProviderTransport = z.output<typeof transportSchema>;
+
 const modelsSpec = z.string().max(20_000).superRefine((s, ctx) => {
   for (const e of parseCanonicalMap(s).errors) ctx.addIssue({ code: 'custom', message: e });
 });
@@ -57,6 +77,9 @@ export const providerSpecSchema = z
     /** Assumed for its models when its /v1/models does not say. */
     context_length: z.number().int().min(16).max(10_000_000).default(8192),
     timeouts: timeoutsSchema.default({ connect_ms: 5_000, first_byte_ms: 60_000, idle_ms: 30_000 }),
+    transport: transportSchema.default({ resolve: {}, ca_file: null }),
+    /** Attested providers: seconds between two discovery cycles of each of its models. @default 300 */
+    discovery_interval_s: z.number().int().min(10).max(86_400).default(300),
   })
   .strict();
 export type ProviderSpec = z.output<typeof providerSpecSchema>;

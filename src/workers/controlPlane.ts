@@ -17,6 +17,7 @@ import { ensureSweepSchedule } from '../temporal/sweepSchedule.js';
 import { syncConfigProviders } from '../db/providersRepo.js';
 import { parseCanonicalMap } from '../domain/canonicalIds.js';
 import { ensureProviderRefreshSchedule, startProviderRefresh } from '../temporal/providerRefresh.js';
+import { reconcileAttestedSchedules } from '../temporal/attestedDiscovery.js';
 import { runWorker, type RunningWorker } from './running.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -39,6 +40,9 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   // a refresh at once (a complete one: the same code path as the Schedule's). No file: no change.
   const synced = o.providers.fromConfig ? await syncConfigProviders(o.db.db, o.providers.fromConfig) : undefined;
   for (const w of (o.providers.fromConfig ?? []).flatMap((p) => parseCanonicalMap(p.models).warnings.map((m) => `${p.id}: ${m}`))) log.warn(w);
+  await reconcileAttestedSchedules(o.temporal.client, o.db.db, log).catch((err: Error) => {
+    log.error({ err: err.message }, 'could not reconcile the attested discovery schedules');
+  });
   if (synced && (synced.saved.length || synced.removed.length)) log.info(synced, 'providers from the config file');
   const worker = await Worker.create({
     connection: o.temporal.connection,
@@ -68,6 +72,9 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   });
   await ensureProviderRefreshSchedule(o.temporal.client, o.providers.refreshIntervalS, log).catch((err: Error) => {
     log.error({ err: err.message }, 'could not schedule the provider refresh');
+  });
+  await reconcileAttestedSchedules(o.temporal.client, o.db.db, log).catch((err: Error) => {
+    log.error({ err: err.message }, 'could not reconcile the attested discovery schedules');
   });
   if (synced && (synced.saved.length || synced.removed.length)) {
     await startProviderRefresh(o.temporal.client).catch((err: Error) => log.warn({ err: err.message }, 'could not start a provider refresh'));

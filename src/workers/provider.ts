@@ -4,7 +4,10 @@
  * needed), and by default inside the control-plane process and `fleet dev`.
  */
 import { Worker } from '@temporalio/worker';
+import { createAttestedProviderActivities } from '../activities/attestedProvider.js';
 import { createProviderActivities } from '../activities/provider.js';
+import { quoteVerifierFrom } from '../attestation/fromConfig.js';
+import type { QuoteVerifierConfig } from '../attestation/quoteVerifier.js';
 import { PROVIDER_QUEUE } from '../common/taskQueues.js';
 import type { DbHandle } from '../db/connect.js';
 import type { Logger } from '../logger.js';
@@ -18,6 +21,8 @@ export interface ProviderWorkerOptions {
   db: DbHandle;
   channel: StreamChannel;
   secrets: { get(name: string): string | undefined };
+  /** How attested providers' quotes are verified. */
+  quotes: QuoteVerifierConfig;
   log: Logger;
 }
 
@@ -29,7 +34,10 @@ export async function startProviderWorker(o: ProviderWorkerOptions): Promise<Run
     namespace: o.temporal.namespace,
     dataConverter: o.temporal.dataConverter,
     taskQueue: PROVIDER_QUEUE,
-    activities: createProviderActivities({ directory, channel: o.channel, log }),
+    activities: {
+      ...createProviderActivities({ directory, channel: o.channel, log }),
+      ...createAttestedProviderActivities({ directory, verifier: quoteVerifierFrom(o.quotes, log), log }),
+    },
     // Calls wait on the network, not the CPU: many may be in flight at once.
     maxConcurrentActivityTaskExecutions: 256,
     maxHeartbeatThrottleInterval: '1 second',

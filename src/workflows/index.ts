@@ -6,3 +6,4 @@ export { discoveryCycle } from './discoveryCycle.js';
 export { poolReassign } from './poolReassign.js';
 export { warmPools } from './warmPools.js';
 export { providerRefresh } from './providerRefresh.js';
+export { attestedDiscoveryCycle } from './attestedDiscoveryCycle.js';
