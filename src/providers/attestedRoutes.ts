@@ -40,7 +40,7 @@ export class AttestedRoutes {
     const hit = this.entries.get(buildId);
     if (hit && Date.now() - hit.at < this.ttlMs) return hit.route;
     const pin = await readPinRecord(this.db, buildId);
-    const version = JSON.stringify([pin.pinSet.fingerprints, pin.backendCount, record.base_url, record.transport, record.timeouts.connect_ms]);
+    const version = JSON.stringify([pin.pinSet.fingerprints, pin.keys, pin.backendCount, record.base_url, record.transport, record.timeouts.connect_ms]);
     if (hit && hit.version === version) {
       hit.at = Date.now();
       return hit.route;
