@@ -55,7 +55,7 @@ export function createAttestedProviderActivities(deps: AttestedProviderDeps) {
         signal: Context.current().cancellationSignal,
       });
       if (!result.ok || !result.verified) {
-        deps.log.warn({ providerId: input.providerId, index: input.index, algo: input.algo, reason: result.ok ? result.reason : result.reason }, 'backend attestation failed');
+        deps.log.warn({ providerId: input.providerId, index: input.index, algo: input.algo, reason: result.reason }, 'backend attestation failed');
       }
       return result;
     },

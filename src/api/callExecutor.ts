@@ -18,7 +18,7 @@ import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../db/budgetRepo.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
 import type { Database, RequestKind } from '../db/schema.js';
-import { insertProviderSignature, insertResponseSignature } from '../db/signaturesRepo.js';
+import { insertSignature, type SignatureToStore } from '../db/signaturesRepo.js';
 import type { Logger } from '../logger.js';
 import { recordBudgetRefusal, recordFirstText, recordInferenceResult, recordKeyTokens, recordRequest } from '../metrics.js';
 import type { StreamChannel } from '../stream/channel.js';
@@ -224,19 +224,16 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
   }
 
   // A verifiable model's signature, right after the response (GET /v1/signature/:requestId).
-  if (result?.signature) {
-    const signature = result.signature;
+  const signed: SignatureToStore | undefined = result?.signature
+    ? { kind: 'host', signature: result.signature }
+    : result?.teeSignature
+      ? { kind: 'provider_tee', signature: result.teeSignature }
+      : undefined;
+  if (signed) {
     await retryThroughOutage(
-      () => insertResponseSignature(deps.db, { requestId: call.requestId, modelId: call.modelId, accountId: principal?.accountId ?? null, signature }),
+      () => insertSignature(deps.db, { requestId: call.requestId, modelId: call.modelId, accountId: principal?.accountId ?? null, signed }),
       { maxMs: 30_000 },
-    ).catch((err: Error) => log.error({ err: err.message }, 'storing the response signature failed'));
-  }
-  if (result?.teeSignature) {
-    const signature = result.teeSignature;
-    await retryThroughOutage(
-      () => insertProviderSignature(deps.db, { requestId: call.requestId, modelId: call.modelId, accountId: principal?.accountId ?? null, signature }),
-      { maxMs: 30_000 },
-    ).catch((err: Error) => log.error({ err: err.message }, 'storing the provider signature failed'));
+    ).catch((err: Error) => log.error({ err: err.message, kind: signed.kind }, 'storing the response signature failed'));
   }
 
   // The outcome's status, even when a mid-stream failure went out after a 200 header.

@@ -22,6 +22,18 @@ export interface DiscoveryOutcome extends PinUpdateOutcome {
   pinSet: PinSet;
 }
 
+/** What a cycle's log line says of its pin update (fingerprints and reasons only, never a nonce). */
+export function pinUpdateSummary(o: PinUpdateOutcome) {
+  return {
+    mode: o.mode,
+    transition: o.transition,
+    backendCount: o.backendCount,
+    newlyPinned: o.newlyPinned.length,
+    evicted: o.evicted.length,
+    reasons: o.reasons,
+  };
+}
+
 /** Ids of the per-model Schedule and the prefix of its cycles' workflow ids. */
 export const discoveryScheduleId = (modelId: string): string => `discovery:${modelId}`;
 export const discoveryWorkflowId = (modelId: string, at: Date): string => `discovery:${modelId}:${at.toISOString()}`;

@@ -13,15 +13,6 @@ const pinSetRow = z.object({
   fingerprints: z.array(z.string()),
 });
 
-/** The model's pin set; `bootstrap` with nothing pinned when no cycle has run. */
-export async function readPinSet(db: Kysely<Database>, modelId: string): Promise<PinSet> {
-  const row = await db.selectFrom('pin_sets').select(['state', 'fingerprints']).where('model_id', '=', modelId).executeTakeFirst();
-  if (!row) return { state: PinSetState.bootstrap, fingerprints: [] };
-  const parsed = pinSetRow.safeParse(row);
-  if (!parsed.success) throw new Error(`pin set of ${modelId} is malformed in the database`);
-  return parsed.data;
-}
-
 /** An attested provider's pin set: the set, the keys each fingerprint vouched for, the last count, the cycle number. */
 export interface PinRecord {
   pinSet: PinSet;
@@ -40,6 +31,11 @@ export async function readPinRecord(db: Kysely<Database>, modelId: string): Prom
   const keys = keysSchema.safeParse(typeof row.keys === 'string' ? JSON.parse(row.keys) : row.keys);
   if (!pinSet.success || !keys.success) throw new Error(`pin set of ${modelId} is malformed in the database`);
   return { pinSet: pinSet.data, keys: keys.data, backendCount: row.backend_count, cycleSeq: row.cycle_seq };
+}
+
+/** The model's pin set; `bootstrap` with nothing pinned when no cycle has run. */
+export async function readPinSet(db: Kysely<Database>, modelId: string): Promise<PinSet> {
+  return (await readPinRecord(db, modelId)).pinSet;
 }
 
 export interface CycleRecord {

@@ -14,45 +14,30 @@ export interface StoredSignature extends ResponseSignature {
 
 const signedSchema = z.object({ request_id: z.string(), model_sha256: z.string(), response_sha256: z.string() });
 
-/** Idempotent per request id. */
-export async function insertResponseSignature(
-  db: Kysely<Database>,
-  o: { requestId: string; modelId: string; accountId: string | null; signature: ResponseSignature },
-): Promise<void> {
-  const s = o.signature;
-  await db
-    .insertInto('response_signatures')
-    .values({
-      request_id: o.requestId,
-      model_id: o.modelId,
-      account_id: o.accountId,
-      fingerprint: s.fingerprint,
-      public_key: s.publicKey,
-      signed: JSON.stringify(s.signed),
-      signature: s.signature,
-    })
-    .onConflict((oc) => oc.column('request_id').doNothing())
-    .execute();
+/** What a response was signed with: our host's signature, or an attested provider backend's. */
+export type SignatureToStore = { kind: 'host'; signature: ResponseSignature } | { kind: 'provider_tee'; signature: ProviderTeeSignature };
+
+/** The columns each kind fills (see migrations/0004 and 0008). */
+function signatureColumns(s: SignatureToStore) {
+  if (s.kind === 'host') {
+    const h = s.signature;
+    return { fingerprint: h.fingerprint, public_key: h.publicKey, signed: JSON.stringify(h.signed), signature: h.signature, signature_kind: 'host' as const };
+  }
+  const t = s.signature;
+  return {
+    fingerprint: t.tlsFingerprint,
+    public_key: t.signingAddress,
+    signed: JSON.stringify({ text: t.text, upstream_id: t.upstreamId, signing_algo: t.signingAlgo }),
+    signature: t.signature,
+    signature_kind: 'provider_tee' as const,
+  };
 }
 
-/** An attested provider backend's signature (idempotent per request id). */
-export async function insertProviderSignature(
-  db: Kysely<Database>,
-  o: { requestId: string; modelId: string; accountId: string | null; signature: ProviderTeeSignature },
-): Promise<void> {
-  const s = o.signature;
+/** Idempotent per request id. */
+export async function insertSignature(db: Kysely<Database>, o: { requestId: string; modelId: string; accountId: string | null; signed: SignatureToStore }): Promise<void> {
   await db
     .insertInto('response_signatures')
-    .values({
-      request_id: o.requestId,
-      model_id: o.modelId,
-      account_id: o.accountId,
-      fingerprint: s.tlsFingerprint,
-      public_key: s.signingAddress,
-      signed: JSON.stringify({ text: s.text, upstream_id: s.upstreamId, signing_algo: s.signingAlgo }),
-      signature: s.signature,
-      signature_kind: 'provider_tee',
-    })
+    .values({ request_id: o.requestId, model_id: o.modelId, account_id: o.accountId, ...signatureColumns(o.signed) })
     .onConflict((oc) => oc.column('request_id').doNothing())
     .execute();
 }

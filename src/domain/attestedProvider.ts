@@ -92,7 +92,8 @@ export function planAttestationCalls(o: { count: number; cap: number; cycleSeq: 
 }
 
 const HEX = /^(0x)?([0-9a-fA-F]{2})+$/;
-const strip0x = (s: string) => (s.startsWith('0x') || s.startsWith('0X') ? s.slice(2) : s);
+/** Hex as the protocol writes it, with or without `0x`. */
+export const strip0x = (s: string): string => (/^0x/i.test(s) ? s.slice(2) : s);
 
 /** `SHA256(hex-decoded signing_address ‖ hex-decoded tls_cert_fingerprint)`, hex. */
 export function reportDataHead(signingAddress: string, tlsFingerprint: string): string {

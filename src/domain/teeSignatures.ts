@@ -10,7 +10,7 @@ import { secp256k1 } from '@noble/curves/secp256k1.js';
 import { sha256 } from '@noble/hashes/sha2.js';
 import { keccak_256 } from '@noble/hashes/sha3.js';
 import { bytesToHex, hexToBytes, utf8ToBytes } from '@noble/hashes/utils.js';
-import type { SigningAlgo } from './attestedProvider.js';
+import { strip0x, type SigningAlgo } from './attestedProvider.js';
 
 export const sha256Hex = (text: string | Uint8Array): string => bytesToHex(sha256(typeof text === 'string' ? utf8ToBytes(text) : text));
 
@@ -25,8 +25,6 @@ export interface TeeSignature {
   signing_address: string;
   signing_algo: SigningAlgo;
 }
-
-const strip0x = (s: string) => (/^0x/i.test(s) ? s.slice(2) : s);
 
 function eip191Hash(text: string): Uint8Array {
   const msg = utf8ToBytes(text);

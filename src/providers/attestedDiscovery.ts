@@ -7,11 +7,12 @@
  * attestation URL (it carries the nonce) nor a key ever goes into a reason or a log.
  */
 import { randomBytes } from 'node:crypto';
-import { Client, errors as undiciErrors } from 'undici';
+import { Client } from 'undici';
 import { z } from 'zod';
 import type { QuoteVerifier } from '../attestation/quoteVerifier.js';
 import { attestationPath, checkReportBinding, countUrl, rotationHost, type IndexAttestation, type InferenceUrlParts, type SigningAlgo } from '../domain/attestedProvider.js';
-import { providerConnector, UnpinnedError } from './attestedTransport.js';
+import { providerConnector } from './attestedTransport.js';
+import { transportCategory } from './openaiUpstream.js';
 import type { ProviderTransport } from './providerSpec.js';
 
 export interface AttestedTarget {
@@ -23,13 +24,11 @@ export interface AttestedTarget {
 
 type Category = 'connect' | 'timeout' | 'tls' | 'send';
 
+/** The protocol's words for a failed call: a refused key is a TLS failure, anything unnamed a send failure. */
 function categoryOf(err: unknown): Category {
-  const e = err as { code?: string; cause?: { code?: string } };
-  const code = e.code ?? e.cause?.code ?? '';
-  if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') return 'timeout';
-  if (err instanceof UnpinnedError || /^(ERR_TLS|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_SSL|HOSTNAME_MISMATCH)/.test(code) || code === 'ERR_TLS_CERT_ALTNAME_INVALID') return 'tls';
-  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'connect';
-  return 'send';
+  const c = transportCategory(err);
+  if (c === 'unpinned') return 'tls';
+  return c === 'dropped' || c === 'other' ? 'send' : c;
 }
 
 interface OneShot {

@@ -11,6 +11,7 @@ import { z } from 'zod';
 import type { ProviderTeeSignature } from '../common/inference.js';
 import type { VouchedKeys } from '../domain/attestedProvider.js';
 import { signedText, verifyTeeSignature } from '../domain/teeSignatures.js';
+import { transportCategory } from './openaiUpstream.js';
 
 const answerSchema = z.object({
   text: z.string().max(2000),
@@ -51,8 +52,7 @@ export async function fetchProviderSignature(o: SignatureFetch): Promise<{ ok: t
     status = res.statusCode;
     body = await res.body.text();
   } catch (err) {
-    const code = (err as { code?: string }).code;
-    return { ok: false, reason: code === 'UND_FLEET_UNPINNED' ? 'unpinned' : 'connect' };
+    return { ok: false, reason: transportCategory(err) === 'unpinned' ? 'unpinned' : 'connect' };
   }
   if (status !== 200) return { ok: false, reason: `status: ${status}` };
   let a: z.infer<typeof answerSchema>;

@@ -9,7 +9,7 @@ import { Agent, errors as undiciErrors, request } from 'undici';
 import { z } from 'zod';
 import type { UpstreamCategory, UpstreamRejectedDetails } from '../common/failures.js';
 import type { FinishReason, InferenceInput, SamplingParams, Usage } from '../common/inference.js';
-import { providerConnector } from './attestedTransport.js';
+import { providerConnector, UnpinnedError } from './attestedTransport.js';
 import type { ProviderTransport } from './providerSpec.js';
 import { parseRetryAfter, saysModelNotFound, type UpstreamFailure } from '../domain/upstreamRetry.js';
 
@@ -101,20 +101,31 @@ function bodyFor(c: UpstreamCall): Record<string, unknown> {
   };
 }
 
+/** The socket-level error code of an undici or Node error, or ''. */
+const errorCode = (err: unknown): string => {
+  const e = err as { code?: string; cause?: { code?: string } } | null;
+  return e?.code ?? e?.cause?.code ?? '';
+};
+
+/**
+ * What kind of transport failure an undici or socket error is — the one classification every
+ * provider call uses (completions, listings, attestation, signatures). `other`: none of these.
+ */
+export function transportCategory(err: unknown): 'unpinned' | 'timeout' | 'dropped' | 'tls' | 'connect' | 'other' {
+  const code = errorCode(err);
+  if (err instanceof UnpinnedError || code === 'UND_FLEET_UNPINNED') return 'unpinned';
+  if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') return 'timeout';
+  if (err instanceof undiciErrors.SocketError || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') return 'dropped';
+  if (/^(ERR_TLS|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_SSL|HOSTNAME_MISMATCH)/.test(code)) return 'tls';
+  if (code === 'ECONNREFUSED' || code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EHOSTUNREACH' || code === 'UND_ERR_CONNECT_TIMEOUT') return 'connect';
+  return 'other';
+}
+
 /** Maps undici's and the socket's errors to a category; never repeats the address. */
 function transportFailure(err: unknown): UpstreamError {
-  const e = err as { code?: string; name?: string; cause?: { code?: string } };
-  const code = e.code ?? e.cause?.code ?? '';
-  let category: Exclude<UpstreamCategory, 'status'> = 'connect';
-  if (code === 'UND_FLEET_UNPINNED') {
-    category = 'unpinned';
-  } else if (err instanceof undiciErrors.ConnectTimeoutError || err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || code === 'ETIMEDOUT') {
-    category = 'timeout';
-  } else if (err instanceof undiciErrors.SocketError || code === 'ECONNRESET' || code === 'EPIPE' || code === 'UND_ERR_SOCKET') {
-    category = 'dropped';
-  } else if (/^(ERR_TLS|CERT_|UNABLE_TO|DEPTH_ZERO|SELF_SIGNED|ERR_SSL)/.test(code)) {
-    category = 'tls';
-  }
+  const code = errorCode(err);
+  const c = transportCategory(err);
+  const category: Exclude<UpstreamCategory, 'status'> = c === 'other' ? 'connect' : c;
   return new UpstreamError({ kind: 'transport', category }, `upstream ${category} failure${code ? ` (${code})` : ''}`);
 }
 

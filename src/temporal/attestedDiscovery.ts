@@ -43,12 +43,15 @@ export async function attestedTargets(db: Kysely<Database>): Promise<Array<Attes
     .map((b) => ({ providerId: b.providerId, slug: b.upstreamModel, intervalS: providers.get(b.providerId)!.discovery_interval_s }));
 }
 
+const intervalMs = (every: unknown): number | undefined => (typeof every === 'number' ? every : undefined);
+
 /** Creates missing Schedules (first cycle at once), updates intervals, deletes those of builds gone. */
 export async function reconcileAttestedSchedules(client: Client, db: Kysely<Database>, log: Logger): Promise<{ created: string[]; deleted: string[] }> {
   const want = new Map((await attestedTargets(db)).map((t) => [attestedScheduleId(t), t]));
-  const have = new Set<string>();
+  /** scheduleId → its interval in ms (what the listing says), to update only what changed. */
+  const have = new Map<string, number | undefined>();
   for await (const s of client.schedule.list()) {
-    if (s.action?.type === 'startWorkflow' && s.action.workflowType === WORKFLOW_TYPE) have.add(s.scheduleId);
+    if (s.action?.type === 'startWorkflow' && s.action.workflowType === WORKFLOW_TYPE) have.set(s.scheduleId, intervalMs(s.spec?.intervals?.[0]?.every));
   }
   const created: string[] = [];
   const deleted: string[] = [];
@@ -72,9 +75,10 @@ export async function reconcileAttestedSchedules(client: Client, db: Kysely<Data
         if (!(err instanceof ScheduleAlreadyRunning)) throw err;
       }
     }
+    if (have.get(scheduleId) === t.intervalS * 1000) continue; // unchanged: no call on every refresh
     await client.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec, action }));
   }
-  for (const scheduleId of have) {
+  for (const scheduleId of have.keys()) {
     if (want.has(scheduleId)) continue;
     try {
       await client.schedule.getHandle(scheduleId).delete();

@@ -11,7 +11,7 @@
 import { log, proxyActivities, proxyLocalActivities, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { AttestedProviderActivities } from '../activities/attestedProvider.js';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
-import type { AttestedDiscoveryInput, AttestedDiscoveryOutcome } from '../common/discovery.js';
+import { pinUpdateSummary, type AttestedDiscoveryInput, type AttestedDiscoveryOutcome } from '../common/discovery.js';
 import { FleetBackendCount, FleetModel, FleetPinReplaced, FleetProvider } from '../common/searchAttributes.js';
 import { PROVIDER_QUEUE } from '../common/taskQueues.js';
 import { foldIndexResults, keysForPins, planAttestationCalls, type IndexAttestation } from '../domain/attestedProvider.js';
@@ -76,15 +76,6 @@ export async function attestedDiscoveryCycle(input: AttestedDiscoveryInput): Pro
     { key: FleetBackendCount, value: update.outcome.backendCount ?? 0 },
     { key: FleetPinReplaced, value: update.outcome.mode === 'replaced' },
   ]);
-  log.info('attested discovery cycle done', {
-    providerId: input.providerId,
-    buildId,
-    mode: outcome.mode,
-    transition: outcome.transition,
-    backendCount: outcome.backendCount,
-    newlyPinned: outcome.newlyPinned.length,
-    evicted: outcome.evicted.length,
-    reasons: outcome.reasons,
-  });
+  log.info('attested discovery cycle done', { providerId: input.providerId, buildId, ...pinUpdateSummary(outcome) });
   return outcome;
 }

@@ -10,7 +10,7 @@
 import { ActivityFailure, log, proxyActivities, proxyLocalActivities, upsertSearchAttributes, uuid4, workflowInfo } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { HostActivities } from '../activities/host.js';
-import type { DiscoveryInput, DiscoveryOutcome } from '../common/discovery.js';
+import { pinUpdateSummary, type DiscoveryInput, type DiscoveryOutcome } from '../common/discovery.js';
 import { FleetBackendCount, FleetModel, FleetPinReplaced } from '../common/searchAttributes.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { ed25519Verifier } from '../domain/attestation.js';
@@ -82,15 +82,7 @@ export async function discoveryCycle(input: DiscoveryInput): Promise<DiscoveryOu
     { key: FleetPinReplaced, value: update.outcome.mode === 'replaced' },
   ]);
   // The outcome holds fingerprints and reasons only; nonces never leave this function.
-  log.info('discovery cycle done', {
-    modelId,
-    mode: outcome.mode,
-    transition: outcome.transition,
-    backendCount: outcome.backendCount,
-    newlyPinned: outcome.newlyPinned.length,
-    evicted: outcome.evicted.length,
-    reasons: outcome.reasons,
-  });
+  log.info('discovery cycle done', { modelId, ...pinUpdateSummary(outcome) });
   return outcome;
 }
 
