@@ -63,12 +63,14 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       await backend?.cleanup();
     });
 
+    const ALL_MIGRATIONS = ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience', '0007_providers', '0008_attested_providers'];
+
     it('migrations apply once under concurrency, re-apply as a no-op, and roll back', async () => {
       // On Postgres these are separate pools, i.e. what separate processes would do.
       const others = backend.kind === 'postgres' ? [await backend.open(), await backend.open()] : [h, h];
       try {
         const runs = await Promise.all([h, ...others].map((x) => migrateToLatest(x.db, testLog)));
-        assert.deepEqual(runs.flat(), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience', '0007_providers']);
+        assert.deepEqual(runs.flat(), ALL_MIGRATIONS);
       } finally {
         for (const o of others) if (o !== h) await o.close();
       }
@@ -80,7 +82,7 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       assert.equal(down.error, undefined);
       const tables = await h.db.introspection.getTables();
       assert.deepEqual(tables.map((t) => t.name), []);
-      assert.deepEqual(await migrateToLatest(h.db, testLog), ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience', '0007_providers']);
+      assert.deepEqual(await migrateToLatest(h.db, testLog), ALL_MIGRATIONS);
     });
 
     it('hosts: register, heartbeat, mark down, re-register', async () => {
