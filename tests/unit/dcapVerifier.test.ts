@@ -4,7 +4,8 @@ import { readFileSync } from 'node:fs';
 import { test } from 'node:test';
 import { createDcapVerifier, type CollateralSource, type DcapCollateral } from '../../src/attestation/dcapVerifier.js';
 
-const FIXTURES = new URL('../../../shared/fixtures/tdx/', import.meta.url);
+// Copied unchanged from the project's shared fixtures (Phala dcap-qvl samples, MIT: see LICENSE-samples).
+const FIXTURES = new URL('../fixtures/tdx/', import.meta.url);
 const quoteBytes = (name: string): Buffer => readFileSync(new URL(name, FIXTURES)); // raw binary
 const collateral = (name: string): DcapCollateral => JSON.parse(readFileSync(new URL(name, FIXTURES), 'utf8')) as DcapCollateral;
 
