@@ -20,7 +20,8 @@ import type { Logger } from '../logger.js';
 import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
 import { createChunkPublisher } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
-import { keyFingerprint, publicKeyOf, signReport, signResponse, type AttestationReport } from '../domain/attestation.js';
+import { keyFingerprint, publicKeyOf, signReport, type AttestationReport } from '../domain/attestation.js';
+import { sha256Hex, signHostResponse } from '../domain/teeSignatures.js';
 import { inspectModelFile } from '../model/ggufInspect.js';
 import { sha256File } from './fileHash.js';
 import { probeModelLoad, type probeRegistry } from './llama/probe.js';
@@ -277,7 +278,9 @@ export function createHostActivities(deps: HostActivityDeps) {
         recordGeneration(input.modelId, out.usage.completionTokens, (performance.now() - started) / 1000);
         await publisher?.flush();
         if (input.sign && signingKey) {
-          const signature = signResponse({ requestId: input.requestId, modelSha256: input.sign.modelSha256, text: out.text }, signingKey);
+          // A request recorded before the body hash was passed binds to its id instead.
+          const requestSha256 = input.requestSha256 ?? sha256Hex(input.requestId);
+          const signature = signHostResponse({ modelSha256: input.sign.modelSha256, requestSha256, text: out.text }, signingKey);
           return { ...out, hostId, replica: { kind: 'host', hostId }, signature };
         }
         return { ...out, hostId, replica: { kind: 'host', hostId } };

@@ -20,6 +20,7 @@ import { usageRoutes } from './routes/usage.js';
 import { codecRoutes } from './routes/codec.js';
 import { adminProviderRoutes } from './routes/adminProviders.js';
 import type { PayloadCodec } from '@temporalio/common';
+import { keepRawBody } from './requestBody.js';
 
 export interface AppOptions extends AdminDeps {
   bodyLimitBytes: number;
@@ -59,7 +60,7 @@ export function createApp(o: AppOptions): express.Express {
   if (o.adminToken === undefined) {
     o.log.warn('FLEET_ADMIN_TOKEN is not set: /admin endpoints are open to anyone who can reach the API');
   }
-  app.use(express.json({ limit: o.bodyLimitBytes, type: ['application/json', 'application/*+json'] }));
+  app.use(express.json({ limit: o.bodyLimitBytes, type: ['application/json', 'application/*+json'], verify: keepRawBody }));
   app.use(codecRoutes({ codec: o.codec, adminToken: o.adminToken, corsOrigins: o.codecCorsOrigins ?? [] }));
   // Before the key middleware: a signature may be read with the admin token too.
   app.use(signatureRoutes({ ...o, adminToken: o.adminToken }));

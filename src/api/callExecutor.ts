@@ -58,6 +58,8 @@ export interface InferenceCall {
   principal: Principal | null;
   /** Upper bound of the tokens this call can use (src/domain/budget.ts); reserved when keyed. */
   reserveTokens: number;
+  /** Hex sha256 of the client's request body (what a host signature binds to). */
+  requestSha256?: string;
 }
 
 /** What a wire format renders. Text arrives in order, from one replica only. */
@@ -188,6 +190,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
           stream: call.stream,
           principal: principal?.keyId ?? null,
           accountId: principal?.accountId ?? null,
+          ...(call.requestSha256 ? { requestSha256: call.requestSha256 } : {}),
         },
       ],
       // Closes before the reservation expires, so the sweep never releases a live request's hold.

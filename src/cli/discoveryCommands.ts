@@ -1,25 +1,28 @@
 /**
  * `fleet discovery run | replay | rerun`: run one pin-set discovery cycle now, replay a
- * recorded cycle against the current workflow code, or re-run one with the same input.
+ * recorded cycle against the current workflow code, or re-run one with the same input — for
+ * our own hosts' models (`discoveryCycle`) and attested providers' (`attestedDiscoveryCycle`).
  */
 import { Command } from 'commander';
 import http from 'node:http';
 import { log } from '../logger.js';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { Worker } from '@temporalio/worker';
-import type { DiscoveryInput, DiscoveryOutcome } from '../common/discovery.js';
+import type { AttestedDiscoveryInput, AttestedDiscoveryOutcome, DiscoveryInput, DiscoveryOutcome } from '../common/discovery.js';
 import { connectTemporal, type TemporalHandle } from '../temporal/connect.js';
 import { payloadCodecFor } from '../temporal/payloadKeys.js';
 import { startDiscoveryCycle } from '../temporal/discovery.js';
+import { startAttestedDiscovery } from '../temporal/attestedDiscovery.js';
 import { installTemporalLogging } from '../temporal/runtimeLogging.js';
 import { WORKFLOWS_PATH } from '../workers/controlPlane.js';
 import { CliError, config, apiBase, callApi, apiFailure, URL_OPTION } from './common.js';
 
 export function registerDiscoveryCommands(program: Command): void {
-  function renderOutcome(o: DiscoveryOutcome): string {
+  function renderOutcome(o: DiscoveryOutcome | AttestedDiscoveryOutcome): string {
     const list = (xs: string[]) => (xs.length ? xs.map((x) => x.slice(0, 16)).join(', ') : '-');
+    const indices = 'indices' in o ? ` (indices ${o.indices.length ? `${o.indices[0]}–${o.indices[o.indices.length - 1]}` : 'none'})` : '';
     return [
-      `${o.workflowId}: ${o.mode} (${o.transition}), backends ${o.backendCount ?? 'unknown'}`,
+      `${o.workflowId}: ${o.mode} (${o.transition}), backends ${o.backendCount ?? 'unknown'}${indices}`,
       `  pin set ${o.pinSet.state}: ${list(o.pinSet.fingerprints)}`,
       `  newly pinned: ${list(o.newlyPinned)}; evicted: ${list(o.evicted)}`,
       ...(o.reasons.length ? [`  reasons: ${o.reasons.join('; ')}`] : []),
@@ -46,17 +49,21 @@ export function registerDiscoveryCommands(program: Command): void {
     }
   }
 
-  const discovery = program.command('discovery').description('pin-set discovery cycles (attest every host serving a model)');
+  const discovery = program.command('discovery').description('pin-set discovery cycles (attest every host, or every attested provider backend, serving a model)');
   discovery
     .command('run')
-    .description('run one discovery cycle now and print its outcome (POST /admin/models/:id/discovery)')
-    .requiredOption('--model <id>', 'the model')
+    .description('run one discovery cycle now and print its outcome (POST /admin/models/:id/discovery, or with --provider POST /admin/providers/:id/models/:slug/discovery)')
+    .requiredOption('--model <id>', "the model (with --provider: the provider's slug for it)")
+    .option('--provider <id>', 'an attested provider: attest its backends serving --model')
     .option(...URL_OPTION)
-    .action(async (opts: { model: string; url?: string }) => {
+    .action(async (opts: { model: string; provider?: string; url?: string }) => {
       const base = apiBase(opts.url);
-      const { status, body } = await callApi('POST', base, `/admin/models/${encodeURIComponent(opts.model)}/discovery`);
+      const path = opts.provider
+        ? `/admin/providers/${encodeURIComponent(opts.provider)}/models/${encodeURIComponent(opts.model)}/discovery`
+        : `/admin/models/${encodeURIComponent(opts.model)}/discovery`;
+      const { status, body } = await callApi('POST', base, path);
       if (status !== 200) throw apiFailure(status, body);
-      process.stdout.write(renderOutcome(body as DiscoveryOutcome));
+      process.stdout.write(renderOutcome(body as DiscoveryOutcome | AttestedDiscoveryOutcome));
     });
   discovery
     .command('replay <workflowId>')
@@ -85,16 +92,24 @@ export function registerDiscoveryCommands(program: Command): void {
       try {
         const old = t.client.workflow.getHandle(workflowId);
         const history = await historyOf(t, workflowId);
-        const payload = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0];
+        const started = history.events?.[0]?.workflowExecutionStartedEventAttributes;
+        const payload = started?.input?.payloads?.[0];
         if (!payload) throw new CliError(`${workflowId}: no workflow input in its history`, 1);
         const [decoded] = t.codec ? await t.codec.decode([payload]) : [payload];
-        const input = defaultPayloadConverter.fromPayload<DiscoveryInput>(decoded!);
+        const type = started?.workflowType?.name;
+        if (type !== 'discoveryCycle' && type !== 'attestedDiscoveryCycle') throw new CliError(`${workflowId}: a ${type ?? 'unknown'} workflow, not a discovery cycle`, 1);
         const before = await old.result().then(
-          (o: DiscoveryOutcome) => renderOutcome(o),
+          (o: DiscoveryOutcome | AttestedDiscoveryOutcome) => renderOutcome(o),
           (err: Error) => `${workflowId}: failed: ${err.message}\n`,
         );
-        const next = await startDiscoveryCycle(t.client, { modelId: input.modelId });
-        const after = renderOutcome(await next.result());
+        let after: string;
+        if (type === 'attestedDiscoveryCycle') {
+          const input = defaultPayloadConverter.fromPayload<AttestedDiscoveryInput>(decoded!);
+          after = renderOutcome(await (await startAttestedDiscovery(t.client, { providerId: input.providerId, slug: input.slug })).result());
+        } else {
+          const input = defaultPayloadConverter.fromPayload<DiscoveryInput>(decoded!);
+          after = renderOutcome(await (await startDiscoveryCycle(t.client, { modelId: input.modelId })).result());
+        }
         process.stdout.write(`before:\n${before}after:\n${after}`);
       } finally {
         await t.close();

@@ -8,8 +8,7 @@ import { z } from 'zod';
 import { keyAnswerSchema, keysListSchema, renderKeys } from '../keysView.js';
 import { hostsResponseSchema, renderStatus } from '../statusView.js';
 import { identityKeyPath, writeNewIdentityKey } from '../activities/hostIdentity.js';
-import { verifyResponseSignature } from '../domain/attestation.js';
-import { verifyTeeSignature } from '../domain/teeSignatures.js';
+import { parseSignedText, verifyHostSignature, verifyTeeSignature } from '../domain/teeSignatures.js';
 import { readFile } from 'node:fs/promises';
 import { CliError, config, int, hostId, apiBase, apiJson, callApi, apiFailure, URL_OPTION } from './common.js';
 
@@ -149,36 +148,20 @@ export function registerOperatorCommands(program: Command): Command {
       process.stdout.write(`${file}\n  new key fingerprint ${fingerprint}\n`);
     });
 
-  /** One line per fact of a cycle's outcome, for people. */
-  const hostSignatureSchema = z.object({
-    request_id: z.string(),
-    model: z.string(),
-    signature_kind: z.literal('host').default('host'),
-    signed: z.object({ request_id: z.string(), model_sha256: z.string(), response_sha256: z.string() }),
-    fingerprint: z.string(),
-    public_key: z.string(),
-    signature: z.string(),
-    algorithm: z.literal('ed25519'),
-  });
-  const providerSignatureSchema = z.object({
-    request_id: z.string(),
-    model: z.string(),
-    signature_kind: z.literal('provider_tee'),
-    text: z.string(),
-    signature: z.string(),
-    signing_address: z.string(),
-    signing_algo: z.enum(['ed25519', 'ecdsa']),
-    tls_cert_fingerprint: z.string(),
-  });
-  const signatureAnswerSchema = z.union([providerSignatureSchema, hostSignatureSchema]);
+  const signedCommon = { request_id: z.string(), model: z.string(), text: z.string(), signature: z.string(), signing_address: z.string() };
+  const signatureAnswerSchema = z.discriminatedUnion('signature_kind', [
+    z.object({ ...signedCommon, signature_kind: z.literal('host'), signing_algo: z.literal('ed25519'), fingerprint: z.string() }),
+    z.object({ ...signedCommon, signature_kind: z.literal('provider_tee'), signing_algo: z.enum(['ed25519', 'ecdsa']), tls_cert_fingerprint: z.string() }),
+  ]);
 
   program
     .command('verify <requestId>')
-    .description("fetch a verifiable model response's signature (GET /v1/signature/:id) and check it offline (own hosts and attested providers)")
+    .description("fetch a verifiable model response's signature (GET /v1/signature/:id) and check it offline: one verifier for own hosts and attested providers")
     .option(...URL_OPTION)
     .option('--text-file <file>', 'the response text as received: its sha256 must be the signed one (own hosts)')
+    .option('--request-file <file>', 'the request body as sent: its sha256 must be the signed one (own hosts)')
     .option('--api-key <key>', 'API key for /v1 (default: $OPENAI_API_KEY)')
-    .action(async (requestId: string, opts: { url?: string; textFile?: string; apiKey?: string }) => {
+    .action(async (requestId: string, opts: { url?: string; textFile?: string; requestFile?: string; apiKey?: string }) => {
       const base = apiBase(opts.url);
       const key = opts.apiKey ?? process.env.OPENAI_API_KEY;
       const res = await fetch(`${base}/v1/signature/${encodeURIComponent(requestId)}`, {
@@ -191,29 +174,27 @@ export function registerOperatorCommands(program: Command): Command {
       const parsed = signatureAnswerSchema.safeParse(body);
       if (!parsed.success) throw new CliError(`${requestId}: not verified: malformed signature answer`, 1);
       const a = parsed.data;
+      const notVerified = (reason: string) => new CliError(`${requestId}: not verified: ${reason}`, 1);
+      if (!parseSignedText(a.text)) throw notVerified('the signed text is not <model>:<sha256>:<sha256>');
       if (a.signature_kind === 'provider_tee') {
         // The provider signed the exchange it had with the gateway; what a client can check
         // offline is the signature itself, by the key the gateway's pinned attestation names.
-        if (!/.:[0-9a-f]{64}:[0-9a-f]{64}$/.test(a.text)) {
-          throw new CliError(`${requestId}: not verified: the signed text is not <model>:<sha256>:<sha256>`, 1);
-        }
-        if (!verifyTeeSignature({ text: a.text, signature: a.signature, signingAddress: a.signing_address, algo: a.signing_algo })) {
-          throw new CliError(`${requestId}: not verified: bad_signature`, 1);
-        }
+        if (!verifyTeeSignature({ text: a.text, signature: a.signature, signingAddress: a.signing_address, algo: a.signing_algo })) throw notVerified('bad_signature');
         process.stdout.write(
           `${requestId}: ok (model ${a.model}, provider TEE ${a.signing_algo} key ${a.signing_address.slice(0, 18)}…, attested TLS key ${a.tls_cert_fingerprint.slice(0, 16)}…)\n`,
         );
         return;
       }
       const text = opts.textFile === undefined ? undefined : await readFile(opts.textFile, 'utf8');
-      const verdict = verifyResponseSignature(
-        { signed: a.signed, fingerprint: a.fingerprint, publicKey: a.public_key, signature: a.signature },
-        { requestId, ...(text !== undefined ? { text } : {}) },
+      const requestBody = opts.requestFile === undefined ? undefined : await readFile(opts.requestFile);
+      const verdict = verifyHostSignature(
+        { text: a.text, signature: a.signature, signingAddress: a.signing_address, fingerprint: a.fingerprint },
+        { ...(text !== undefined ? { text } : {}), ...(requestBody !== undefined ? { requestBody } : {}) },
       );
-      if (!verdict.ok) throw new CliError(`${requestId}: not verified: ${verdict.reason}`, 1);
+      if (!verdict.ok) throw notVerified(verdict.reason);
+      const checked = [text !== undefined ? 'response text matches' : 'response text not checked', requestBody !== undefined ? 'request body matches' : 'request body not checked'];
       process.stdout.write(
-        `${requestId}: ok (model ${a.model}, build ${a.signed.model_sha256.slice(0, 12)}…, key ${verdict.fingerprint.slice(0, 16)}…, ` +
-          `${text !== undefined ? 'response text matches' : 'response text not checked'})\n`,
+        `${requestId}: ok (model ${a.model}, build ${a.text.slice(0, 12)}…, host key ${verdict.fingerprint.slice(0, 16)}…, ${checked.join(', ')})\n`,
       );
     });
 

@@ -2,7 +2,7 @@
  * The shapes that cross the wire between API, workflows and GPU-host activities. Plain JSON
  * (they are Temporal payloads), sandbox-safe, no runtime code beyond type definitions.
  */
-import type { ResponseSignature } from '../domain/attestation.js';
+import type { HostSignature } from '../domain/teeSignatures.js';
 import type { Replica } from './replicas.js';
 export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
 
@@ -39,6 +39,11 @@ export interface InferenceRequestInput {
    * absent in requests recorded before keys existed.
    */
   accountId?: string | null;
+  /**
+   * Hex sha256 of the client's HTTP request body as the API received it: what a verifiable
+   * model's host signature binds the response to. Absent in requests recorded before it.
+   */
+  requestSha256?: string;
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -58,8 +63,8 @@ export interface GenerateResult {
   hostId: string;
   /** The provider gave no usage: the figures are estimates. */
   usageEstimated?: boolean;
-  /** Verifiable models: the host's signature over (request id, model build, response hash). */
-  signature?: ResponseSignature;
+  /** Verifiable models: the host's signature over `<build sha256>:<sha256 req>:<sha256 text>` (src/domain/teeSignatures.ts). */
+  signature?: HostSignature;
   /** Attested providers: the serving backend's signature over `<model>:<sha256 req>:<sha256 resp>`. */
   teeSignature?: ProviderTeeSignature;
 }

@@ -2,26 +2,24 @@
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { ProviderTeeSignature } from '../common/inference.js';
-import type { ResponseSignature } from '../domain/attestation.js';
+import type { HostSignature } from '../domain/teeSignatures.js';
 import type { Database } from './schema.js';
 
-export interface StoredSignature extends ResponseSignature {
+interface StoredCommon {
   requestId: string;
   modelId: string;
   /** The account whose key made the request; null for an anonymous request. */
   accountId: string | null;
 }
 
-const signedSchema = z.object({ request_id: z.string(), model_sha256: z.string(), response_sha256: z.string() });
-
 /** What a response was signed with: our host's signature, or an attested provider backend's. */
-export type SignatureToStore = { kind: 'host'; signature: ResponseSignature } | { kind: 'provider_tee'; signature: ProviderTeeSignature };
+export type SignatureToStore = { kind: 'host'; signature: HostSignature } | { kind: 'provider_tee'; signature: ProviderTeeSignature };
 
 /** The columns each kind fills (see migrations/0004 and 0008). */
 function signatureColumns(s: SignatureToStore) {
   if (s.kind === 'host') {
     const h = s.signature;
-    return { fingerprint: h.fingerprint, public_key: h.publicKey, signed: JSON.stringify(h.signed), signature: h.signature, signature_kind: 'host' as const };
+    return { fingerprint: h.fingerprint, public_key: h.signingAddress, signed: JSON.stringify({ text: h.text, signing_algo: 'ed25519' }), signature: h.signature, signature_kind: 'host' as const };
   }
   const t = s.signature;
   return {
@@ -42,30 +40,30 @@ export async function insertSignature(db: Kysely<Database>, o: { requestId: stri
     .execute();
 }
 
-export interface StoredProviderSignature {
-  kind: 'provider_tee';
-  requestId: string;
-  modelId: string;
-  accountId: string | null;
-  signature: ProviderTeeSignature;
-}
+export type StoredSignature = StoredCommon & ({ kind: 'host'; signature: HostSignature } | { kind: 'provider_tee'; signature: ProviderTeeSignature });
 
 const providerSignedSchema = z.object({ text: z.string(), upstream_id: z.string(), signing_algo: z.enum(['ed25519', 'ecdsa']) });
+const hostSignedSchema = z.object({ text: z.string(), signing_algo: z.literal('ed25519') });
 
-export async function readResponseSignature(db: Kysely<Database>, requestId: string): Promise<(StoredSignature & { kind: 'host' }) | StoredProviderSignature | null> {
+/**
+ * The signature of a request, or null when there is none. A host row in the format before the
+ * shared signed text (`{request_id, model_sha256, response_sha256}`, which `fleet verify` no
+ * longer checks) reads as none rather than failing.
+ */
+export async function readResponseSignature(db: Kysely<Database>, requestId: string): Promise<StoredSignature | null> {
   const row = await db.selectFrom('response_signatures').selectAll().where('request_id', '=', requestId).executeTakeFirst();
   if (!row) return null;
-  const raw = typeof row.signed === 'string' ? JSON.parse(row.signed) : row.signed;
+  const raw: unknown = typeof row.signed === 'string' ? JSON.parse(row.signed) : row.signed;
+  const common = { requestId: row.request_id, modelId: row.model_id, accountId: row.account_id };
   if (row.signature_kind === 'provider_tee') {
     const p = providerSignedSchema.parse(raw);
     return {
+      ...common,
       kind: 'provider_tee',
-      requestId: row.request_id,
-      modelId: row.model_id,
-      accountId: row.account_id,
       signature: { upstreamId: p.upstream_id, text: p.text, signature: row.signature, signingAddress: row.public_key, signingAlgo: p.signing_algo, tlsFingerprint: row.fingerprint },
     };
   }
-  const signed = signedSchema.parse(raw);
-  return { kind: 'host', requestId: row.request_id, modelId: row.model_id, accountId: row.account_id, fingerprint: row.fingerprint, publicKey: row.public_key, signed, signature: row.signature };
+  const h = hostSignedSchema.safeParse(raw);
+  if (!h.success) return null;
+  return { ...common, kind: 'host', signature: { text: h.data.text, signature: row.signature, signingAddress: row.public_key, fingerprint: row.fingerprint } };
 }

@@ -20,6 +20,7 @@ import { softwareTeePublicKey } from '../../src/attestation/quoteVerifier.js';
 import { startAttestedDiscovery } from '../../src/temporal/attestedDiscovery.js';
 import { runFleet } from '../support/cli.js';
 import { startModelProxy, type ModelProxy } from '../support/modelProxy.js';
+import { testEnv } from '../support/env.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
 import { waitFor } from '../support/wait.js';
 
@@ -128,6 +129,24 @@ describe('attested providers', () => {
       return res.status === 200 ? ((await res.json()) as Record<string, string>) : undefined;
     });
     assert.equal(sig?.signature_kind, 'provider_tee');
+  });
+
+  test('fleet discovery run / replay / rerun work for attested cycles', async () => {
+    const fleet = (...args: string[]) => runFleet(args, { env: { ...process.env, FLEET_LOG_LEVEL: 'warn' } });
+    const run = await fleet('discovery', 'run', '--provider', 'tee', '--model', 'tiny-remote', '--url', f.stack.api!.url);
+    assert.equal(run.code, 0, run.stderr);
+    const m = /^(discovery:tee:tiny-remote:\S+): replaced \(pinned → steady\), backends 3 \(indices 0–2\)/.exec(run.stdout);
+    assert.ok(m, run.stdout);
+    const id = m[1]!;
+    const replay = await fleet('discovery', 'replay', id, '--address', testEnv.temporalAddress);
+    assert.equal(replay.code, 0, replay.stderr);
+    assert.match(replay.stdout, new RegExp(`${id}: ok \\(\\d+ events replayed\\)`));
+    const rerun = await fleet('discovery', 'rerun', id, '--address', testEnv.temporalAddress);
+    assert.equal(rerun.code, 0, rerun.stderr);
+    assert.match(rerun.stdout, /^before:\ndiscovery:tee:tiny-remote:\S+: replaced \(pinned → steady\)[\s\S]*after:\ndiscovery:tee:tiny-remote:\S+: replaced \(pinned → steady\), backends 3/);
+    const unknown = await fleet('discovery', 'run', '--provider', 'tee', '--model', 'nope', '--url', f.stack.api!.url);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /no model 'nope'/);
   });
 
   test('a killed backend is evicted by the next complete cycle', async () => {

@@ -12,7 +12,7 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import type { DiscoveryOutcome } from '../../src/common/discovery.js';
-import { verifyResponseSignature, type ResponseSignature } from '../../src/domain/attestation.js';
+import { parseSignedText, verifyHostSignature, type HostSignature } from '../../src/domain/teeSignatures.js';
 import { setModelVerifiable } from '../../src/db/pinSetsRepo.js';
 import { runFleet } from '../support/cli.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
@@ -28,18 +28,20 @@ let api: string;
 interface SignatureAnswer {
   request_id: string;
   model: string;
-  signed: ResponseSignature['signed'];
-  fingerprint: string;
-  public_key: string;
+  signature_kind: string;
+  text: string;
   signature: string;
-  algorithm: string;
+  signing_address: string;
+  signing_algo: string;
+  fingerprint: string;
 }
 
+const chatBody = (content: string) => JSON.stringify({ model: f.modelId, messages: [{ role: 'user', content }], max_tokens: 8, temperature: 0 });
 const chat = (content: string, key?: string) =>
   fetch(`${api}/v1/chat/completions`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(key ? { authorization: `Bearer ${key}` } : {}) },
-    body: JSON.stringify({ model: f.modelId, messages: [{ role: 'user', content }], max_tokens: 8, temperature: 0 }),
+    body: chatBody(content),
   });
 
 async function assertFailsClosed(): Promise<void> {
@@ -91,25 +93,31 @@ test('after a cycle a pinned host serves, signs, and the signature verifies', as
   assert.ok(sig, 'the signature is stored');
   assert.equal(sig.request_id, body.id);
   assert.equal(sig.model, f.modelId);
-  assert.equal(sig.algorithm, 'ed25519');
+  assert.equal(sig.signature_kind, 'host');
+  assert.equal(sig.signing_algo, 'ed25519');
   const model = await f.stack.db.db.selectFrom('models').select('sha256').where('id', '=', f.modelId).executeTakeFirstOrThrow();
-  assert.equal(sig.signed.model_sha256, model.sha256);
+  // The provider format: <model build>:<sha256 of the request body as sent>:<sha256 of the text>.
+  assert.equal(parseSignedText(sig.text)?.model, model.sha256);
 
-  const s: ResponseSignature = { signed: sig.signed, fingerprint: sig.fingerprint, publicKey: sig.public_key, signature: sig.signature };
+  const s: HostSignature = { text: sig.text, fingerprint: sig.fingerprint, signingAddress: sig.signing_address, signature: sig.signature };
+  const requestBody = chatBody('say something');
   assert.deepEqual(
-    verifyResponseSignature(s, { requestId: body.id, text, modelSha256: model.sha256!, trustedFingerprints: out.pinSet.fingerprints }),
+    verifyHostSignature(s, { requestBody, text, modelSha256: model.sha256!, trustedFingerprints: out.pinSet.fingerprints }),
     { ok: true, fingerprint: sig.fingerprint },
   );
-  assert.deepEqual(verifyResponseSignature(s, { text: `${text}!` }), { ok: false, reason: 'wrong_response_hash' });
-  assert.deepEqual(verifyResponseSignature({ ...s, signed: { ...s.signed, request_id: 'chatcmpl-other' } }), { ok: false, reason: 'bad_signature' });
+  assert.deepEqual(verifyHostSignature(s, { text: `${text}!` }), { ok: false, reason: 'wrong_response_hash' });
+  assert.deepEqual(verifyHostSignature(s, { requestBody: chatBody('something else') }), { ok: false, reason: 'wrong_request' });
+  assert.deepEqual(verifyHostSignature({ ...s, text: `${s.text.slice(0, -1)}0` }), { ok: false, reason: 'bad_signature' });
 
   // `fleet verify` as a client would run it: ok with the received text, exit 1 with another.
   const good = path.join(f.tmpDir, 'response.txt');
   await writeFile(good, text);
   pinned = out.pinSet.fingerprints;
-  const ok = await fleet('verify', body.id, '--url', api, '--text-file', good);
+  const sent = path.join(f.tmpDir, 'request.json');
+  await writeFile(sent, requestBody);
+  const ok = await fleet('verify', body.id, '--url', api, '--text-file', good, '--request-file', sent);
   assert.equal(ok.code, 0, ok.stderr);
-  assert.match(ok.stdout, new RegExp(`^${body.id}: ok \\(model ${f.modelId}, .*response text matches\\)`));
+  assert.match(ok.stdout, new RegExp(`^${body.id}: ok \\(model ${f.modelId}, .*response text matches, request body matches\\)`));
   const bad = path.join(f.tmpDir, 'tampered.txt');
   await writeFile(bad, `${text} (edited)`);
   const tampered = await fleet('verify', body.id, '--url', api, '--text-file', bad);

@@ -108,23 +108,32 @@ test('base64 round-trips and rejects non-canonical input', () => {
   assert.equal(fromBase64('Zm-_'), null); // url alphabet
 });
 
-// ---- response signatures -------------------------------------------------------------------
-import { sha256Text, signResponse, verifyResponseSignature } from '../../src/domain/attestation.js';
+// ---- response signatures of our own hosts (the provider text format) --------------------------
+import { parseSignedText, sha256Hex, signHostResponse, verifyHostSignature, verifyTeeSignature } from '../../src/domain/teeSignatures.js';
 
-test('response signature: signs (request id, build, response hash) and verifies offline', () => {
+test('host response signature: <build>:<sha256 request>:<sha256 text>, Ed25519, verified offline by the provider verifier too', () => {
   const key = new Uint8Array(32).fill(7);
-  const s = signResponse({ requestId: 'chatcmpl-1', modelSha256: 'a'.repeat(64), text: 'héllo' }, key);
-  assert.equal(s.signed.response_sha256, sha256Text('héllo'));
-  assert.deepEqual(verifyResponseSignature(s, { requestId: 'chatcmpl-1', text: 'héllo', modelSha256: 'A'.repeat(64), trustedFingerprints: [s.fingerprint] }), { ok: true, fingerprint: s.fingerprint });
-  const cases: Array<[string, Parameters<typeof verifyResponseSignature>, string]> = [
+  const request = '{"model":"m","messages":[]}';
+  const s = signHostResponse({ modelSha256: 'A'.repeat(64), requestSha256: sha256Hex(request), text: 'héllo' }, key);
+  assert.deepEqual(parseSignedText(s.text), { model: 'a'.repeat(64), requestSha256: sha256Hex(request), responseSha256: sha256Hex('héllo') });
+  assert.ok(verifyTeeSignature({ text: s.text, signature: s.signature, signingAddress: s.signingAddress, algo: 'ed25519' }), 'one verifier for both kinds');
+  assert.deepEqual(verifyHostSignature(s, { requestBody: request, text: 'héllo', modelSha256: 'a'.repeat(64), trustedFingerprints: [s.fingerprint] }), { ok: true, fingerprint: s.fingerprint });
+  const cases: Array<[string, Parameters<typeof verifyHostSignature>, string]> = [
     ['other text', [s, { text: 'hello' }], 'wrong_response_hash'],
-    ['other request', [s, { requestId: 'chatcmpl-2' }], 'wrong_request'],
+    ['other request body', [s, { requestBody: `${request} ` }], 'wrong_request'],
     ['other build', [s, { modelSha256: 'b'.repeat(64) }], 'wrong_model_hash'],
     ['untrusted key', [s, { trustedFingerprints: ['f'.repeat(64)] }], 'unpinned_key'],
-    ['edited signed field', [{ ...s, signed: { ...s.signed, response_sha256: sha256Text('x') } }], 'bad_signature'],
+    ['edited text', [{ ...s, text: s.text.replace(/^a/, 'b') }], 'bad_signature'],
     ['claimed fingerprint of another key', [{ ...s, fingerprint: 'e'.repeat(64) }], 'fingerprint_mismatch'],
-    ['garbage signature', [{ ...s, signature: 'nope' }], 'malformed'],
-    ['missing fields', [{ signed: null } as never], 'malformed'],
+    ['garbage signature', [{ ...s, signature: 'nope' }], 'bad_signature'],
+    ['text of another shape', [{ ...s, text: 'model:abc:def' }], 'malformed'],
+    ['missing fields', [{ text: null } as never], 'malformed'],
   ];
-  for (const [name, args, reason] of cases) assert.deepEqual(verifyResponseSignature(...args), { ok: false, reason }, name);
+  for (const [name, args, reason] of cases) assert.deepEqual(verifyHostSignature(...args), { ok: false, reason }, name);
+});
+
+test('signed text: the model part may contain colons; anything else is not a signed text', () => {
+  const h = 'c'.repeat(64);
+  assert.deepEqual(parseSignedText(`org:model:v1:${h}:${h}`), { model: 'org:model:v1', requestSha256: h, responseSha256: h });
+  for (const t of [`:${h}:${h}`, `m:${h}`, `m:${h}:${h.toUpperCase()}`, `m:${h}:${h}x`, '']) assert.equal(parseSignedText(t), null, t);
 });

@@ -104,7 +104,7 @@ function hostFakes(hostId: string): Partial<HostActivities> {
         s.calls.push(`settled:${hostId}`);
         throw ctx.cancellationSignal.reason;
       }
-      const signature = input.sign ? { signature: { signed: { request_id: input.requestId, model_sha256: 's', response_sha256: 'x' }, fingerprint: `fp-${hostId}`, publicKey: '', signature: '' } } : {};
+      const signature = input.sign ? { signature: { text: `s:${input.requestSha256 ?? ''}:x`, fingerprint: `fp-${hostId}`, signingAddress: '', signature: '' } } : {};
       return { text: `from ${hostId}`, finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, hostId, ...signature };
     },
   };

@@ -2,7 +2,8 @@
  * Provider endpoints: `GET /admin/providers` (with their models and failure counts),
  * `POST /admin/providers` (add, or replace one of the same id), `PATCH /admin/providers/:id`,
  * `DELETE /admin/providers/:id`, `POST /admin/providers/refresh` (list every provider's models
- * now and wait for the outcome). Saving a provider merges its mapped models at once (a partial
+ * now and wait for the outcome), `POST /admin/providers/:id/models/:slug/discovery` (one
+ * attested-provider discovery cycle now, answered with its outcome). Saving a provider merges its mapped models at once (a partial
  * batch) and starts a refresh of it; providers of the config file are changed in the file.
  * Answers never carry a key — only the name of the variable that holds it, and whether it is set.
  */
@@ -13,6 +14,7 @@ import { parseCanonicalMap } from '../../domain/canonicalIds.js';
 import { listReplicaHealth } from '../../db/replicaHealthRepo.js';
 import { isDemoted, type DemotionPolicy } from '../../domain/replicas.js';
 import { startProviderRefresh } from '../../temporal/providerRefresh.js';
+import { startAttestedDiscovery } from '../../temporal/attestedDiscovery.js';
 import { ApiError, fromWorkflowFailure, invalidRequest } from '../errors.js';
 import { parseOr400 } from '../schemas.js';
 import type { AdminDeps } from './admin.js';
@@ -108,6 +110,23 @@ export function adminProviderRoutes(deps: ProviderRouteDeps): Router {
       res.json({ workflow_id: handle.workflowId, ...outcome });
     } catch (err) {
       throw fromWorkflowFailure(err, 'providers');
+    }
+  });
+
+  r.post('/admin/providers/:id/models/:slug/discovery', async (req, res) => {
+    const id = String(req.params.id);
+    const slug = String(req.params.slug);
+    const provider = await getProvider(deps.db, id);
+    if (!provider) throw providerNotFound(id);
+    if (provider.tier !== 'attested') throw invalidRequest(`The provider '${id}' is not attested: it has no discovery cycles.`, 'id');
+    if (!(await listRemoteBuilds(deps.db)).some((b) => b.providerId === id && b.upstreamModel === slug)) {
+      throw new ApiError(404, `The provider '${id}' has no model '${slug}'.`, 'invalid_request_error', 'model_not_found', 'model');
+    }
+    const handle = await startAttestedDiscovery(deps.client, { providerId: id, slug });
+    try {
+      res.json(await handle.result());
+    } catch (err) {
+      throw fromWorkflowFailure(err, slug);
     }
   });
   return r;

@@ -7,18 +7,19 @@ import { Router, type Request, type Response } from 'express';
 import { principalFrom } from '../auth.js';
 import { executeCall, type ApiDeps } from '../callExecutor.js';
 import { modelNotFound } from '../errors.js';
+import { requestBodySha256 } from '../requestBody.js';
 import { openAiSink, parseChat, parseCompletion, toCall, type ParsedOpenAiCall } from '../wire/openai.js';
 
-async function serve(deps: ApiDeps, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
+async function serve(deps: ApiDeps, req: Request, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
   const model = await deps.catalog.get(parsed.model);
   if (!model) throw modelNotFound(parsed.model);
-  const call = toCall(parsed, model, principalFrom(res));
+  const call = { ...toCall(parsed, model, principalFrom(res)), requestSha256: requestBodySha256(req) };
   await executeCall(deps, call, openAiSink(res, call, parsed.includeUsage));
 }
 
 export function inferenceRoutes(deps: ApiDeps): Router {
   const r = Router();
-  r.post('/v1/chat/completions', (req: Request, res: Response) => serve(deps, res, parseChat(req.body)));
-  r.post('/v1/completions', (req: Request, res: Response) => serve(deps, res, parseCompletion(req.body)));
+  r.post('/v1/chat/completions', (req: Request, res: Response) => serve(deps, req, res, parseChat(req.body)));
+  r.post('/v1/completions', (req: Request, res: Response) => serve(deps, req, res, parseCompletion(req.body)));
   return r;
 }

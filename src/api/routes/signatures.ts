@@ -1,9 +1,10 @@
 /**
  * GET /v1/signature/:requestId: the signature over a verifiable model's response, to check
- * offline (`fleet verify`): `signature_kind: host` — our host's Ed25519 over (request id, model
- * build sha256, response sha256), see src/domain/attestation.ts; `provider_tee` — the attested
- * provider backend's signature over `<model>:<sha256 req>:<sha256 resp>` with the signing address
- * its attested report bound to the pinned TLS fingerprint, see src/domain/teeSignatures.ts.
+ * offline (`fleet verify`). Both kinds sign the same text, `<model>:<sha256 req>:<sha256 resp>`
+ * (src/domain/teeSignatures.ts), so one verifier checks either: `signature_kind: host` — our
+ * host's Ed25519 identity key over (build sha256, the client's request body, the response
+ * text); `provider_tee` — the attested provider backend's key (the signing address its report
+ * bound to the pinned TLS fingerprint) over the exchange it had with the gateway.
  *
  * Who may read it: the account whose key made the request, or an operator with the admin
  * token; a signature of an anonymous request is readable by anyone (there is no account to
@@ -34,31 +35,13 @@ export function signatureRoutes(deps: ApiDeps & { adminToken: string | undefined
     const s = await readResponseSignature(deps.db, id);
     if (!s) throw notFound(id);
     if (!admin && s.accountId !== null && s.accountId !== principal?.accountId) throw notFound(id);
+    const common = { request_id: s.requestId, model: s.modelId, text: s.signature.text, signature: s.signature.signature, signing_address: s.signature.signingAddress };
     if (s.kind === 'provider_tee') {
       const t = s.signature;
-      res.json({
-        request_id: s.requestId,
-        model: s.modelId,
-        signature_kind: 'provider_tee',
-        text: t.text,
-        signature: t.signature,
-        signing_address: t.signingAddress,
-        signing_algo: t.signingAlgo,
-        tls_cert_fingerprint: t.tlsFingerprint,
-        upstream_id: t.upstreamId,
-      });
+      res.json({ ...common, signature_kind: 'provider_tee', signing_algo: t.signingAlgo, tls_cert_fingerprint: t.tlsFingerprint, upstream_id: t.upstreamId });
       return;
     }
-    res.json({
-      request_id: s.requestId,
-      signature_kind: 'host',
-      model: s.modelId,
-      signed: s.signed,
-      fingerprint: s.fingerprint,
-      public_key: s.publicKey,
-      signature: s.signature,
-      algorithm: 'ed25519',
-    });
+    res.json({ ...common, signature_kind: 'host', signing_algo: 'ed25519', fingerprint: s.signature.fingerprint });
   });
   return r;
 }
