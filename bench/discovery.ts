@@ -13,6 +13,9 @@
  * Each size: warm-up cycles until one pins every backend, then N sequential cycles, timed from
  * the client's start to the workflow's result; a timed cycle that did not replace the pin set
  * with exactly `count` fingerprints is counted in the `incomplete` column.
+ * Then attested providers (bench/attestedDiscovery.ts): `attestedDiscoveryCycle` over 1, 16 and
+ * 256 backends of the in-repo model-proxy (real TLS, software-TEE reports), and the time from a
+ * backend's certificate rotation to its eviction.
  */
 import { randomBytes } from 'node:crypto';
 import { startBench } from './setup.js';
@@ -34,8 +37,10 @@ import { makeTinyModel } from '../src/model/tinyModel.js';
 import { startStack, type Stack } from '../src/stack.js';
 import { startDiscoveryCycle } from '../src/temporal/discovery.js';
 import { round, summarize, type Summary } from './stats.js';
+import { benchAttested, type AttestedResult } from './attestedDiscovery.js';
+import { softwareTeePublicKey } from '../src/attestation/quoteVerifier.js';
 
-const USAGE = 'usage: npx tsx bench/discovery.ts [--cycles N=10] [--sizes 16,64,256]';
+const USAGE = 'usage: npx tsx bench/discovery.ts [--cycles N=10] [--sizes 16,64,256] [--attested 1,16,256] [--rotations N=5] [--only own|attested]';
 // Suffixed: task queues are per host id, and the Temporal server may be shared.
 const RUN = randomBytes(3).toString('hex');
 const REAL_HOSTS = [0, 1, 2].map((i) => `real${i}-${RUN}`);
@@ -43,14 +48,32 @@ const REAL_HOSTS = [0, 1, 2].map((i) => `real${i}-${RUN}`);
 function options(argv: string[]) {
   const { values: v } = parseArgs({ args: argv, strict: true, options: {
     cycles: { type: 'string', default: '10' }, sizes: { type: 'string', default: '16,64,256' },
+    attested: { type: 'string', default: '1,16,256' }, rotations: { type: 'string', default: '5' }, only: { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   } });
   if (!/^\d+$/.test(v.cycles) || Number(v.cycles) < 1 || Number(v.cycles) > 1000) throw new Error(`--cycles must be 1..1000, got '${v.cycles}'`);
   const sizes = v.sizes.split(',').map(Number);
   if (sizes.some((n) => !Number.isInteger(n) || n < 1 || n > 256)) throw new Error(`--sizes: integers 1..256, got '${v.sizes}'`);
-  return { help: v.help, cycles: Number(v.cycles), sizes: [...new Set(sizes)].sort((a, b) => a - b) };
+  const attested = v.attested.split(',').map(Number);
+  if (attested.some((n) => !Number.isInteger(n) || n < 1 || n > 256)) throw new Error(`--attested: integers 1..256, got '${v.attested}'`);
+  if (!/^\d+$/.test(v.rotations) || Number(v.rotations) > 100) throw new Error(`--rotations must be 0..100, got '${v.rotations}'`);
+  if (v.only !== undefined && v.only !== 'own' && v.only !== 'attested') throw new Error(`--only: own or attested, got '${v.only}'`);
+  return {
+    help: v.help,
+    cycles: Number(v.cycles),
+    sizes: [...new Set(sizes)].sort((a, b) => a - b),
+    attested: [...new Set(attested)].sort((a, b) => a - b),
+    rotations: Number(v.rotations),
+    own: v.only !== 'attested',
+    attestedOn: v.only !== 'own',
+  };
 }
 
+// The model-proxy's reports come from a software TEE; the stack must accept its key (the env is
+// read once, by startBench).
+const teeSecretKey = new Uint8Array(randomBytes(32));
+process.env.FLEET_ALLOW_SOFTWARE_TEE = 'true';
+process.env.FLEET_SOFTWARE_TEE_PUBLIC_KEY = softwareTeePublicKey(teeSecretKey);
 const { opts, config, log } = startBench(options, USAGE);
 const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-discovery-'));
 let stack: Stack | undefined;
@@ -105,11 +128,8 @@ async function timeCycles(s: Stack, modelId: string, backends: number): Promise<
   return { summary: summarize(samples), incomplete, warmups };
 }
 
-let exitCode = 0;
-try {
-  const devServer = { uiPort: null, port: 0, persist: false };
-  stack = await startStack({ config, log, hostIds: REAL_HOSTS, devServer, api: { host: '127.0.0.1', port: 0 } });
-  const s = stack;
+/** Our own hosts: 3 real ones, then the simulated sizes. */
+async function benchOwn(s: Stack): Promise<Row[]> {
   const file = path.join(tmpDir, 'tiny.gguf');
   const tiny = await makeTinyModel({ file, seed: 1 });
   const { sha256, sizeBytes } = await sha256File(file);
@@ -153,20 +173,48 @@ try {
     await new Promise((r) => setTimeout(r, 2000)); // let the new workers' pollers reach the server
     rows.push({ setup: 'simulated', backends: n, ...(await timeCycles(s, 'sim', n)) });
   }
+  return rows;
+}
 
-  const cell = (x: number | string, w = 10) => (typeof x === 'number' ? x.toFixed(1) : x).padStart(w);
-  console.log(`discovery cycle duration, ms (${opts.cycles} cycles per size after warm-up; db ${s.db.kind}; ${os.availableParallelism()} CPUs)`);
-  console.log(`${'setup'.padEnd(12)}${cell('backends')}${cell('median')}${cell('p95')}${cell('min')}${cell('max')}${cell('ms/backend', 12)}${cell('incomplete', 12)}`);
-  for (const r of rows) {
-    const m = r.summary;
-    console.log(`${r.setup.padEnd(12)}${cell(String(r.backends))}${cell(m.median)}${cell(m.p95)}${cell(m.min)}${cell(m.max)}${cell(m.median / r.backends, 12)}${cell(String(r.incomplete), 12)}`);
+const cell = (x: number | string, w = 10) => (typeof x === 'number' ? x.toFixed(1) : x).padStart(w);
+const header = () => `${'setup'.padEnd(12)}${cell('backends')}${cell('median')}${cell('p95')}${cell('min')}${cell('max')}${cell('ms/backend', 12)}${cell('incomplete', 12)}`;
+const line = (r: Row) => {
+  const m = r.summary;
+  return `${r.setup.padEnd(12)}${cell(String(r.backends))}${cell(m.median)}${cell(m.p95)}${cell(m.min)}${cell(m.max)}${cell(m.median / r.backends, 12)}${cell(String(r.incomplete), 12)}`;
+};
+const jsonRow = (r: Row) => ({ setup: r.setup, backends: r.backends, medianMs: round(r.summary.median), p95Ms: round(r.summary.p95), minMs: round(r.summary.min), maxMs: round(r.summary.max), incomplete: r.incomplete, warmups: r.warmups });
+
+let exitCode = 0;
+try {
+  const devServer = { uiPort: null, port: 0, persist: false };
+  stack = await startStack({ config, log, hostIds: opts.own ? REAL_HOSTS : [], devServer, api: { host: '127.0.0.1', port: 0 } });
+  const s = stack;
+  const rows = opts.own ? await benchOwn(s) : [];
+  const attested: AttestedResult | null = opts.attestedOn
+    ? await benchAttested({ stack: s, log, tmpDir, teeSecretKey, sizes: opts.attested, cycles: opts.cycles, rotations: opts.rotations })
+    : null;
+  const attestedRows: Row[] = (attested?.rows ?? []).map((r) => ({ setup: 'attested', ...r }));
+
+  console.log(`discovery cycle duration, ms (${opts.cycles} cycles per size after warm-up; db ${s.db.kind}; ${os.availableParallelism()} CPUs; load ${os.loadavg().map((x) => x.toFixed(2)).join(' ')})`);
+  console.log(header());
+  for (const r of [...rows, ...attestedRows]) console.log(line(r));
+  const rot = attested?.rotation;
+  if (rot) {
+    const m = rot.summary;
+    console.log(
+      `certificate rotation → eviction (attested, ${rot.backends} backends, Schedule every ${rot.intervalS} s): ` +
+        (m ? `median ${m.median.toFixed(0)} ms, min ${m.min.toFixed(0)}, max ${m.max.toFixed(0)} over ${m.n}` : 'no rotation evicted') +
+        `${rot.missed ? `; ${rot.missed} not evicted within ${6 * rot.intervalS} s` : ''}`,
+    );
   }
   console.log(
     `BENCH_JSON ${JSON.stringify({
       bench: 'discovery',
       cycles: opts.cycles,
       db: s.db.kind,
-      rows: rows.map((r) => ({ setup: r.setup, backends: r.backends, medianMs: round(r.summary.median), p95Ms: round(r.summary.p95), minMs: round(r.summary.min), maxMs: round(r.summary.max), incomplete: r.incomplete, warmups: r.warmups })),
+      loadAvg: os.loadavg(),
+      rows: [...rows, ...attestedRows].map(jsonRow),
+      rotation: rot ? { backends: rot.backends, intervalS: rot.intervalS, medianMs: rot.summary ? round(rot.summary.median) : null, maxMs: rot.summary ? round(rot.summary.max) : null, n: rot.summary?.n ?? 0, missed: rot.missed } : null,
     })}`,
   );
 } catch (err) {

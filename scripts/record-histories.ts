@@ -15,6 +15,10 @@ import { registerModel } from '../src/db/modelsRepo.js';
 import { makeTinyModel, TINY_MODEL_SIZES } from '../src/model/tinyModel.js';
 import { testEnv } from '../tests/support/env.js';
 import { startTestFleet } from '../tests/support/stack.js';
+import { randomBytes } from 'node:crypto';
+import { softwareTeePublicKey } from '../src/attestation/quoteVerifier.js';
+import { startAttestedDiscovery } from '../src/temporal/attestedDiscovery.js';
+import { startModelProxy } from '../tests/support/modelProxy.js';
 
 const out = path.resolve(import.meta.dirname, '../tests/fixtures/histories');
 const only = new Set(process.argv.slice(2));
@@ -23,7 +27,12 @@ const wanted = (name: string) => only.size === 0 || only.has(name);
 // Run it without FLEET_PAYLOAD_KEYS: the replay test reads these files in clear (the codec test
 // replays them through a codec too).
 if (process.env.FLEET_PAYLOAD_KEYS) throw new Error('unset FLEET_PAYLOAD_KEYS: recorded histories are kept in clear');
-const f = await startTestFleet({ db: 'pglite', env: { FLEET_POOL_COOLDOWN_S: '0' } });
+// The attested provider's reports come from the test model-proxy's software TEE.
+const tee = new Uint8Array(randomBytes(32));
+const f = await startTestFleet({
+  db: 'pglite',
+  env: { FLEET_POOL_COOLDOWN_S: '0', FLEET_ALLOW_SOFTWARE_TEE: 'true', FLEET_SOFTWARE_TEE_PUBLIC_KEY: softwareTeePublicKey(tee) },
+});
 try {
   const client = f.stack.temporal.client;
   const save = async (name: string, workflowId: string) => {
@@ -104,6 +113,33 @@ try {
     });
     if (patched.status !== 200) throw new Error(`PATCH tiny: ${patched.status}`);
     await save('warmPools', WARM_POOLS_NOW_WORKFLOW_ID);
+  }
+  if (wanted('attestedDiscoveryCycle')) {
+    // Two backends behind the test model-proxy: a complete cycle that pins both.
+    const proxy = await startModelProxy({ backends: 2, models: ['tiny-remote'], teeSecretKey: tee });
+    try {
+      const ca = path.join(f.tmpDir, 'proxy-ca.pem');
+      await writeFile(ca, proxy.caPem);
+      const added = await fetch(`${f.stack.api!.url}/admin/providers`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          id: 'tee',
+          base_url: proxy.inferenceUrl,
+          tier: 'attested',
+          models: 'secure=tiny-remote',
+          discovery_interval_s: 3600,
+          transport: { resolve: { [`*.${proxy.base}`]: proxy.resolveTo, [proxy.base]: proxy.resolveTo }, ca_file: ca },
+        }),
+      });
+      if (added.status !== 201) throw new Error(`POST /admin/providers: ${added.status} ${await added.text()}`);
+      const handle = await startAttestedDiscovery(client, { providerId: 'tee', slug: 'tiny-remote' });
+      const outcome = await handle.result();
+      if (outcome.mode !== 'replaced' || outcome.pinSet.fingerprints.length !== 2) throw new Error(`expected a complete attested cycle, got ${outcome.mode}`);
+      await save('attestedDiscoveryCycle', handle.workflowId);
+    } finally {
+      await proxy.close();
+    }
   }
 } catch (err) {
   process.stderr.write(`recording failed: ${(err as Error).stack}\n`);

@@ -51,7 +51,7 @@ const modelsSpec = z.string().max(20_000).superRefine((s, ctx) => {
   for (const e of parseCanonicalMap(s).errors) ctx.addIssue({ code: 'custom', message: e });
 });
 
-export const providerSpecSchema = z
+const providerFields = z
   .object({
     id: z.string().regex(PROVIDER_ID_PATTERN, 'letters, digits and _ . - (max 63), starting with a letter or digit'),
     base_url: baseUrl,
@@ -82,11 +82,16 @@ export const providerSpecSchema = z
     discovery_interval_s: z.number().int().min(10).max(86_400).default(300),
   })
   .strict();
+
+export const providerSpecSchema = providerFields.refine((p) => p.tier !== 'attested' || p.base_url.startsWith('https://'), {
+  message: 'an attested provider needs an https base_url: its backends are pinned by their TLS keys',
+  path: ['base_url'],
+});
 export type ProviderSpec = z.output<typeof providerSpecSchema>;
 export type ProviderSpecInput = z.input<typeof providerSpecSchema>;
 
 /** `PATCH /admin/providers/:id`: any field but the id. */
-export const providerPatchSchema = providerSpecSchema.omit({ id: true }).partial().strict();
+export const providerPatchSchema = providerFields.omit({ id: true }).partial().strict();
 
 /** The config file (`FLEET_CONFIG`, YAML or JSON). */
 export const fleetConfigFileSchema = z

@@ -46,13 +46,24 @@ export async function attestedTargets(db: Kysely<Database>): Promise<Array<Attes
 const intervalMs = (every: unknown): number | undefined => (typeof every === 'number' ? every : undefined);
 
 /** Creates missing Schedules (first cycle at once), updates intervals, deletes those of builds gone. */
-export async function reconcileAttestedSchedules(client: Client, db: Kysely<Database>, log: Logger): Promise<{ created: string[]; deleted: string[] }> {
-  const want = new Map((await attestedTargets(db)).map((t) => [attestedScheduleId(t), t]));
+export function reconcileAttestedSchedules(client: Client, db: Kysely<Database>, log: Logger): Promise<{ created: string[]; deleted: string[] }> {
+  // One at a time in this process: two interleaved passes could each act on a stale view.
+  const run = reconciling.then(() => reconcileOnce(client, db, log));
+  reconciling = run.catch(() => undefined);
+  return run;
+}
+let reconciling: Promise<unknown> = Promise.resolve();
+
+async function reconcileOnce(client: Client, db: Kysely<Database>, log: Logger): Promise<{ created: string[]; deleted: string[] }> {
   /** scheduleId → its interval in ms (what the listing says), to update only what changed. */
   const have = new Map<string, number | undefined>();
   for await (const s of client.schedule.list()) {
     if (s.action?.type === 'startWorkflow' && s.action.workflowType === WORKFLOW_TYPE) have.set(s.scheduleId, intervalMs(s.spec?.intervals?.[0]?.every));
   }
+  // Read after listing: a Schedule is only ever created after its build was committed, so every
+  // Schedule listed has its build in this read unless the build is really gone — a slow listing
+  // (another process, or this one, creating a Schedule meanwhile) never deletes a new one.
+  const want = new Map((await attestedTargets(db)).map((t) => [attestedScheduleId(t), t]));
   const created: string[] = [];
   const deleted: string[] = [];
   for (const [scheduleId, t] of want) {

@@ -73,9 +73,6 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   await ensureProviderRefreshSchedule(o.temporal.client, o.providers.refreshIntervalS, log).catch((err: Error) => {
     log.error({ err: err.message }, 'could not schedule the provider refresh');
   });
-  await reconcileAttestedSchedules(o.temporal.client, o.db.db, log).catch((err: Error) => {
-    log.error({ err: err.message }, 'could not reconcile the attested discovery schedules');
-  });
   if (synced && (synced.saved.length || synced.removed.length)) {
     await startProviderRefresh(o.temporal.client).catch((err: Error) => log.warn({ err: err.message }, 'could not start a provider refresh'));
   }

@@ -205,7 +205,7 @@ describe('remote providers', () => {
   });
 
   test('an attested provider that cannot be used leaves its model failing closed: never plaintext', async () => {
-    assert.equal((await admin('POST', '/admin/providers', { id: 'locked-a', base_url: up.baseUrl, tier: 'attested', api_key_env: 'NO_SUCH_KEY', models: 'locked=x' })).status, 201);
+    assert.equal((await admin('POST', '/admin/providers', { id: 'locked-a', base_url: 'https://locked-a.attested.invalid/v1', tier: 'attested', api_key_env: 'NO_SUCH_KEY', models: 'locked=x' })).status, 201);
     const plain = await admin('POST', '/admin/providers', { id: 'locked-p', base_url: up.baseUrl, tier: 'plaintext', models: 'locked=y,locked=x' });
     assert.equal(plain.status, 201);
     assert.deepEqual(plain.body.warnings, ["canonical id 'locked' is listed twice: keeping 'y', ignoring 'x'"], 'the operator hears what the list does not mean');
@@ -218,6 +218,27 @@ describe('remote providers', () => {
     assert.equal((await chat('locked')).status, 200, 'with nothing attested left, plaintext serves');
     assert.equal((await admin('DELETE', '/admin/providers/locked-p')).status, 200);
     assert.equal((await chat('locked')).status, 404, 'an id with no provider left is gone');
+  });
+
+  test('PATCH changes the fields it names and keeps every other one', async () => {
+    const created = await admin('POST', '/admin/providers', { id: 'patched', base_url: up.baseUrl, models: 'pm=vendor/pm', context_length: 4096, streaming: false, timeouts: { connect_ms: 1000, first_byte_ms: 2000, idle_ms: 3000 } });
+    assert.equal(created.status, 201);
+    const patched = await admin('PATCH', '/admin/providers/patched', { enabled: false });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    const { enabled, models, context_length, streaming, timeouts, tier } = patched.body as Record<string, unknown>;
+    assert.deepEqual({ enabled, models, context_length, streaming, timeouts, tier }, {
+      enabled: false,
+      models: 'pm=vendor/pm',
+      context_length: 4096,
+      streaming: false,
+      timeouts: { connect_ms: 1000, first_byte_ms: 2000, idle_ms: 3000 },
+      tier: 'plaintext',
+    });
+    const bad = await admin('PATCH', '/admin/providers/patched', { tier: 'attested' });
+    assert.equal(bad.status, 400, 'an attested provider needs https');
+    assert.match(JSON.stringify(bad.body), /https/);
+    assert.equal((await admin('PATCH', '/admin/providers/patched', { nope: 1 })).status, 400);
+    assert.equal((await admin('DELETE', '/admin/providers/patched')).status, 200);
   });
 
   test('refresh: listed-only models are added inactive; only a complete refresh prunes', async () => {

@@ -80,7 +80,7 @@ test('FLEET_CONFIG: a YAML or JSON file of providers, validated with defaults', 
   assert.deepEqual(c.file!.providers.map((p) => [p.id, p.base_url, p.tier, p.streaming, p.timeouts.connect_ms]), [['up', 'https://api.example.com/v1', 'plaintext', true, 5000]]);
   assert.equal(c.secrets.get('UP_KEY'), 'secret-value', 'keys are read by name, from the same environment');
   const json = path.join(dir, 'fleet.json');
-  writeFileSync(json, JSON.stringify({ providers: [{ id: 'a', base_url: 'http://127.0.0.1:9/v1', tier: 'attested' }] }));
+  writeFileSync(json, JSON.stringify({ providers: [{ id: 'a', base_url: 'https://a.tee.example.com/v1', tier: 'attested' }] }));
   assert.equal(loadConfig({ FLEET_CONFIG: json }).file!.providers[0]!.tier, 'attested');
 
   const badCases: Array<[string, RegExp]> = [
@@ -90,10 +90,32 @@ test('FLEET_CONFIG: a YAML or JSON file of providers, validated with defaults', 
     ['providers:\n  - id: x\n    base_url: https://h/v1\n  - id: x\n    base_url: https://h/v1\n', /appears twice/],
     ['providers:\n  - id: x\n    base_url: https://h/v1\n    api_key: sk-inline\n', /Unrecognized key/],
     ['providers: [unclosed\n', /not valid YAML or JSON/],
+    ['providers:\n  - id: x\n    base_url: http://x.tee.example.com/v1\n    tier: attested\n', /providers\.0\.base_url: an attested provider needs an https base_url/],
+    ['providers:\n  - id: x\n    base_url: https://h/v1\n    transport: { resolve: { "*.h.example": "not-an-ip" } }\n', /providers\.0\.transport\.resolve/],
+    ['providers:\n  - id: x\n    base_url: https://h/v1\n    discovery_interval_s: 5\n', /providers\.0\.discovery_interval_s/],
   ];
   for (const [text, err] of badCases) {
     writeFileSync(yaml, text);
     assert.throws(() => loadConfig({ FLEET_CONFIG: yaml }), (e: unknown) => e instanceof ConfigError && err.test(e.message) && !e.message.includes('sk-inline'), text);
   }
   assert.throws(() => loadConfig({ FLEET_CONFIG: path.join(dir, 'missing.yaml') }), /FLEET_CONFIG: cannot read/);
+});
+
+test('quote verification: DCAP by default; the software TEE only when allowed, with its key', () => {
+  assert.deepEqual(loadConfig({}).providers.quotes, { kind: 'dcap', pccsUrl: 'https://api.trustedservices.intel.com', allowedTcbStatuses: ['UpToDate'] });
+  assert.deepEqual(loadConfig({ FLEET_PCCS_URL: 'https://pccs.internal:8081', FLEET_TCB_ALLOWED: 'UpToDate,SWHardeningNeeded' }).providers.quotes, {
+    kind: 'dcap',
+    pccsUrl: 'https://pccs.internal:8081',
+    allowedTcbStatuses: ['UpToDate', 'SWHardeningNeeded'],
+  });
+  const key = 'ab'.repeat(32);
+  assert.deepEqual(loadConfig({ FLEET_ALLOW_SOFTWARE_TEE: 'true', FLEET_SOFTWARE_TEE_PUBLIC_KEY: key }).providers.quotes, { kind: 'software', publicKey: key });
+  const refused: Array<[Record<string, string>, RegExp]> = [
+    [{ FLEET_SOFTWARE_TEE_PUBLIC_KEY: key }, /FLEET_SOFTWARE_TEE_PUBLIC_KEY: set, but FLEET_ALLOW_SOFTWARE_TEE is not true/],
+    [{ FLEET_ALLOW_SOFTWARE_TEE: 'true' }, /FLEET_SOFTWARE_TEE_PUBLIC_KEY: required/],
+    [{ FLEET_ALLOW_SOFTWARE_TEE: 'true', FLEET_SOFTWARE_TEE_PUBLIC_KEY: 'AB'.repeat(32) }, /FLEET_SOFTWARE_TEE_PUBLIC_KEY/],
+    [{ FLEET_TCB_ALLOWED: 'UpToDate;OutOfDate' }, /FLEET_TCB_ALLOWED/],
+    [{ FLEET_PCCS_URL: 'ftp://pccs' }, /FLEET_PCCS_URL/],
+  ];
+  for (const [env, err] of refused) assert.throws(() => loadConfig(env), (e: unknown) => e instanceof ConfigError && err.test(e.message), JSON.stringify(env));
 });

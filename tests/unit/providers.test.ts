@@ -94,6 +94,8 @@ const failureCases: Array<[string, UpstreamFailure, string, boolean]> = [
   ['connection dropped', { kind: 'transport', category: 'dropped' }, 'retry_same', true],
   ['TLS failure', { kind: 'transport', category: 'tls' }, 'retry_same', true],
   ['unreadable answer', { kind: 'transport', category: 'decode' }, 'next_replica', true],
+  ['attested: the peer key is not pinned (another backend may be)', { kind: 'transport', category: 'unpinned' }, 'retry_same', true],
+  ['attested: the signature did not verify', { kind: 'transport', category: 'verify' }, 'next_replica', true],
   ['500', { kind: 'http', status: 500 }, 'retry_same', true],
   ['503', { kind: 'http', status: 503 }, 'retry_same', true],
   ['429', { kind: 'http', status: 429, retryAfterSeconds: 1 }, 'retry_same', true],

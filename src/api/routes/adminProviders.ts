@@ -46,6 +46,8 @@ export function adminProviderRoutes(deps: ProviderRouteDeps): Router {
       enabled: p.enabled,
       context_length: p.context_length,
       timeouts: p.timeouts,
+      transport: p.transport,
+      discovery_interval_s: p.discovery_interval_s,
       source: p.source,
       consecutive_failures: h?.consecutive_failures ?? 0,
       demoted: isDemoted(
@@ -82,9 +84,12 @@ export function adminProviderRoutes(deps: ProviderRouteDeps): Router {
     const existing = PROVIDER_ID_PATTERN.test(id) ? await getProvider(deps.db, id) : undefined;
     if (!existing) throw providerNotFound(id);
     if (existing.source === 'config') throw invalidRequest(`The provider '${id}' comes from the config file (FLEET_CONFIG): change it there.`, 'id');
-    const patch = parseOr400(providerPatchSchema, req.body ?? {});
+    const body: unknown = req.body ?? {};
+    parseOr400(providerPatchSchema, body); // each given field checked on its own, unknown ones refused
+    // The fields given, as given: the parsed patch holds every field's default too, which would
+    // reset whatever the request did not name.
     const { source: _source, createdAt: _created, updatedAt: _updated, ...current } = existing;
-    const spec = parseOr400(providerSpecSchema, { ...current, ...patch, id });
+    const spec = parseOr400(providerSpecSchema, { ...current, ...(body as object), id });
     const { record } = await saveProvider(deps.db, spec, 'admin');
     deps.catalog.invalidate();
     await refreshSoon([id]);
