@@ -12,8 +12,11 @@
  * proxy cost. Figures: added latency (target − upstream, medians and p99) for JSON answers at
  * c=1, added time to the first streamed content delta at c=1 (requests interleaved across the
  * targets, so background load hits them alike), requests per second at c=`--clients` (closed
- * loop, `--seconds` per target), and CPU-ms per request of every process during that phase. The
- * last line is `BENCH_JSON {"targets": {...}}`.
+ * loop, `--seconds` per target), and CPU-ms per request of every process during that phase.
+ * The design floor (bench/floor.ts) is measured on the fleet's own Temporal server in the same
+ * run: a bare workflow, and one running a single activity on another worker's queue — what any
+ * workflow-per-request design pays before the gateway adds anything. The last line is
+ * `BENCH_JSON {"targets": {...}}`.
  *
  *   npx tsx bench/proxy.ts [--peers] [--requests 100] [--warmup 10] [--max-tokens 16] [--clients 32] [--seconds 10]
  */
@@ -33,6 +36,7 @@ import { cpuMsOfTree, type CpuSample } from './procCpu.js';
 import { installPeers, startLiteLlm, startPortkey, type Peer } from './peers.js';
 import { startBench } from './setup.js';
 import { percentile, round } from './stats.js';
+import { p50p99, startFloor, type Floor } from './floor.js';
 
 const USAGE = 'usage: npx tsx bench/proxy.ts [--peers] [--requests N=100] [--warmup N=10] [--max-tokens N=16] [--clients N=32] [--seconds S=10]';
 const root = path.resolve(import.meta.dirname, '..');
@@ -80,9 +84,11 @@ const { opts, log, config: config_ } = startBench(options, USAGE);
 const agent = new Agent({ connections: 256, keepAliveTimeout: 30_000 });
 const children: ChildProcess[] = [];
 let fleet: DevFleet | undefined;
+let floor: Floor | undefined;
 const peers: Peer[] = [];
 let tmp: string | undefined;
 const cleanup = async () => {
+  await floor?.stop().catch(() => undefined);
   await fleet?.stop().catch(() => undefined);
   for (const p of peers) await p.stop().catch(() => undefined);
   for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
@@ -206,6 +212,8 @@ try {
   }
   // The first answer through a provider refreshes its catalog entry; warm every path.
   await waitForModels(fleet.apiUrl, ['tiny', 'up-tiny', 'up-instant']);
+  floor = await startFloor(fleet.temporalAddress);
+  const floorSamples = { bare: [] as number[], oneActivity: [] as number[] };
   const load0 = os.loadavg()[0]!;
   const json: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
   const first: Record<string, number[]> = Object.fromEntries(targets.map((t) => [t.name, []]));
@@ -216,12 +224,19 @@ try {
       const [j, s] = [await jsonOnce(t), await streamOnce(t)];
       if (i >= opts.warmup) (json[t.name]!.push(j), first[t.name]!.push(s));
     }
+    const f = await floor.sample();
+    if (i >= opts.warmup) (floorSamples.bare.push(f.bare), floorSamples.oneActivity.push(f.oneActivity));
   }
   const load1 = os.loadavg()[0]!;
   log.info(`c=${opts.clients} throughput, ${opts.seconds} s per target`);
   const tp: Record<string, Awaited<ReturnType<typeof throughput>>> = {};
   for (const t of targets) tp[t.name] = await throughput(t);
+  const floorTp = await floor.throughput({ clients: opts.clients, seconds: opts.seconds, serverPid: fleetPid });
   const load2 = os.loadavg()[0]!;
+  const floorRows = [
+    { name: 'floor-activity', ...p50p99(floorSamples.oneActivity), ...floorTp['floor-activity'] },
+    { name: 'floor-bare', ...p50p99(floorSamples.bare), ...floorTp['floor-bare'] },
+  ];
 
   const baseOf = (name: string) => (name.endsWith('-instant') ? 'upstream-instant' : 'upstream');
   const p = (xs: number[], q: number) => percentile(xs, q);
@@ -254,6 +269,10 @@ try {
         (r.errorsC32 ? `  (${r.errorsC32} errors)` : ''),
     ),
     '',
+    `design floor on the fleet's Temporal server (eager start, c=1 latency / c=${opts.clients} workflows per second; CPU-ms per workflow of the bench process (client + both workers) and of the temporal server):`,
+    ...floorRows.map((r) => `${r.name.padEnd(24)}${c(r.p50Ms)}${c(r.p99Ms)}${c('')}${c('')}${c('')}${c('')}${c(r.perS, 14)}  ` + Object.entries(r.cpuMsPerWorkflow).map(([k, v]) => `${k} ${v}`).join(', ')),
+    `fleet c=${opts.clients} / floor-activity: ${(tp.fleet!.reqPerS / Math.max(0.01, floorTp['floor-activity'].perS)).toFixed(2)}×`,
+    '',
     'added = target − the upstream it fronts (the model server, or the instant server for *-instant), same run',
   ];
   console.log(lines.join('\n'));
@@ -267,6 +286,7 @@ try {
       targets: Object.fromEntries(rows.filter((r) => !r.name.endsWith('-instant')).map((r) => [r.name, pick(r)])),
       instant: Object.fromEntries(rows.filter((r) => r.name.endsWith('-instant')).map((r) => [r.name.replace(/-instant$/, ''), pick(r)])),
       detail: rows,
+      floor: floorRows,
     })}`,
   );
 } catch (err) {

@@ -18,7 +18,7 @@ import { typedFailure } from '../common/typedFailure.js';
 import type { GenerateInput, GenerateResult } from '../common/inference.js';
 import type { Logger } from '../logger.js';
 import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
-import { createChunkPublisher } from '../stream/chunkPublisher.js';
+import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 import { keyFingerprint, publicKeyOf, signReport, type AttestationReport } from '../domain/attestation.js';
 import { sha256Hex, signHostResponse } from '../domain/teeSignatures.js';
@@ -283,7 +283,17 @@ export function createHostActivities(deps: HostActivityDeps) {
           const signature = signHostResponse({ modelSha256: input.sign.modelSha256, requestSha256, text: out.text }, signingKey);
           return { ...out, hostId, replica: { kind: 'host', hostId }, signature };
         }
-        return { ...out, hostId, replica: { kind: 'host', hostId } };
+        const replica = { kind: 'host' as const, hostId };
+        // Unsigned: the API may answer from this before the workflow closes (EarlyAnswer).
+        await publishFinal(deps.channel, {
+          requestId: input.requestId,
+          source: hostId,
+          log: deps.log,
+          text: out.text,
+          streamed: publisher,
+          final: { finishReason: out.finishReason, usage: out.usage, replica, hostId, failovers: input.failovers ?? 0 },
+        });
+        return { ...out, hostId, replica };
       } catch (err) {
         await publisher?.flush();
         // A cancellation says what was used by then: the API settles the key's budget to it.

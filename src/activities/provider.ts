@@ -23,7 +23,7 @@ import type { ProviderDirectory } from '../providers/directory.js';
 import type { AttestedRoute } from '../providers/attestedRoutes.js';
 import { fetchProviderSignature } from '../providers/attestedSignature.js';
 import { callUpstream, listUpstreamModels, UpstreamError, type UpstreamAnswer } from '../providers/openaiUpstream.js';
-import { createChunkPublisher } from '../stream/chunkPublisher.js';
+import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
 import type { StreamChannel } from '../stream/channel.js';
 
 export interface ProviderActivityDeps {
@@ -107,13 +107,20 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
             if (publisher && !streamUpstream) publisher.push(answer.text);
             await publisher?.flush();
             recordGeneration(input.modelId, answer.usage.completionTokens, (performance.now() - started) / 1000);
+            const replica = { kind: 'provider' as const, providerId: record.id };
+            const usageEstimated = answer.usageEstimated ? { usageEstimated: true } : {};
+            if (!teeSignature) {
+              // Unsigned: the API may answer from this before the workflow closes (EarlyAnswer).
+              const final = { finishReason: answer.finishReason, usage: answer.usage, replica, hostId: source, failovers: input.failovers ?? 0, ...usageEstimated };
+              await publishFinal(deps.channel, { requestId: input.requestId, source, log, text: answer.text, streamed: publisher, final });
+            }
             return {
               text: answer.text,
               finishReason: answer.finishReason,
               usage: answer.usage,
-              replica: { kind: 'provider', providerId: record.id },
+              replica,
               hostId: source,
-              ...(answer.usageEstimated ? { usageEstimated: true } : {}),
+              ...usageEstimated,
               ...(teeSignature ? { teeSignature } : {}),
             };
           } catch (err) {

@@ -11,10 +11,10 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import type { Kysely } from 'kysely';
-import type { InferenceInput, InferenceResult, SamplingParams, StreamChunk, Usage } from '../common/inference.js';
+import type { EarlyAnswer, InferenceInput, InferenceResult, SamplingParams, StreamChunk, Usage } from '../common/inference.js';
 import { retryThroughOutage } from '../common/outage.js';
 import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
-import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
+import { REQUEST_QUEUE } from '../common/taskQueues.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../db/budgetRepo.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
 import type { Database, RequestKind } from '../db/schema.js';
@@ -62,13 +62,19 @@ export interface InferenceCall {
   requestSha256?: string;
 }
 
+/**
+ * What the executor answers with: the workflow's result, or — sooner — the replica's early
+ * answer from the stream channel (text plus EarlyAnswer), whichever comes first.
+ */
+export type Answer = Pick<InferenceResult, 'text' | 'finishReason' | 'usage' | 'replica' | 'hostId' | 'failovers' | 'signature' | 'teeSignature' | 'usageEstimated'>;
+
 /** What a wire format renders. Text arrives in order, from one replica only. */
 export interface CallSink {
   /** The client is gone (the executor then cancels the workflow). */
   readonly closed: boolean;
   onClose(listener: () => void): void;
   text(delta: string): void;
-  done(result: InferenceResult): void;
+  done(result: Answer): void;
   fail(error: ApiError): void;
 }
 
@@ -78,20 +84,31 @@ const REFUSAL_REASON = { balance: 'balance', window: 'window', exceedsWindow: 'e
  * Puts one replica's chunks in offset order. A chunk of another source (the request moved
  * after this one had started) is dropped: the client never gets two answers spliced.
  */
-class ChunkOrder {
+export class ChunkOrder {
   sent = '';
   private owner: string | null = null;
   private readonly early = new Map<number, string>();
-  constructor(private readonly emit: (text: string) => void) {}
+  /** The owner's end-of-answer marker, once seen (it may overtake the last chunks). */
+  private final: { at: number; answer: EarlyAnswer } | undefined;
+  /** `onComplete`: the owner's whole answer arrived, in order (a stream's early answer). */
+  constructor(
+    private readonly emit: (text: string) => void,
+    private readonly onComplete: (text: string, answer: EarlyAnswer) => void = () => undefined,
+  ) {}
   push(c: StreamChunk): void {
     if (this.owner !== null && c.source !== this.owner) return;
     this.owner ??= c.source;
-    if (c.offset > this.sent.length) return void this.early.set(c.offset, c.text);
-    if (c.offset < this.sent.length) return; // a duplicate
-    this.write(c.text);
+    if (c.final) this.final ??= { at: c.offset, answer: c.final };
+    else if (c.offset > this.sent.length) this.early.set(c.offset, c.text);
+    else if (c.offset === this.sent.length) this.write(c.text); // else a duplicate
     for (let next = this.early.get(this.sent.length); next !== undefined; next = this.early.get(this.sent.length)) {
       this.early.delete(this.sent.length);
       this.write(next);
+    }
+    if (this.final && this.final.at === this.sent.length) {
+      const { answer } = this.final;
+      this.final = { at: -1, answer }; // once
+      this.onComplete(this.sent, answer);
     }
   }
   /** The rest of the answer from the durable record (whatever the channel did not deliver). */
@@ -109,7 +126,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
   const log = deps.log.child({ requestId: call.requestId, model: call.modelId });
   const started = new Date();
   const elapsedSeconds = () => (Date.now() - started.getTime()) / 1000;
-  const writeLog = (o: { replica: InferenceResult['replica'] | null; principal: string | null; status: 'ok' | 'error' | 'cancelled'; result?: InferenceResult; failure?: ApiError; usage?: Usage }) =>
+  const writeLog = (o: { replica: InferenceResult['replica'] | null; principal: string | null; status: 'ok' | 'error' | 'cancelled'; result?: Answer; failure?: ApiError; usage?: Usage }) =>
     retryThroughOutage(
       () =>
         insertRequestLog(deps.db, {
@@ -166,20 +183,31 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     }
   }
 
+  // The replica's early answer (EarlyAnswer): the first complete one wins, whoever sent it.
+  let answerEarly!: (a: Answer) => void;
+  const early = new Promise<Answer>((resolve) => (answerEarly = resolve));
+  const fromFinal = (text: string, f: EarlyAnswer): Answer => ({ text, ...f });
   let first = true;
-  const order = new ChunkOrder((text) => {
-    if (first) recordFirstText(call.kind, elapsedSeconds());
-    first = false;
-    if (!sink.closed) sink.text(text);
-  });
+  const order = new ChunkOrder(
+    (text) => {
+      if (first) recordFirstText(call.kind, elapsedSeconds());
+      first = false;
+      if (!sink.closed) sink.text(text);
+    },
+    (text, f) => answerEarly(fromFinal(text, f)),
+  );
+  const onChunk = (c: StreamChunk) => {
+    if (call.stream) order.push(c);
+    else if (c.final && c.offset === 0) answerEarly(fromFinal(c.text, c.final));
+  };
   let unsubscribe: (() => void) | undefined;
-  let result: InferenceResult | undefined;
+  let result: Answer | undefined;
   let failure: ApiError | undefined;
   try {
     // Subscribe before the workflow exists, so no chunk can be published before we listen.
-    if (call.stream) unsubscribe = await deps.channel.subscribe(call.requestId, (c) => order.push(c));
+    unsubscribe = await deps.channel.subscribe(call.requestId, onChunk);
     handle = await deps.client.workflow.start<typeof inferenceRequest>('inferenceRequest', {
-      taskQueue: CONTROL_PLANE_QUEUE,
+      taskQueue: REQUEST_QUEUE,
       workflowId: call.requestId,
       args: [
         {
@@ -203,7 +231,11 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     });
     // Gone while the workflow was being started: nobody is waiting for (or paying for) it.
     if (clientGone) cancel();
-    result = await handle.result();
+    // The answer goes out as soon as the replica published it; the workflow closes on its own,
+    // durably recording the outcome (what it says after an early answer changes nothing here).
+    const closed = handle.result();
+    closed.catch(() => undefined);
+    result = await Promise.race([closed, early]);
   } catch (err) {
     failure = fromWorkflowFailure(err, call.modelId);
     if (failure.status >= 500 && failure.status !== 503) log.error({ err }, 'inference failed');

@@ -106,6 +106,23 @@ export interface GenerateInput extends InferenceRequestInput {
   sign?: { modelSha256: string; pinnedFingerprints?: string[] };
   /** A remote build: the provider to call and the slug it knows the model by (provider workers only). */
   remote?: { providerId: string; upstreamModel: string };
+  /** Attempts of this request that moved on before this one (echoed in the early answer). */
+  failovers?: number;
+}
+
+/**
+ * The end of an answer, published by the replica on the stream channel the moment generation
+ * ends, so the API answers without waiting for the workflow to close (the workflow still records
+ * the outcome durably). Only for answers without a signature: a signed answer is checked by the
+ * workflow and stored from its result.
+ */
+export interface EarlyAnswer {
+  finishReason: FinishReason;
+  usage: Usage;
+  replica: Replica;
+  hostId: string;
+  failovers: number;
+  usageEstimated?: boolean;
 }
 
 /** One coalesced piece of a streamed answer; `offset` is its position in the full text. */
@@ -115,4 +132,9 @@ export interface StreamChunk {
   source: string;
   offset: number;
   text: string;
+  /**
+   * The answer is complete: for a stream, `offset` is its full length and `text` empty; otherwise
+   * `offset` is 0 and `text` the whole answer.
+   */
+  final?: EarlyAnswer;
 }

@@ -6,6 +6,14 @@ import type { Replica } from './replicas.js';
 
 export const CONTROL_PLANE_QUEUE = 'fleet.control-plane';
 
+/**
+ * The request workflows (`inferenceRequest`), served by the control-plane process from a bundle
+ * of their own: a workflow's modules are evaluated for every execution, and this bundle holds
+ * only what a request runs (not the discovery cycles' signature libraries). Requests started
+ * before it existed finish on the control-plane queue, which still registers the workflow.
+ */
+export const REQUEST_QUEUE = 'fleet.requests';
+
 export function hostQueue(hostId: string): string {
   return `host.${hostId}`;
 }

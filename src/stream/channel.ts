@@ -3,7 +3,8 @@
  * API process that holds the client connection relays them as SSE. It crosses processes over
  * Postgres LISTEN/NOTIFY on one channel; each process LISTENs once and dispatches by request
  * id in memory, so a request costs no extra round trip to subscribe. The workflow result stays
- * the durable record: the API fills in anything the channel did not deliver.
+ * the durable record: the API fills in anything the channel did not deliver. A chunk may carry
+ * the answer's end (`final`), so the API can answer before the workflow closes.
  */
 import { z } from 'zod';
 import type { StreamChunk } from '../common/inference.js';
@@ -21,7 +22,39 @@ const PG_CHANNEL = 'fleet_stream';
 /** NOTIFY payloads are capped at 8000 bytes; leave room for the envelope and escaping. */
 export const MAX_CHUNK_BYTES = 6000;
 
-const wireChunk = z.object({ r: z.string(), s: z.string(), o: z.number().int().min(0), t: z.string() });
+const count = z.number().int().min(0);
+const wireFinal = z.object({
+  fr: z.enum(['stop', 'length']),
+  u: z.object({ p: count, c: count }),
+  rep: z.union([z.object({ kind: z.literal('host'), hostId: z.string() }), z.object({ kind: z.literal('provider'), providerId: z.string() })]),
+  h: z.string(),
+  fo: count,
+  ue: z.literal(true).optional(),
+});
+const wireChunk = z.object({ r: z.string(), s: z.string(), o: count, t: z.string(), f: wireFinal.optional() });
+
+function toWire(c: StreamChunk): string {
+  const f = c.final;
+  const final = f
+    ? { f: { fr: f.finishReason, u: { p: f.usage.promptTokens, c: f.usage.completionTokens }, rep: f.replica, h: f.hostId, fo: f.failovers, ...(f.usageEstimated ? { ue: true } : {}) } }
+    : {};
+  return JSON.stringify({ r: c.requestId, s: c.source, o: c.offset, t: c.text, ...final });
+}
+
+function fromWire(w: z.infer<typeof wireChunk>): StreamChunk {
+  const chunk: StreamChunk = { requestId: w.r, source: w.s, offset: w.o, text: w.t };
+  if (w.f) {
+    chunk.final = {
+      finishReason: w.f.fr,
+      usage: { promptTokens: w.f.u.p, completionTokens: w.f.u.c },
+      replica: w.f.rep,
+      hostId: w.f.h,
+      failovers: w.f.fo,
+      ...(w.f.ue ? { usageEstimated: true } : {}),
+    };
+  }
+  return chunk;
+}
 
 export function createPgStreamChannel(db: DbHandle, log: Logger): StreamChannel {
   const handlers = new Map<string, Set<(c: StreamChunk) => void>>();
@@ -40,14 +73,13 @@ export function createPgStreamChannel(db: DbHandle, log: Logger): StreamChannel 
     }
     const set = handlers.get(parsed.data.r);
     if (!set) return;
-    const chunk = { requestId: parsed.data.r, source: parsed.data.s, offset: parsed.data.o, text: parsed.data.t };
+    const chunk = fromWire(parsed.data);
     for (const h of set) h(chunk);
   };
 
   return {
     async publish(chunk) {
-      const payload = JSON.stringify({ r: chunk.requestId, s: chunk.source, o: chunk.offset, t: chunk.text });
-      await db.notify(PG_CHANNEL, payload);
+      await db.notify(PG_CHANNEL, toWire(chunk));
     },
     async subscribe(requestId, onChunk) {
       listening ??= db.listen(PG_CHANNEL, dispatch);

@@ -4,6 +4,7 @@
  * completes. Fast generation therefore sends few large chunks, slow generation sends each
  * token as soon as it exists, and no fixed sleep sits on the streaming path.
  */
+import type { EarlyAnswer } from '../common/inference.js';
 import type { Logger } from '../logger.js';
 import { MAX_CHUNK_BYTES, type StreamChannel } from './channel.js';
 
@@ -49,6 +50,29 @@ export function createChunkPublisher(channel: StreamChannel, requestId: string, 
       return offset;
     },
   };
+}
+
+/**
+ * Publishes the end of an answer (see EarlyAnswer): after a stream's last chunk, a final marker
+ * at its length; for an answer that was not streamed, the whole text in one notification when it
+ * fits (a longer one is answered from the workflow result instead). Best effort, like the chunks:
+ * a lost notification only means the API waits for the workflow to close.
+ */
+export async function publishFinal(
+  channel: StreamChannel,
+  o: { requestId: string; source: string; log: Logger; text: string; streamed: ChunkPublisher | undefined; final: EarlyAnswer },
+): Promise<void> {
+  const chunk = o.streamed
+    ? { requestId: o.requestId, source: o.source, offset: o.streamed.published, text: '', final: o.final }
+    : Buffer.byteLength(o.text) <= MAX_CHUNK_BYTES
+      ? { requestId: o.requestId, source: o.source, offset: 0, text: o.text, final: o.final }
+      : undefined;
+  if (!chunk) return;
+  try {
+    await channel.publish(chunk);
+  } catch (err) {
+    o.log.warn({ err: (err as Error).message }, 'publishing the final answer failed');
+  }
 }
 
 /** The longest prefix of `s` whose UTF-8 size is at most `maxBytes`, never splitting a pair. */

@@ -7,7 +7,7 @@ import type { DemotionPolicy } from '../domain/replicas.js';
 import { Worker } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { createControlPlaneActivities } from '../activities/controlPlane.js';
-import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
+import { CONTROL_PLANE_QUEUE, REQUEST_QUEUE } from '../common/taskQueues.js';
 import type { DbHandle } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 import type { TemporalHandle } from '../temporal/connect.js';
@@ -21,6 +21,8 @@ import { reconcileAttestedSchedules } from '../temporal/attestedDiscovery.js';
 import { runWorker, type RunningWorker } from './running.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+/** The request queue's bundle: `inferenceRequest` alone (see REQUEST_QUEUE). */
+export const REQUEST_WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/requests.ts', import.meta.url));
 
 export interface ControlPlaneOptions {
   temporal: TemporalHandle;
@@ -44,25 +46,24 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
     log.error({ err: err.message }, 'could not reconcile the attested discovery schedules');
   });
   if (synced && (synced.saved.length || synced.removed.length)) log.info(synced, 'providers from the config file');
-  const worker = await Worker.create({
-    connection: o.temporal.connection,
-    namespace: o.temporal.namespace,
-    dataConverter: o.temporal.dataConverter,
-    taskQueue: CONTROL_PLANE_QUEUE,
-    workflowsPath: WORKFLOWS_PATH,
-    activities: createControlPlaneActivities({
-      db: o.db.db,
-      client: o.temporal.client,
-      heartbeatIntervalMs: o.heartbeatIntervalMs,
-      pools: { enabled: o.pools.enabled, cooldownMs: o.pools.cooldownMs },
-      demotion: o.demotion,
-      secrets: o.secrets,
-      log,
-    }),
-    shutdownGraceTime: '5 seconds',
+  // One set of activities for both queues: the request workflow's local activities (routing,
+  // outcomes) run on the worker that runs the workflow.
+  const activities = createControlPlaneActivities({
+    db: o.db.db,
+    client: o.temporal.client,
+    heartbeatIntervalMs: o.heartbeatIntervalMs,
+    pools: { enabled: o.pools.enabled, cooldownMs: o.pools.cooldownMs },
+    demotion: o.demotion,
+    secrets: o.secrets,
+    log,
   });
-  const running = runWorker(worker, { log, name: 'control-plane' });
-  log.info({ taskQueue: CONTROL_PLANE_QUEUE }, 'control-plane worker running');
+  const common = { connection: o.temporal.connection, namespace: o.temporal.namespace, dataConverter: o.temporal.dataConverter, activities, shutdownGraceTime: '5 seconds' };
+  const [worker, requests] = await Promise.all([
+    Worker.create({ ...common, taskQueue: CONTROL_PLANE_QUEUE, workflowsPath: WORKFLOWS_PATH }),
+    Worker.create({ ...common, taskQueue: REQUEST_QUEUE, workflowsPath: REQUEST_WORKFLOWS_PATH }),
+  ]);
+  const running = bothWorkers(runWorker(worker, { log, name: 'control-plane' }), runWorker(requests, { log, name: 'request' }));
+  log.info({ taskQueues: [CONTROL_PLANE_QUEUE, REQUEST_QUEUE] }, 'control-plane worker running');
   await ensureSweepSchedule(o.temporal.client, log).catch((err: Error) => {
     // Not fatal: requests still settle and release; only crash leftovers wait for a later start.
     log.error({ err: err.message }, 'could not schedule the reservation sweep');
@@ -77,4 +78,9 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
     await startProviderRefresh(o.temporal.client).catch((err: Error) => log.warn({ err: err.message }, 'could not start a provider refresh'));
   }
   return running;
+}
+
+/** Two workers as one: done when both are, stopped together. */
+function bothWorkers(a: RunningWorker, b: RunningWorker): RunningWorker {
+  return { done: Promise.all([a.done, b.done]).then(() => undefined), stop: async () => void (await Promise.all([a.stop(), b.stop()])) };
 }

@@ -129,7 +129,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         tried.push(key);
         upsertSearchAttributes([{ key: FleetHost, value: replicaSource(attempt.replica) }]);
         try {
-          const result = await run(attempt, input);
+          const result = await run(attempt, input, failovers);
           if (attempt.consecutiveFailures > 0) outcomes.push({ replica: key, ok: true });
             // The client asked for the alias: the response names it, never the build.
           return { ...result, modelId: input.modelId, build: attempt.target.build, coldLoaded, moved, failovers };
@@ -164,9 +164,9 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
 }
 
 /** Runs one attempt's `generate` on its replica's queue, with the input its kind takes. */
-function run(attempt: Attempt, input: InferenceRequestInput) {
+function run(attempt: Attempt, input: InferenceRequestInput, failovers: number) {
   const t = attempt.target;
-  const base: GenerateInput = { ...input, modelId: t.build, contextLength: t.contextLength };
+  const base: GenerateInput = { ...input, modelId: t.build, contextLength: t.contextLength, failovers };
   const generateInput: GenerateInput =
     t.kind === 'gguf'
       ? { ...base, ...(t.sign ? { sign: t.sign } : {}) }

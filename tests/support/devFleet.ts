@@ -16,6 +16,8 @@ const root = path.resolve(import.meta.dirname, '../..');
 export interface DevFleet {
   child: ChildProcess;
   apiUrl: string;
+  /** Its embedded Temporal dev server. */
+  temporalAddress: string;
   uiUrl: string;
   output: () => string;
   stop(): Promise<void>;
@@ -45,6 +47,7 @@ export async function startDevFleet(dataDir: string, o: { ui?: boolean; env?: Re
   return {
     child,
     apiUrl: `http://127.0.0.1:${apiPort}`,
+    temporalAddress: `127.0.0.1:${devPort}`,
     uiUrl: `http://127.0.0.1:${uiPort}`,
     output: () => out,
     async stop() {

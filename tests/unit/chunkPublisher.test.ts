@@ -68,3 +68,54 @@ test('a failed publish is skipped (the API fills gaps from the result), later ch
     ],
   );
 });
+
+// ---- the early answer: the end of an answer on the channel, and the API's assembly of it ------
+import { ChunkOrder } from '../../src/api/callExecutor.js';
+import type { EarlyAnswer } from '../../src/common/inference.js';
+import { publishFinal } from '../../src/stream/chunkPublisher.js';
+
+const FINAL: EarlyAnswer = { finishReason: 'stop', usage: { promptTokens: 3, completionTokens: 2 }, replica: { kind: 'host', hostId: 'h' }, hostId: 'h', failovers: 0 };
+const chunk = (source: string, offset: number, text: string, final?: EarlyAnswer): StreamChunk => ({ requestId: 'r', source, offset, text, ...(final ? { final } : {}) });
+
+test('early answer: complete once every chunk before the final marker is in, whatever the arrival order', () => {
+  const orders: Array<[string, StreamChunk[]]> = [
+    ['in order', [chunk('h', 0, 'ab'), chunk('h', 2, 'cd'), chunk('h', 4, '', FINAL)]],
+    ['the marker overtakes the last chunk', [chunk('h', 0, 'ab'), chunk('h', 4, '', FINAL), chunk('h', 2, 'cd')]],
+    ['chunks swapped, duplicates, a marker twice', [chunk('h', 2, 'cd'), chunk('h', 0, 'ab'), chunk('h', 0, 'ab'), chunk('h', 4, '', FINAL), chunk('h', 4, '', FINAL)]],
+  ];
+  for (const [name, chunks] of orders) {
+    const emitted: string[] = [];
+    const completed: string[] = [];
+    const order = new ChunkOrder((t) => emitted.push(t), (text) => completed.push(text));
+    for (const c of chunks) order.push(c);
+    assert.equal(emitted.join(''), 'abcd', name);
+    assert.deepEqual(completed, ['abcd'], name);
+  }
+});
+
+test("early answer: another replica's chunks and marker never complete the first one's answer", () => {
+  const completed: string[] = [];
+  const order = new ChunkOrder(() => undefined, (text) => completed.push(text));
+  order.push(chunk('h1', 0, 'ab'));
+  order.push(chunk('h2', 0, 'xyz'));
+  order.push(chunk('h2', 3, '', FINAL));
+  assert.deepEqual(completed, []);
+  order.push(chunk('h1', 2, '', FINAL));
+  assert.deepEqual(completed, ['ab']);
+});
+
+test('publishFinal: a stream gets a marker at its length; an unstreamed answer goes whole when it fits, else not at all', async () => {
+  const { channel, published } = recordingChannel(0);
+  const p = createChunkPublisher(channel, 'r', 'h', log);
+  p.push('hello');
+  await p.flush();
+  await publishFinal(channel, { requestId: 'r', source: 'h', log, text: 'hello', streamed: p, final: FINAL });
+  assert.deepEqual(published.at(-1), { requestId: 'r', source: 'h', offset: 5, text: '', final: FINAL });
+  await publishFinal(channel, { requestId: 'r', source: 'h', log, text: 'whole', streamed: undefined, final: FINAL });
+  assert.deepEqual(published.at(-1), { requestId: 'r', source: 'h', offset: 0, text: 'whole', final: FINAL });
+  const n = published.length;
+  await publishFinal(channel, { requestId: 'r', source: 'h', log, text: 'é'.repeat(MAX_CHUNK_BYTES), streamed: undefined, final: FINAL });
+  assert.equal(published.length, n, 'too long for one notification: answered from the workflow result');
+  const failing = recordingChannel(0, 1);
+  await publishFinal(failing.channel, { requestId: 'r', source: 'h', log, text: 'x', streamed: undefined, final: FINAL }); // logged, not thrown
+});
