@@ -265,12 +265,14 @@ export function createHostActivities(deps: HostActivityDeps) {
           signal,
           ...(gate ? { beforeGenerate: () => deps.gates!.wait(gate, signal) } : {}),
           onText: (text) => {
-            // The first text is recorded at once ("something was streamed"); after that the
-            // interval keeps beating — a heartbeat per token costs ~0.3 ms each.
+            // A stream's first text is recorded at once ("something was streamed": it may no
+            // longer move to another host); after that the interval keeps beating — a heartbeat
+            // per token costs ~0.3 ms each. An unstreamed answer sends nothing before it ends, so
+            // it needs no early beat (one server round trip less per request).
             const first = generated === 0;
             generated += text.length;
             publisher?.push(text);
-            if (first) beat();
+            if (first && publisher) beat();
           },
         });
         // Wall time of runtime.generate: the slot's start is not visible here, so a request

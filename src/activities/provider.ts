@@ -96,8 +96,10 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
               stream: streamUpstream,
               signal,
               onText: (t) => {
-                const first = (publisher?.published ?? 0) === 0;
-                publisher?.push(t);
+                if (!publisher) return;
+                // A stream's first text is recorded at once: it may no longer move elsewhere.
+                const first = publisher.published === 0;
+                publisher.push(t);
                 if (first) beat();
               },
             });
