@@ -19,6 +19,7 @@ import type { GenerateInput, GenerateResult } from '../common/inference.js';
 import type { Logger } from '../logger.js';
 import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
 import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
+import { chunkSource } from '../common/replicas.js';
 import type { StreamChannel } from '../stream/channel.js';
 import { keyFingerprint, publicKeyOf, signReport, type AttestationReport } from '../domain/attestation.js';
 import { sha256Hex, signHostResponse } from '../domain/teeSignatures.js';
@@ -248,7 +249,8 @@ export function createHostActivities(deps: HostActivityDeps) {
       // A verifiable model: the key is read once, checked against the pins before anything is
       // generated, and the same key signs the answer — a rotation mid-request cannot slip in.
       const signingKey = input.sign ? await pinnedSigningKey(input.sign.pinnedFingerprints) : undefined;
-      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, hostId, deps.log) : undefined;
+      const source = chunkSource(hostId, ctx.info);
+      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, source, deps.log) : undefined;
       let generated = 0;
       // Heartbeats prove liveness while queued or generating, carry how much was streamed
       // (the workflow only moves a stream to another host if nothing was sent), and are how
@@ -286,10 +288,11 @@ export function createHostActivities(deps: HostActivityDeps) {
           return { ...out, hostId, replica: { kind: 'host', hostId }, signature };
         }
         const replica = { kind: 'host' as const, hostId };
-        // Unsigned: the API may answer from this before the workflow closes (EarlyAnswer).
-        await publishFinal(deps.channel, {
+        // Unsigned: the API may answer from this before the workflow closes (EarlyAnswer). Not
+        // awaited: a slow database must not hold the result back (the API then takes that).
+        void publishFinal(deps.channel, {
           requestId: input.requestId,
-          source: hostId,
+          source,
           log: deps.log,
           text: out.text,
           streamed: publisher,

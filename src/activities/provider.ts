@@ -24,6 +24,7 @@ import type { AttestedRoute } from '../providers/attestedRoutes.js';
 import { fetchProviderSignature } from '../providers/attestedSignature.js';
 import { callUpstream, listUpstreamModels, UpstreamError, type UpstreamAnswer } from '../providers/openaiUpstream.js';
 import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
+import { chunkSource } from '../common/replicas.js';
 import type { StreamChannel } from '../stream/channel.js';
 
 export interface ProviderActivityDeps {
@@ -80,7 +81,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
         throw typedFailure(FailureType.UpstreamUnavailable, `provider ${record.id}: no backend key is pinned yet`, { category: 'unpinned', counts: false });
       }
       const source = `provider:${record.id}`;
-      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, source, log) : undefined;
+      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, chunkSource(source, ctx.info), log) : undefined;
       const streamUpstream = input.stream && record.streaming;
       const beat = () => ctx.heartbeat({ chars: publisher?.published ?? 0 });
       const beats = setInterval(beat, 1000);
@@ -114,7 +115,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
             if (!teeSignature) {
               // Unsigned: the API may answer from this before the workflow closes (EarlyAnswer).
               const final = { finishReason: answer.finishReason, usage: answer.usage, replica, hostId: source, failovers: input.failovers ?? 0, ...usageEstimated };
-              await publishFinal(deps.channel, { requestId: input.requestId, source, log, text: answer.text, streamed: publisher, final });
+              void publishFinal(deps.channel, { requestId: input.requestId, source: chunkSource(source, ctx.info), log, text: answer.text, streamed: publisher, final });
             }
             return {
               text: answer.text,

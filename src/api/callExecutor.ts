@@ -1,7 +1,8 @@
 /**
  * One inference call end to end, whatever wire format it came in: reserve the key's budget
  * (keyed calls only), start the `inferenceRequest` workflow (its id is the response id), relay
- * the replica's streamed text in order, await the result, and end the reservation — settled to
+ * the replica's streamed text in order, answer as soon as the replica published its answer (or
+ * the workflow's result, whichever comes first), and end the reservation — settled to
  * the actual usage on success and on cancellation (the replica reports what it used in its
  * cancellation), released on every other exit. Budgets are settled here and only here. Every
  * outcome reaches the request log and the request metrics. The wire format (src/api/wire/*)
@@ -11,7 +12,7 @@
 import type { Client, WorkflowHandle } from '@temporalio/client';
 import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@temporalio/common';
 import type { Kysely } from 'kysely';
-import type { EarlyAnswer, InferenceInput, InferenceResult, SamplingParams, StreamChunk, Usage } from '../common/inference.js';
+import type { InferenceInput, InferenceResult, SamplingParams, Usage } from '../common/inference.js';
 import { retryThroughOutage } from '../common/outage.js';
 import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { REQUEST_QUEUE } from '../common/taskQueues.js';
@@ -21,6 +22,7 @@ import type { Database, RequestKind } from '../db/schema.js';
 import { insertSignature, type SignatureToStore } from '../db/signaturesRepo.js';
 import type { Logger } from '../logger.js';
 import { recordBudgetRefusal, recordFirstText, recordInferenceResult, recordKeyTokens, recordRequest } from '../metrics.js';
+import { createAnswerListener, type PublishedAnswer } from '../stream/answerListener.js';
 import type { StreamChannel } from '../stream/channel.js';
 import type { inferenceRequest } from '../workflows/inferenceRequest.js';
 import type { Principal } from './auth.js';
@@ -79,48 +81,6 @@ export interface CallSink {
 }
 
 const REFUSAL_REASON = { balance: 'balance', window: 'window', exceedsWindow: 'exceeds_window' } as const;
-
-/**
- * Puts one replica's chunks in offset order. A chunk of another source (the request moved
- * after this one had started) is dropped: the client never gets two answers spliced.
- */
-export class ChunkOrder {
-  sent = '';
-  private owner: string | null = null;
-  private readonly early = new Map<number, string>();
-  /** The owner's end-of-answer marker, once seen (it may overtake the last chunks). */
-  private final: { at: number; answer: EarlyAnswer } | undefined;
-  /** `onComplete`: the owner's whole answer arrived, in order (a stream's early answer). */
-  constructor(
-    private readonly emit: (text: string) => void,
-    private readonly onComplete: (text: string, answer: EarlyAnswer) => void = () => undefined,
-  ) {}
-  push(c: StreamChunk): void {
-    if (this.owner !== null && c.source !== this.owner) return;
-    this.owner ??= c.source;
-    if (c.final) this.final ??= { at: c.offset, answer: c.final };
-    else if (c.offset > this.sent.length) this.early.set(c.offset, c.text);
-    else if (c.offset === this.sent.length) this.write(c.text); // else a duplicate
-    for (let next = this.early.get(this.sent.length); next !== undefined; next = this.early.get(this.sent.length)) {
-      this.early.delete(this.sent.length);
-      this.write(next);
-    }
-    if (this.final && this.final.at === this.sent.length) {
-      const { answer } = this.final;
-      this.final = { at: -1, answer }; // once
-      this.onComplete(this.sent, answer);
-    }
-  }
-  /** The rest of the answer from the durable record (whatever the channel did not deliver). */
-  finishWith(text: string): void {
-    this.write(text);
-  }
-  private write(text: string): void {
-    if (!text) return;
-    this.sent += text;
-    this.emit(text);
-  }
-}
 
 export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: CallSink): Promise<void> {
   const log = deps.log.child({ requestId: call.requestId, model: call.modelId });
@@ -183,29 +143,28 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     }
   }
 
-  // The replica's early answer (EarlyAnswer): the first complete one wins, whoever sent it.
-  let answerEarly!: (a: Answer) => void;
-  const early = new Promise<Answer>((resolve) => (answerEarly = resolve));
-  const fromFinal = (text: string, f: EarlyAnswer): Answer => ({ text, ...f });
+  // The replica's early answer (EarlyAnswer): the first complete one wins.
   let first = true;
-  const order = new ChunkOrder(
-    (text) => {
+  const listener = createAnswerListener({
+    stream: call.stream,
+    emit: (text) => {
       if (first) recordFirstText(call.kind, elapsedSeconds());
       first = false;
       if (!sink.closed) sink.text(text);
     },
-    (text, f) => answerEarly(fromFinal(text, f)),
-  );
-  const onChunk = (c: StreamChunk) => {
-    if (call.stream) order.push(c);
-    else if (c.final && c.offset === 0) answerEarly(fromFinal(c.text, c.final));
-  };
+  });
+  const { order } = listener;
   let unsubscribe: (() => void) | undefined;
   let result: Answer | undefined;
   let failure: ApiError | undefined;
   try {
-    // Subscribe before the workflow exists, so no chunk can be published before we listen.
-    unsubscribe = await deps.channel.subscribe(call.requestId, onChunk);
+    // Subscribe before the workflow exists, so no chunk can be published before we listen. An
+    // unstreamed answer does without when the channel is down: it then comes from the workflow.
+    unsubscribe = await deps.channel.subscribe(call.requestId, (c) => listener.onChunk(c)).catch((err: Error) => {
+      if (call.stream) throw err;
+      log.warn({ err: err.message }, 'stream channel unavailable: answering from the workflow result');
+      return undefined;
+    });
     handle = await deps.client.workflow.start<typeof inferenceRequest>('inferenceRequest', {
       taskQueue: REQUEST_QUEUE,
       workflowId: call.requestId,
@@ -234,8 +193,11 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     // The answer goes out as soon as the replica published it; the workflow closes on its own,
     // durably recording the outcome (what it says after an early answer changes nothing here).
     const closed = handle.result();
-    closed.catch(() => undefined);
-    result = await Promise.race([closed, early]);
+    const early = listener.early.then((a) => ({ early: true as const, answer: a }));
+    const winner = await Promise.race([closed.then((r) => ({ early: false as const, answer: r })), early]);
+    result = winner.answer;
+    if (winner.early) watchRecord(closed, winner.answer, log);
+    else closed.catch(() => undefined);
   } catch (err) {
     failure = fromWorkflowFailure(err, call.modelId);
     if (failure.status >= 500 && failure.status !== 503) log.error({ err }, 'inference failed');
@@ -295,6 +257,21 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     recordRequest({ endpoint: call.kind, stream: call.stream, status: err.status, seconds: elapsedSeconds() });
     return writeLog({ replica: null, principal: keyId, status: 'error', failure: err }).then(() => undefined);
   }
+}
+
+/**
+ * After an early answer the workflow still closes on its own; what it records should be what the
+ * client got. When it is not (the replica died between publishing and reporting, and another one
+ * answered for nobody; or the workflow failed), say so: the client's answer, the reservation's
+ * settlement and the request log follow the answer that went out.
+ */
+function watchRecord(closed: Promise<InferenceResult>, sent: PublishedAnswer, log: Logger): void {
+  closed.then(
+    (r) => {
+      if (r.text !== sent.text || r.hostId !== sent.hostId) log.warn({ answered: sent.hostId, recorded: r.hostId }, 'the workflow recorded another answer than the one sent early');
+    },
+    (err: Error) => log.warn({ answered: sent.hostId, err: err.message }, 'the workflow failed after its answer was sent early'),
+  );
 }
 
 /**

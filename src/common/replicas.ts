@@ -44,8 +44,16 @@ export function replicaKey(r: Replica): string {
   return r.kind === 'host' ? `host:${r.hostId}` : `provider:${r.providerId}`;
 }
 
-/** A stream chunk's `source` for this replica (the API relays one source's chunks only). */
+/** The name of a replica in the FleetHost search attribute and in results (`hostId`). */
 export const replicaSource = (r: Replica): string => (r.kind === 'host' ? r.hostId : `provider:${r.providerId}`);
+
+/**
+ * A stream chunk's `source`: one attempt of one replica (the API relays one source's chunks
+ * only). Per attempt, not per replica: a later attempt on the same host must never splice its
+ * text into an earlier one's.
+ */
+export const chunkSource = (replicaName: string, activity: { activityId: string; attempt: number }): string =>
+  `${replicaName}#${activity.activityId}.${activity.attempt}`;
 
 /** What an attempt did to its replica's failure count (recorded only when it changes). */
 export interface ReplicaOutcome {

@@ -4,11 +4,14 @@
  * Postgres LISTEN/NOTIFY on one channel; each process LISTENs once and dispatches by request
  * id in memory, so a request costs no extra round trip to subscribe. The workflow result stays
  * the durable record: the API fills in anything the channel did not deliver. A chunk may carry
- * the answer's end (`final`), so the API can answer before the workflow closes.
+ * the answer's end (`final`), so the API can answer before the workflow closes. A chunk whose
+ * subscriber is in the publishing process itself (`fleet dev`, or an API process with its own
+ * host or provider worker) is handed over in memory and never touches the database: only one
+ * API process ever subscribes to a request id, the one holding its client.
  */
 import { z } from 'zod';
 import type { StreamChunk } from '../common/inference.js';
-import type { DbHandle } from '../db/connect.js';
+import { MAX_NOTIFY_PAYLOAD_BYTES, type DbHandle } from '../db/connect.js';
 import type { Logger } from '../logger.js';
 
 export interface StreamChannel {
@@ -79,10 +82,23 @@ export function createPgStreamChannel(db: DbHandle, log: Logger): StreamChannel 
 
   return {
     async publish(chunk) {
-      await db.notify(PG_CHANNEL, toWire(chunk));
+      const local = handlers.get(chunk.requestId);
+      if (local) {
+        for (const h of local) h(chunk);
+        return;
+      }
+      const wire = toWire(chunk);
+      // An end marker too big for one notification (an unstreamed answer's whole text) is not
+      // sent: the API then answers from the workflow result.
+      if (chunk.final && Buffer.byteLength(wire) > MAX_NOTIFY_PAYLOAD_BYTES) return;
+      await db.notify(PG_CHANNEL, wire);
     },
     async subscribe(requestId, onChunk) {
-      listening ??= db.listen(PG_CHANNEL, dispatch);
+      // A failed LISTEN is tried again by the next subscriber, not remembered.
+      listening ??= db.listen(PG_CHANNEL, dispatch).catch((err: unknown) => {
+        listening = undefined;
+        throw err;
+      });
       await listening;
       let set = handlers.get(requestId);
       if (!set) handlers.set(requestId, (set = new Set()));

@@ -54,20 +54,18 @@ export function createChunkPublisher(channel: StreamChannel, requestId: string, 
 
 /**
  * Publishes the end of an answer (see EarlyAnswer): after a stream's last chunk, a final marker
- * at its length; for an answer that was not streamed, the whole text in one notification when it
- * fits (a longer one is answered from the workflow result instead). Best effort, like the chunks:
- * a lost notification only means the API waits for the workflow to close.
+ * at its length — only when the chunks add up to the answer's text; for an answer that was not
+ * streamed, the whole text (the channel drops it when too big for one notification). Best effort,
+ * like the chunks: a lost notification only means the API waits for the workflow to close.
  */
 export async function publishFinal(
   channel: StreamChannel,
   o: { requestId: string; source: string; log: Logger; text: string; streamed: ChunkPublisher | undefined; final: EarlyAnswer },
 ): Promise<void> {
+  if (o.streamed && o.streamed.published !== o.text.length) return;
   const chunk = o.streamed
     ? { requestId: o.requestId, source: o.source, offset: o.streamed.published, text: '', final: o.final }
-    : Buffer.byteLength(o.text) <= MAX_CHUNK_BYTES
-      ? { requestId: o.requestId, source: o.source, offset: 0, text: o.text, final: o.final }
-      : undefined;
-  if (!chunk) return;
+    : { requestId: o.requestId, source: o.source, offset: 0, text: o.text, final: o.final };
   try {
     await channel.publish(chunk);
   } catch (err) {

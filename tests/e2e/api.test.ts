@@ -149,7 +149,9 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
 
     test('a recorded inferenceRequest history replays against the current code', async () => {
       const r = await f.openai.chat.completions.create({ model: 'tiny', messages: user('replay me'), max_tokens: 4 });
-      const history = await f.stack.temporal.client.workflow.getHandle(r.id).fetchHistory();
+      const handle = f.stack.temporal.client.workflow.getHandle(r.id);
+      await handle.result(); // the answer may go out before the workflow closes
+      const history = await handle.fetchHistory();
       await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, dataConverter: f.stack.temporal.dataConverter }, history, r.id);
     });
 

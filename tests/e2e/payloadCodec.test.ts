@@ -94,7 +94,9 @@ describe('payload encryption', () => {
   });
 
   test('an encrypted history of this run replays with the codec', async () => {
-    const history = await f.stack.temporal.client.workflow.getHandle(requestId).fetchHistory();
+    const handle = f.stack.temporal.client.workflow.getHandle(requestId);
+    await handle.result(); // the answer may go out before the workflow closes
+    const history = await handle.fetchHistory();
     await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH, dataConverter: f.stack.temporal.dataConverter }, history, requestId);
   });
 });

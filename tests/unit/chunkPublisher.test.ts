@@ -70,7 +70,7 @@ test('a failed publish is skipped (the API fills gaps from the result), later ch
 });
 
 // ---- the early answer: the end of an answer on the channel, and the API's assembly of it ------
-import { ChunkOrder } from '../../src/api/callExecutor.js';
+import { ChunkOrder, createAnswerListener } from '../../src/stream/answerListener.js';
 import type { EarlyAnswer } from '../../src/common/inference.js';
 import { publishFinal } from '../../src/stream/chunkPublisher.js';
 
@@ -104,18 +104,63 @@ test("early answer: another replica's chunks and marker never complete the first
   assert.deepEqual(completed, ['ab']);
 });
 
-test('publishFinal: a stream gets a marker at its length; an unstreamed answer goes whole when it fits, else not at all', async () => {
+test('publishFinal: a stream gets a marker at its length (only when its chunks add up to the text); an unstreamed answer goes whole', async () => {
   const { channel, published } = recordingChannel(0);
   const p = createChunkPublisher(channel, 'r', 'h', log);
   p.push('hello');
   await p.flush();
   await publishFinal(channel, { requestId: 'r', source: 'h', log, text: 'hello', streamed: p, final: FINAL });
   assert.deepEqual(published.at(-1), { requestId: 'r', source: 'h', offset: 5, text: '', final: FINAL });
+  const n = published.length;
+  await publishFinal(channel, { requestId: 'r', source: 'h', log, text: 'hello, trimmed differently', streamed: p, final: FINAL });
+  assert.equal(published.length, n, 'the streamed text is not the answer: no early answer, the workflow result decides');
   await publishFinal(channel, { requestId: 'r', source: 'h', log, text: 'whole', streamed: undefined, final: FINAL });
   assert.deepEqual(published.at(-1), { requestId: 'r', source: 'h', offset: 0, text: 'whole', final: FINAL });
-  const n = published.length;
-  await publishFinal(channel, { requestId: 'r', source: 'h', log, text: 'é'.repeat(MAX_CHUNK_BYTES), streamed: undefined, final: FINAL });
-  assert.equal(published.length, n, 'too long for one notification: answered from the workflow result');
   const failing = recordingChannel(0, 1);
   await publishFinal(failing.channel, { requestId: 'r', source: 'h', log, text: 'x', streamed: undefined, final: FINAL }); // logged, not thrown
+});
+
+test('answer listener: an unstreamed answer completes on the first whole-text final; a stream through its chunk order', async () => {
+  const json = createAnswerListener({ stream: false, emit: () => assert.fail('nothing is relayed for an unstreamed answer') });
+  json.onChunk(chunk('a#1.1', 3, '', FINAL)); // a stream marker is no whole text
+  json.onChunk(chunk('a#1.1', 0, 'first', FINAL));
+  json.onChunk(chunk('b#2.1', 0, 'second', FINAL));
+  assert.equal((await json.early).text, 'first');
+  const relayed: string[] = [];
+  const stream = createAnswerListener({ stream: true, emit: (t) => relayed.push(t) });
+  stream.onChunk(chunk('a#1.1', 0, 'he'));
+  stream.onChunk(chunk('a#1.1', 2, 'llo', FINAL)); // a marker carrying text: the text counts
+  assert.deepEqual([relayed.join(''), (await stream.early).text], ['hello', 'hello']);
+});
+
+// ---- the channel: in memory when the subscriber is in this process, NOTIFY otherwise ---------
+import type { DbHandle } from '../../src/db/connect.js';
+import { createPgStreamChannel } from '../../src/stream/channel.js';
+
+test('channel: a chunk for a request this process subscribed to is delivered in memory; any other goes over NOTIFY, final included', async () => {
+  const notified: string[] = [];
+  let deliver: ((payload: string) => void) | undefined;
+  const db = {
+    kind: 'postgres',
+    listen: async (_channel: string, onPayload: (payload: string) => void) => ((deliver = onPayload), async () => undefined),
+    notify: async (_channel: string, payload: string) => void notified.push(payload),
+  } as unknown as DbHandle;
+  const channel = createPgStreamChannel(db, log);
+  const got: StreamChunk[] = [];
+  const off = await channel.subscribe('mine', (c) => got.push(c));
+  await channel.publish({ requestId: 'mine', source: 'h', offset: 0, text: 'local', final: FINAL });
+  assert.equal(notified.length, 0, 'no database round trip for a local subscriber');
+  assert.deepEqual(got.map((c) => [c.text, c.final?.hostId]), [['local', 'h']]);
+  await channel.publish({ requestId: 'theirs', source: 'h', offset: 0, text: 'remote', final: FINAL });
+  assert.equal(notified.length, 1);
+  // What another process receives parses back to the same chunk, final included.
+  await channel.subscribe('theirs', (c) => got.push(c));
+  deliver!(notified[0]!);
+  assert.deepEqual(got.at(-1), { requestId: 'theirs', source: 'h', offset: 0, text: 'remote', final: FINAL });
+  deliver!('{"r":"theirs","s":"h","o":0,"t":"x","f":{"fr":"maybe"}}'); // malformed: dropped, logged
+  assert.equal(got.length, 2);
+  await channel.publish({ requestId: 'elsewhere', source: 'h', offset: 0, text: '"'.repeat(5000), final: FINAL });
+  assert.equal(notified.length, 1, 'an end marker too big for one notification is not sent');
+  off();
+  await channel.close();
 });

@@ -8,7 +8,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { Worker } from '@temporalio/worker';
-import { WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
+import { REQUEST_WORKFLOWS_PATH, WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
 
 const dir = path.resolve(import.meta.dirname, '../fixtures/histories');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -21,5 +21,7 @@ for (const file of files) {
   test(`replays ${file}`, async () => {
     const { workflowId, history } = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { workflowId: string; history: unknown };
     await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history as never, workflowId);
+    // Request histories also replay against the request queue's lean bundle (fleet.requests).
+    if (file.startsWith('inferenceRequest')) await Worker.runReplayHistory({ workflowsPath: REQUEST_WORKFLOWS_PATH }, history as never, workflowId);
   });
 }

@@ -8,11 +8,11 @@
 import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
 import type { z } from 'zod';
-import type { ChatMessage, InferenceInput, InferenceResult, SamplingParams } from '../../common/inference.js';
+import type { ChatMessage, InferenceInput, SamplingParams } from '../../common/inference.js';
 import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
-import type { CallSink, InferenceCall } from '../callExecutor.js';
+import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
 import { invalidRequest, toErrorResponse, type ApiError } from '../errors.js';
 import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta } from '../openaiFormat.js';
 import { chatCompletionBody, completionBody, parseOr400, type ChatCompletionBody, type CompletionBody } from '../schemas.js';
@@ -135,7 +135,7 @@ export function openAiSink(res: Response, call: InferenceCall, includeUsage: boo
       ensureStarted();
       sendEvent(res, streamChunk(meta, { text: delta }, includeUsage));
     },
-    done(result: InferenceResult) {
+    done(result: Answer) {
       if (!call.stream) {
         res.json(fullResponse(meta, result.text, result.finishReason, result.usage));
         return;
