@@ -4,7 +4,7 @@
  * At start it makes sure the reservation sweep and the warm-pool planner are scheduled.
  */
 import type { DemotionPolicy } from '../domain/replicas.js';
-import { Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, Runtime, Worker, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import { fileURLToPath } from 'node:url';
 import { createControlPlaneActivities } from '../activities/controlPlane.js';
 import { CONTROL_PLANE_QUEUE, REQUEST_QUEUE } from '../common/taskQueues.js';
@@ -58,9 +58,10 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
     log,
   });
   const common = { connection: o.temporal.connection, namespace: o.temporal.namespace, dataConverter: o.temporal.dataConverter, activities, shutdownGraceTime: '5 seconds' };
+  const [controlBundle, requestBundle] = await Promise.all([workflowBundleOf(WORKFLOWS_PATH), workflowBundleOf(REQUEST_WORKFLOWS_PATH)]);
   const [worker, requests] = await Promise.all([
-    Worker.create({ ...common, taskQueue: CONTROL_PLANE_QUEUE, workflowsPath: WORKFLOWS_PATH }),
-    Worker.create({ ...common, taskQueue: REQUEST_QUEUE, workflowsPath: REQUEST_WORKFLOWS_PATH }),
+    Worker.create({ ...common, taskQueue: CONTROL_PLANE_QUEUE, workflowBundle: controlBundle }),
+    Worker.create({ ...common, taskQueue: REQUEST_QUEUE, workflowBundle: requestBundle }),
   ]);
   const running = bothWorkers(runWorker(worker, { log, name: 'control-plane' }), runWorker(requests, { log, name: 'request' }));
   log.info({ taskQueues: [CONTROL_PLANE_QUEUE, REQUEST_QUEUE] }, 'control-plane worker running');
@@ -78,6 +79,23 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
     await startProviderRefresh(o.temporal.client).catch((err: Error) => log.warn({ err: err.message }, 'could not start a provider refresh'));
   }
   return running;
+}
+
+/**
+ * A workflow bundle, built once per process and path: every control plane started in this
+ * process (tests start many; a restart inside `fleet dev` another) reuses it instead of running
+ * webpack again. The code does not change while the process runs.
+ */
+const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
+function workflowBundleOf(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
+  let b = bundles.get(workflowsPath);
+  if (!b) {
+    // The SDK's logger, as Worker.create would use when given the path.
+    b = bundleWorkflowCode({ workflowsPath, logger: Runtime.instance().logger });
+    b.catch(() => bundles.delete(workflowsPath));
+    bundles.set(workflowsPath, b);
+  }
+  return b;
 }
 
 /** Two workers as one: done when both are, stopped together. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { Worker } from '@temporalio/worker';
+import { bundleWorkflowCode, Worker } from '@temporalio/worker';
 import { REQUEST_WORKFLOWS_PATH, WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
 
 const dir = path.resolve(import.meta.dirname, '../fixtures/histories');
@@ -17,11 +17,14 @@ test('there are recorded histories to replay', () => {
   assert.ok(files.length >= 3, `found ${files.length} in ${dir}`);
 });
 
+// Each bundle is built once for the whole file (webpack per replay would dominate its time).
+const bundles = { full: bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH }), requests: bundleWorkflowCode({ workflowsPath: REQUEST_WORKFLOWS_PATH }) };
+
 for (const file of files) {
   test(`replays ${file}`, async () => {
     const { workflowId, history } = JSON.parse(readFileSync(path.join(dir, file), 'utf8')) as { workflowId: string; history: unknown };
-    await Worker.runReplayHistory({ workflowsPath: WORKFLOWS_PATH }, history as never, workflowId);
+    await Worker.runReplayHistory({ workflowBundle: await bundles.full }, history as never, workflowId);
     // Request histories also replay against the request queue's lean bundle (fleet.requests).
-    if (file.startsWith('inferenceRequest')) await Worker.runReplayHistory({ workflowsPath: REQUEST_WORKFLOWS_PATH }, history as never, workflowId);
+    if (file.startsWith('inferenceRequest')) await Worker.runReplayHistory({ workflowBundle: await bundles.requests }, history as never, workflowId);
   });
 }
