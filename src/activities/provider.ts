@@ -81,7 +81,8 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
         throw typedFailure(FailureType.UpstreamUnavailable, `provider ${record.id}: no backend key is pinned yet`, { category: 'unpinned', counts: false });
       }
       const source = `provider:${record.id}`;
-      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, chunkSource(source, ctx.info), log) : undefined;
+      const attemptSource = chunkSource(source, ctx.info);
+      const publisher = input.stream ? createChunkPublisher(deps.channel, input.requestId, attemptSource, log) : undefined;
       const streamUpstream = input.stream && record.streaming;
       const beat = () => ctx.heartbeat({ chars: publisher?.published ?? 0 });
       const beats = setInterval(beat, 1000);
@@ -115,7 +116,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
             if (!teeSignature) {
               // Unsigned: the API may answer from this before the workflow closes (EarlyAnswer).
               const final = { finishReason: answer.finishReason, usage: answer.usage, replica, hostId: source, failovers: input.failovers ?? 0, ...usageEstimated };
-              void publishFinal(deps.channel, { requestId: input.requestId, source: chunkSource(source, ctx.info), log, text: answer.text, streamed: publisher, final });
+              void publishFinal(deps.channel, { requestId: input.requestId, source: attemptSource, log, text: answer.text, streamed: publisher, final });
             }
             return {
               text: answer.text,

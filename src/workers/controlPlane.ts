@@ -83,11 +83,11 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
 
 /**
  * A workflow bundle, built once per process and path: every control plane started in this
- * process (tests start many; a restart inside `fleet dev` another) reuses it instead of running
- * webpack again. The code does not change while the process runs.
+ * process (tests start many; a restart inside `fleet dev` another; the replay test) reuses it
+ * instead of running webpack again. The code does not change while the process runs.
  */
 const bundles = new Map<string, Promise<WorkflowBundleWithSourceMap>>();
-function workflowBundleOf(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
+export function workflowBundleOf(workflowsPath: string): Promise<WorkflowBundleWithSourceMap> {
   let b = bundles.get(workflowsPath);
   if (!b) {
     // The SDK's logger, as Worker.create would use when given the path.

@@ -7,8 +7,8 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
-import { bundleWorkflowCode, Worker } from '@temporalio/worker';
-import { REQUEST_WORKFLOWS_PATH, WORKFLOWS_PATH } from '../../src/workers/controlPlane.js';
+import { Worker } from '@temporalio/worker';
+import { REQUEST_WORKFLOWS_PATH, WORKFLOWS_PATH, workflowBundleOf } from '../../src/workers/controlPlane.js';
 
 const dir = path.resolve(import.meta.dirname, '../fixtures/histories');
 const files = readdirSync(dir).filter((f) => f.endsWith('.json')).sort();
@@ -18,7 +18,7 @@ test('there are recorded histories to replay', () => {
 });
 
 // Each bundle is built once for the whole file (webpack per replay would dominate its time).
-const bundles = { full: bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH }), requests: bundleWorkflowCode({ workflowsPath: REQUEST_WORKFLOWS_PATH }) };
+const bundles = { full: workflowBundleOf(WORKFLOWS_PATH), requests: workflowBundleOf(REQUEST_WORKFLOWS_PATH) };
 
 for (const file of files) {
   test(`replays ${file}`, async () => {
