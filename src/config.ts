@@ -70,6 +70,7 @@ const envSchema = z.object({
   FLEET_PAYLOAD_KEYS: z.string().min(1).optional(),
   FLEET_PAYLOAD_KEYS_FILE: z.string().min(1).optional(),
   FLEET_CODEC_CORS_ORIGINS: z.string().optional(),
+  FLEET_CORS_ORIGINS: z.string().optional(),
   FLEET_CONFIG: z.string().min(1).optional(),
   FLEET_DEMOTE_AFTER: z.coerce.number().int().min(0).max(1_000_000).default(10),
   FLEET_DEMOTE_RETRY_S: z.coerce.number().int().min(1).max(86_400).default(60),
@@ -163,6 +164,11 @@ function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
      * `fleet dev`, which keeps a generated key in `<dataDir>/payload-keys`.
      */
     /** Origins whose browsers may call the codec endpoint: the Web UI's (default: the dev UI's). */
+    /** Origins whose browsers may call `/v1` (`*`: any); default none. */
+    corsOrigins: (e.FLEET_CORS_ORIGINS ?? '')
+      .split(',')
+      .map((x) => x.trim())
+      .filter(Boolean),
     codecCorsOrigins: (e.FLEET_CODEC_CORS_ORIGINS ?? `http://127.0.0.1:${e.TEMPORAL_UI_PORT},http://localhost:${e.TEMPORAL_UI_PORT}`)
       .split(',')
       .map((x) => x.trim())

@@ -155,6 +155,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         bodyLimitBytes: config.http.bodyLimitBytes,
         codec: temporal.codec,
         codecCorsOrigins: config.codecCorsOrigins,
+        corsOrigins: config.corsOrigins,
         secrets: config.secrets,
         demotion: config.providers.demotion,
       });

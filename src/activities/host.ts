@@ -32,6 +32,7 @@ import { gateOf, type TestGates } from './llama/testGates.js';
 import {
   ContextOverflowError,
   GenerationAbortedError,
+  InvalidGenerationError,
   ModelBusyError,
   ModelNotLoadedError,
   type LlamaRuntime,
@@ -319,6 +320,9 @@ export type HostActivities = ReturnType<typeof createHostActivities>;
 function toFailure(err: unknown, hostId: string, modelId: string): Error {
   if (err instanceof ContextOverflowError) {
     return typedFailure(FailureType.ContextLengthExceeded, err.message);
+  }
+  if (err instanceof InvalidGenerationError) {
+    return typedFailure(FailureType.InvalidRequest, err.message, { param: err.param });
   }
   if (err instanceof AdmissionRejected) {
     recordAdmissionRejection(err.reason);

@@ -4,10 +4,12 @@
  * the one error middleware that turns anything thrown into the envelope.
  */
 import type { DemotionPolicy } from '../domain/replicas.js';
+import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { sql } from 'kysely';
 import { renderMetrics } from '../metrics.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
+import { corsMiddleware } from './cors.js';
 import { ApiError, toErrorResponse } from './errors.js';
 import type { ApiDeps } from './callExecutor.js';
 import { adminRoutes, type AdminDeps } from './routes/admin.js';
@@ -30,6 +32,8 @@ export interface AppOptions extends AdminDeps {
   codec?: PayloadCodec;
   /** Browser origins allowed to call the codec endpoint (the Temporal Web UI). */
   codecCorsOrigins?: readonly string[];
+  /** Browser origins allowed to call `/v1` (FLEET_CORS_ORIGINS; `*`: any). */
+  corsOrigins?: readonly string[];
   /** Provider keys by variable name (the admin API says whether each is set, never its value). */
   secrets: { get(name: string): string | undefined };
   demotion: DemotionPolicy;
@@ -39,6 +43,11 @@ export function createApp(o: AppOptions): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // Every response carries a request id (errors too); an inference call replaces it with its workflow id.
+  app.use((_req, res, next) => {
+    res.setHeader('x-request-id', `req_${randomBytes(12).toString('hex')}`);
+    next();
+  });
 
   app.get('/health', async (_req, res) => {
     const db = await sql`select 1`.execute(o.db).then(
@@ -60,6 +69,8 @@ export function createApp(o: AppOptions): express.Express {
   if (o.adminToken === undefined) {
     o.log.warn('FLEET_ADMIN_TOKEN is not set: /admin endpoints are open to anyone who can reach the API');
   }
+  // Before the body parser and auth: a browser's preflight carries neither, and a bad body's 400 needs the headers too.
+  app.use('/v1', corsMiddleware({ origins: o.corsOrigins ?? [], methods: 'GET, POST, OPTIONS' }));
   app.use(express.json({ limit: o.bodyLimitBytes, type: ['application/json', 'application/*+json'], verify: keepRawBody }));
   app.use(codecRoutes({ codec: o.codec, adminToken: o.adminToken, corsOrigins: o.codecCorsOrigins ?? [] }));
   // Before the key middleware: a signature may be read with the admin token too.

@@ -16,7 +16,7 @@ import type { InferenceInput, InferenceResult, SamplingParams, Usage } from '../
 import { retryThroughOutage } from '../common/outage.js';
 import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { REQUEST_QUEUE } from '../common/taskQueues.js';
-import { releaseReservationIfHeld, reserveTokens, settleReservation } from '../db/budgetRepo.js';
+import { releaseReservationIfHeld, reserveTokens, settleReservation, type WindowState } from '../db/budgetRepo.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
 import type { Database, RequestKind } from '../db/schema.js';
 import { insertSignature, type SignatureToStore } from '../db/signaturesRepo.js';
@@ -75,6 +75,8 @@ export interface CallSink {
   /** The client is gone (the executor then cancels the workflow). */
   readonly closed: boolean;
   onClose(listener: () => void): void;
+  /** The key's window after its reservation (before anything else is sent): the rate-limit headers. */
+  limits?(window: WindowState): void;
   text(delta: string): void;
   done(result: Answer): void;
   fail(error: ApiError): void;
@@ -137,7 +139,11 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
       deps.keys.invalidate(principal.keyId);
       if (deps.requireAuth) return refuse(keyRevoked(), principal.keyId);
       principal = null; // as for any unrecognized key: served anonymously
+    } else if (outcome.kind === 'reserved') {
+      if (outcome.window) sink.limits?.(outcome.window);
     } else if (outcome.kind === 'refused') {
+      const r = outcome.refusal;
+      if (r.kind === 'window' || r.kind === 'exceedsWindow') sink.limits?.({ limit: r.limit, remaining: 0, seconds: r.seconds });
       recordBudgetRefusal(REFUSAL_REASON[outcome.refusal.kind]);
       return refuse(budgetRefused(outcome.refusal), principal.keyId);
     }

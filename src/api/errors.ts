@@ -180,7 +180,7 @@ function fromTypedFailure(app: ApplicationFailure, type: FailureType, model: str
     case FailureType.ContextLengthExceeded:
       return invalidRequest(app.message, 'messages', 'context_length_exceeded');
     case FailureType.InvalidRequest:
-      return invalidRequest(app.message);
+      return invalidRequest(app.message, detailsOf(app, type)?.param ?? null);
     case FailureType.Unavailable: {
       const reason = detailsOf(app, type)?.reason;
       if (reason === 'pool_exhausted') return new ApiError(429, `Rate limited: ${app.message}.`, 'rate_limit_error', 'pool_exhausted', null, retryAfter ?? 1);

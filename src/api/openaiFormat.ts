@@ -20,15 +20,28 @@ export const usageBody = (u: Usage) => ({
   total_tokens: u.promptTokens + u.completionTokens,
 });
 
-export function fullResponse(m: ResponseMeta, text: string, finish: FinishReason, usage: Usage) {
+/** What an answer's finish_reason can be on the wire. */
+export type WireFinishReason = FinishReason | 'tool_calls';
+
+/** A function call as OpenAI returns it (`arguments` is a JSON text). */
+export interface WireToolCall {
+  id: string;
+  name: string;
+  arguments: string;
+}
+
+const toolCallBody = (c: WireToolCall) => ({ id: c.id, type: 'function' as const, function: { name: c.name, arguments: c.arguments } });
+
+export function fullResponse(m: ResponseMeta, text: string, finish: WireFinishReason, usage: Usage, toolCalls?: WireToolCall[]) {
   const head = { id: m.id, created: m.created, model: m.model, system_fingerprint: null };
   if (m.endpoint === 'chat') {
+    const message = toolCalls?.length
+      ? { role: 'assistant', content: null, tool_calls: toolCalls.map(toolCallBody), refusal: null }
+      : { role: 'assistant', content: text, refusal: null };
     return {
       ...head,
       object: 'chat.completion',
-      choices: [
-        { index: 0, message: { role: 'assistant', content: text, refusal: null }, logprobs: null, finish_reason: finish },
-      ],
+      choices: [{ index: 0, message, logprobs: null, finish_reason: finish }],
       usage: usageBody(usage),
     };
   }
@@ -43,7 +56,7 @@ export function fullResponse(m: ResponseMeta, text: string, finish: FinishReason
 /** One stream chunk. `usage` is null on every chunk but the optional last one. */
 export function streamChunk(
   m: ResponseMeta,
-  part: { role?: 'assistant'; text?: string; finish?: FinishReason },
+  part: { role?: 'assistant'; text?: string; finish?: WireFinishReason; toolCall?: { index: number; call?: WireToolCall; arguments?: string } },
   includeUsage: boolean,
 ) {
   const head = {
@@ -55,9 +68,14 @@ export function streamChunk(
   };
   const finish_reason = part.finish ?? null;
   if (m.endpoint === 'chat') {
-    const delta: Record<string, string> = {};
+    const delta: Record<string, unknown> = {};
     if (part.role) delta.role = part.role;
     if (part.text !== undefined) delta.content = part.text;
+    if (part.toolCall) {
+      // As OpenAI streams a call: its id, type and name with empty arguments, then the arguments in pieces.
+      const { index, call, arguments: args } = part.toolCall;
+      delta.tool_calls = [call ? { index, ...toolCallBody({ ...call, arguments: '' }) } : { index, function: { arguments: args ?? '' } }];
+    }
     return { ...head, object: 'chat.completion.chunk', choices: [{ index: 0, delta, logprobs: null, finish_reason }] };
   }
   return { ...head, object: 'text_completion', choices: [{ index: 0, text: part.text ?? '', logprobs: null, finish_reason }] };

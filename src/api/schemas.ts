@@ -16,11 +16,63 @@ const contentPart = z.discriminatedUnion('type', [
   z.object({ type: z.literal('refusal'), refusal: z.string() }),
 ]);
 
+const toolCall = z.object({
+  id: z.string().min(1).max(256),
+  type: z.literal('function'),
+  function: z.object({ name: z.string(), arguments: z.string() }),
+});
+
 const message = z.object({
   role: z.enum(['system', 'developer', 'user', 'assistant', 'tool']),
   content: z.union([z.string(), z.array(contentPart), z.null()]).optional(),
   name: z.string().optional(),
+  /** An assistant turn that called functions. */
+  tool_calls: z.array(toolCall).max(128).nullable().optional(),
+  /** A `tool` turn: the call it answers. */
+  tool_call_id: z.string().max(256).optional(),
+  function_call: refused("legacy 'function_call' messages are not supported; use 'tool_calls'"),
 });
+
+/** A parameter we neither apply nor pass on: present (and not null) is a 400 naming it. */
+function refused(message: string) {
+  return z.unknown().refine((v) => v === undefined || v === null, { message }).optional();
+}
+
+/** Functions are named as OpenAI names them. */
+export const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+
+const tool = z.object({
+  type: z.literal('function', "only tools of type 'function' are supported"),
+  function: z.object({
+    name: z.string().regex(FUNCTION_NAME, 'function names are letters, digits, _ and - (max 64)'),
+    description: z.string().max(8192).optional(),
+    parameters: z.record(z.string(), z.unknown()).optional(),
+    strict: z.boolean().nullable().optional(),
+  }),
+});
+
+const toolChoice = z.union([
+  z.enum(['none', 'auto', 'required']),
+  z.object({ type: z.literal('function'), function: z.object({ name: z.string() }) }),
+]);
+
+const responseFormat = z.discriminatedUnion(
+  'type',
+  [
+    z.object({ type: z.literal('text') }),
+    z.object({ type: z.literal('json_object') }),
+    z.object({
+      type: z.literal('json_schema'),
+      json_schema: z.object({
+        name: z.string().regex(FUNCTION_NAME, 'names are letters, digits, _ and - (max 64)'),
+        description: z.string().optional(),
+        schema: z.record(z.string(), z.unknown()).optional(),
+        strict: z.boolean().nullable().optional(),
+      }),
+    }),
+  ],
+  { error: "response_format type must be 'text', 'json_object' or 'json_schema'" },
+);
 
 const stop = z.union([z.string(), z.array(z.string()).max(4, 'at most 4 stop sequences'), z.null()]).optional();
 const tokenCount = z.number().int().min(1).nullable().optional();
@@ -37,19 +89,42 @@ const sampling = {
   stream_options: z.object({ include_usage: z.boolean().optional() }).nullable().optional(),
   presence_penalty: z.number().min(-2).max(2).nullable().optional(),
   frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
+  /** Token id (as a string) → -100..100 added to its logit. */
+  logit_bias: z
+    .record(z.string().regex(/^\d{1,9}$/, 'logit_bias keys are token ids'), z.number().min(-100).max(100))
+    .refine((b) => Object.keys(b).length <= 1024, 'at most 1024 logit_bias entries')
+    .nullable()
+    .optional(),
+  /** llama.cpp's samplers (as llama-server and vLLM take them); 0 turns top_k off. */
+  top_k: z.number().int().min(0).max(1_000_000).nullable().optional(),
+  min_p: z.number().min(0).max(1).nullable().optional(),
+  repeat_penalty: z.number().min(0).max(10).nullable().optional(),
+  /** Informational (OpenAI's abuse-monitoring id): logged nowhere, passed nowhere. */
   user: z.string().optional(),
+  top_logprobs: refused('logprobs are not supported by this server'),
+  metadata: z.record(z.string(), z.string()).nullable().optional(),
+  /** Nothing is stored: `store: true` is refused rather than pretended. */
+  store: z.literal(false, "'store' is not supported: completions are not retained").nullable().optional(),
+  service_tier: z.enum(['auto', 'default']).nullable().optional(),
 };
 
 export const chatCompletionBody = z.object({
   ...sampling,
   messages: z.array(message, { error: 'messages must be an array of messages' }).min(1, 'messages must not be empty'),
   max_completion_tokens: tokenCount,
-  logprobs: z.literal(false, 'logprobs are not supported').nullable().optional(),
-  tools: z.array(z.unknown()).max(0, 'tools are not supported by this server').nullable().optional(),
-  response_format: z
-    .object({ type: z.literal('text', 'only response_format {"type":"text"} is supported') })
-    .nullable()
-    .optional(),
+  logprobs: z.literal(false, 'logprobs are not supported by this server').nullable().optional(),
+  tools: z.array(tool).max(128, 'at most 128 tools').nullable().optional(),
+  tool_choice: toolChoice.nullable().optional(),
+  parallel_tool_calls: z.boolean().nullable().optional(),
+  response_format: responseFormat.nullable().optional(),
+  functions: refused("legacy 'functions' are not supported; use 'tools'"),
+  function_call: refused("legacy 'function_call' is not supported; use 'tool_choice'"),
+  audio: refused('audio output is not supported'),
+  modalities: z.array(z.literal('text', "only the 'text' modality is supported")).nullable().optional(),
+  prediction: refused('predicted outputs are not supported'),
+  web_search_options: refused('web search is not supported'),
+  reasoning_effort: refused('reasoning_effort is not supported by these models'),
+  verbosity: refused('verbosity is not supported by these models'),
 });
 export type ChatCompletionBody = z.infer<typeof chatCompletionBody>;
 
@@ -59,7 +134,7 @@ export const completionBody = z.object({
     error: 'prompt must be a string',
   }),
   echo: z.literal(false, 'echo is not supported').nullable().optional(),
-  logprobs: z.null().optional(),
+  logprobs: refused('logprobs are not supported by this server'),
   suffix: z.null().optional(),
   best_of: z.literal(1, 'only best_of=1 is supported').nullable().optional(),
 });

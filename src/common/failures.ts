@@ -109,7 +109,7 @@ export interface UpstreamRejectedDetails {
 export interface FailureDetailsMap {
   ModelNotFound: undefined;
   ContextLengthExceeded: undefined;
-  InvalidRequest: undefined;
+  InvalidRequest: { param?: string } | undefined;
   Unavailable: UnavailableDetails;
   HostBusy: RetryAfterDetails;
   PrincipalLimited: RetryAfterDetails;

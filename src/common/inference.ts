@@ -3,6 +3,7 @@
  * (they are Temporal payloads), sandbox-safe, no runtime code beyond type definitions.
  */
 import type { HostSignature } from '../domain/teeSignatures.js';
+import type { OutputConstraint } from '../domain/toolCalls.js';
 import type { Replica } from './replicas.js';
 export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
 
@@ -23,6 +24,18 @@ export interface SamplingParams {
   topP: number;
   seed?: number;
   stop: string[];
+  /** Only the K most likely tokens (llama.cpp top_k); absent: off. */
+  topK?: number;
+  /** Discard tokens below this share of the top token's probability (llama.cpp min_p); absent: off. */
+  minP?: number;
+  /** llama.cpp's repeat penalty (1: off) and OpenAI's presence / frequency penalties (0: off). */
+  repeatPenalty?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  /** Token id → bias added to its logit (-100..100; -100 bans it), as OpenAI's logit_bias. */
+  logitBias?: Record<string, number>;
+  /** The output held to JSON, a JSON schema or tool calls (src/domain/toolCalls.ts). */
+  constraint?: OutputConstraint;
 }
 
 export interface InferenceRequestInput {

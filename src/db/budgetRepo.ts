@@ -29,8 +29,15 @@ import {
 } from '../domain/budget.js';
 import { ReservationState, type Database } from './schema.js';
 
+/** A key's rolling window as its rate-limit headers show it, after this reservation. */
+export interface WindowState {
+  limit: number;
+  remaining: number;
+  seconds: number;
+}
+
 export type ReserveOutcome =
-  | { kind: 'reserved' }
+  | { kind: 'reserved'; window?: WindowState }
   | { kind: 'refused'; refusal: BudgetRefusal }
   /** The key is unknown or was revoked (possibly by another API process, after our cache read it). */
   | { kind: 'revoked' };
@@ -103,7 +110,9 @@ export async function reserveTokens(
             expires_at: sql<Date>`now() + make_interval(secs => ${o.ttlSeconds}::float8)`,
           })
           .execute();
-        return { kind: 'reserved' };
+        if (!limits.window) return { kind: 'reserved' };
+        const remaining = Math.max(0, limits.window.limit - k.window_spent - k.reserved - o.amount);
+        return { kind: 'reserved', window: { limit: limits.window.limit, remaining, seconds: limits.window.seconds } };
       case 'balance':
         return { kind: 'refused', refusal: { kind: 'balance', amount: o.amount, remaining: verdict.remaining, reserved: k.reserved } };
       case 'exceedsWindow':

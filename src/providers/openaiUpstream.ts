@@ -96,9 +96,25 @@ function bodyFor(c: UpstreamCall): Record<string, unknown> {
     top_p: p.topP,
     ...(p.seed !== undefined ? { seed: p.seed } : {}),
     ...(p.stop.length ? { stop: p.stop } : {}),
+    // Passed on under the names the client used, only when the client set them.
+    ...(p.presencePenalty !== undefined ? { presence_penalty: p.presencePenalty } : {}),
+    ...(p.frequencyPenalty !== undefined ? { frequency_penalty: p.frequencyPenalty } : {}),
+    ...(p.logitBias ? { logit_bias: p.logitBias } : {}),
+    ...(p.topK !== undefined ? { top_k: p.topK } : {}),
+    ...(p.minP !== undefined ? { min_p: p.minP } : {}),
+    ...(p.repeatPenalty !== undefined ? { repeat_penalty: p.repeatPenalty } : {}),
+    ...responseFormatOf(p.constraint),
     stream: c.stream,
     ...(c.stream ? { stream_options: { include_usage: true } } : {}),
   };
+}
+
+/** A JSON constraint as the upstream's `response_format` (tool calls never reach a provider: the API refuses them). */
+function responseFormatOf(c: SamplingParams['constraint']): Record<string, unknown> {
+  if (!c) return {};
+  if (c.kind === 'json') return { response_format: { type: 'json_object' } };
+  if (c.kind === 'jsonSchema') return { response_format: { type: 'json_schema', json_schema: { name: c.name, schema: c.schema, strict: c.strict } } };
+  return {};
 }
 
 /** The socket-level error code of an undici or Node error, or ''. */

@@ -43,6 +43,31 @@ const cases: Case[] = [
   { name: 'n = 2 is refused', body: chat({ n: 2 }), status: 400, param: 'n' },
   { name: 'too many stop sequences', body: chat({ stop: ['a', 'b', 'c', 'd', 'e'] }), status: 400, param: 'stop' },
   { name: 'image content is refused', body: { model: 'tiny', messages: [{ role: 'user', content: [{ type: 'image_url', image_url: { url: 'x' } }] }] }, status: 400, param: 'messages.0.content' },
+  // Parameters that are neither applied nor passed on are refused, naming themselves.
+  { name: 'legacy functions are refused', body: chat({ functions: [{ name: 'f', parameters: {} }] }), status: 400, param: 'functions', messageLike: /use 'tools'/ },
+  { name: 'legacy function_call is refused', body: chat({ function_call: 'auto' }), status: 400, param: 'function_call' },
+  { name: 'logprobs are refused', body: chat({ logprobs: true }), status: 400, param: 'logprobs' },
+  { name: 'top_logprobs are refused', body: chat({ top_logprobs: 2 }), status: 400, param: 'top_logprobs' },
+  { name: 'completions: logprobs are refused', path: '/v1/completions', body: { model: 'tiny', prompt: 'x', logprobs: 2 }, status: 400, param: 'logprobs' },
+  { name: 'audio output is refused', body: chat({ audio: { voice: 'alloy', format: 'wav' } }), status: 400, param: 'audio' },
+  { name: 'reasoning_effort is refused', body: chat({ reasoning_effort: 'high' }), status: 400, param: 'reasoning_effort' },
+  { name: 'store: true is refused', body: chat({ store: true }), status: 400, param: 'store' },
+  { name: 'logit_bias with a non-token key', body: chat({ logit_bias: { hello: 5 } }), status: 400, param: 'logit_bias.hello' },
+  { name: 'logit_bias out of range', body: chat({ logit_bias: { '5': 150 } }), status: 400, param: 'logit_bias.5' },
+  { name: 'logit_bias beyond the vocabulary', body: chat({ logit_bias: { '99999999': 1 } }), status: 400, param: 'logit_bias', messageLike: /vocabulary/ },
+  { name: 'top_k negative', body: chat({ top_k: -1 }), status: 400, param: 'top_k' },
+  { name: 'min_p above 1', body: chat({ min_p: 2 }), status: 400, param: 'min_p' },
+  { name: 'presence_penalty out of range', body: chat({ presence_penalty: 3 }), status: 400, param: 'presence_penalty' },
+  { name: 'response_format of an unknown type', body: chat({ response_format: { type: 'yaml' } }), status: 400, param: 'response_format.type' },
+  { name: 'json_schema with an unsupported keyword', body: chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { type: 'object', properties: { a: { type: 'string', pattern: '^a' } } } } } }), status: 400, code: 'unsupported_schema_keyword', param: 'response_format.json_schema.schema', messageLike: /'pattern'.*\/properties\/a/ },
+  { name: 'json_schema with a dangling $ref', body: chat({ response_format: { type: 'json_schema', json_schema: { name: 'x', schema: { $ref: '#/$defs/nope' } } } }), status: 400, code: 'unsupported_schema_keyword', messageLike: /\$ref/ },
+  { name: 'a tool of another type', body: chat({ tools: [{ type: 'code_interpreter' }] }), status: 400, param: 'tools.0.type' },
+  { name: 'a tool with a bad name', body: chat({ tools: [{ type: 'function', function: { name: 'no spaces allowed' } }] }), status: 400, param: 'tools.0.function.name' },
+  { name: 'a tool whose parameters use minimum', body: chat({ tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'object', properties: { n: { type: 'integer', minimum: 1 } } } } }] }), status: 400, code: 'unsupported_schema_keyword', param: 'tools.0.function.parameters', messageLike: /'minimum'/ },
+  { name: 'tool_choice naming no tool', body: chat({ tools: [{ type: 'function', function: { name: 'f' } }], tool_choice: { type: 'function', function: { name: 'g' } } }), status: 400, param: 'tool_choice' },
+  { name: 'tool_choice without tools', body: chat({ tool_choice: 'required' }), status: 400, param: 'tool_choice' },
+  { name: 'a tool message answering no call', body: chat({ messages: [{ role: 'user', content: 'hi' }, { role: 'tool', tool_call_id: 'call_x', content: '42' }] }), status: 400, param: 'messages.1.tool_call_id' },
+  { name: 'tools with response_format', body: chat({ tools: [{ type: 'function', function: { name: 'f' } }], response_format: { type: 'json_object' } }), status: 400, param: 'response_format' },
   { name: 'unknown model', body: chat({ model: 'gpt-17' }), status: 404, code: 'model_not_found', param: 'model' },
   { name: 'max_tokens over the context', body: chat({ max_tokens: 100_000 }), status: 400, code: 'context_length_exceeded', param: 'max_tokens' },
   { name: 'prompt over the context', body: chat({ messages: [{ role: 'user', content: 'word '.repeat(3000) }] }), status: 400, code: 'context_length_exceeded' },
@@ -84,6 +109,8 @@ describe('bad input', () => {
       });
       const text = await res.text();
       assert.equal(res.status, c.status, text);
+      // Every answer carries a request id, errors included.
+      assert.match(res.headers.get('x-request-id') ?? '', /^(req_|chatcmpl-|cmpl-)[A-Za-z0-9_-]+$/);
       const body = JSON.parse(text) as { error: { message: string; type: string; param: string | null; code: string | null } };
       assert.deepEqual(Object.keys(body), ['error']);
       assert.deepEqual(Object.keys(body.error).sort(), ['code', 'message', 'param', 'type']);

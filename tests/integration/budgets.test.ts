@@ -244,6 +244,12 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
       });
       const r = await chat(k.key, { messages: user('meter me'), max_tokens: 6 });
       assert.equal(r.status, 200);
+      // The window as OpenAI's rate-limit headers show it, after this request's hold; the request id is the workflow's.
+      assert.equal(r.headers.get('x-ratelimit-limit-tokens'), '50000');
+      const remaining = Number(r.headers.get('x-ratelimit-remaining-tokens'));
+      assert.ok(remaining > 0 && remaining < 50_000, String(remaining));
+      assert.equal(r.headers.get('x-ratelimit-reset-tokens'), '3600s');
+      assert.equal(r.headers.get('x-request-id'), r.body.id);
       await settledOf(k.id, 1);
       const u = (await call(`${api}/v1/usage`, { token: k.key })).body;
       const total = r.body.usage.total_tokens;
@@ -374,7 +380,7 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
       const stale = { key_id: k.id, bucket_start: new Date(Date.now() - 86_400_000), tokens: 5 };
       await f.stack.db.db.insertInto('key_window_buckets').values(stale).execute();
       // What a crash leaves: a hold nobody will settle (here already past its expiry).
-      assert.deepEqual(await reserveTokens(f.stack.db.db, { requestId: `crash-${k.id}`, keyId: k.id, amount: 950, ttlSeconds: -60 }), { kind: 'reserved' });
+      assert.equal((await reserveTokens(f.stack.db.db, { requestId: `crash-${k.id}`, keyId: k.id, amount: 950, ttlSeconds: -60 })).kind, 'reserved');
       assert.equal((await chat(k.key, { messages: user('blocked'), max_tokens: 8 })).body.error.code, 'insufficient_quota');
       await triggerSweep(f);
       const released = await waitFor(async () => ((await reservationsOf(k.id)).find((r) => r.request_id === `crash-${k.id}`)?.state === 'released' ? true : undefined), 30_000);

@@ -12,7 +12,7 @@ import OpenAI from 'openai';
 import { sha256File } from '../../src/activities/fileHash.js';
 import { registerModel } from '../../src/db/modelsRepo.js';
 import { configureLogger, log } from '../../src/logger.js';
-import { makeTinyModel, TINY_MODEL_SIZES } from '../../src/model/tinyModel.js';
+import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from '../../src/model/tinyModel.js';
 import { startStack, type Stack } from '../../src/stack.js';
 import { createTestDatabase } from './databases.js';
 import { testConfig } from './env.js';
@@ -33,7 +33,9 @@ export interface TestFleet {
   stop(): Promise<void>;
 }
 
-export async function startTestFleet(o: { db: DbKind; hosts?: number; env?: Record<string, string> }): Promise<TestFleet> {
+/** `size`: the generated model (default `tiny`, 512 tokens of context; `small` has 2048, room for tools and schemas). */
+export async function startTestFleet(o: { db: DbKind; hosts?: number; env?: Record<string, string>; size?: TinyModelSize }): Promise<TestFleet> {
+  const size = o.size ?? 'tiny';
   const tmpDir = await mkdtemp(path.join(os.tmpdir(), 'fleet-test-'));
   const database = o.db === 'postgres' ? await createTestDatabase() : undefined;
   const config = testConfig({
@@ -54,10 +56,10 @@ export async function startTestFleet(o: { db: DbKind; hosts?: number; env?: Reco
     api: { host: '127.0.0.1', port: 0 },
   });
   const file = path.join(tmpDir, 'tiny.gguf');
-  await makeTinyModel({ file, seed: 7, size: 'tiny' });
+  await makeTinyModel({ file, seed: 7, size });
   const { sha256, sizeBytes } = await sha256File(file);
   const modelId = 'tiny';
-  await registerModel(stack.db.db, { id: modelId, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES.tiny.contextLength });
+  await registerModel(stack.db.db, { id: modelId, path: file, sha256, sizeBytes, contextLength: TINY_MODEL_SIZES[size].contextLength });
   if (config.pools.enabled) await waitForPoolSeeding(stack.db.db, hostIds);
   const baseURL = `${stack.api!.url}/v1`;
   return {

@@ -13,14 +13,17 @@ import {
   type ChatWrapper,
   type Llama,
   type LlamaContext,
+  type LlamaGrammar,
   type LlamaModel,
   type Token,
 } from 'node-llama-cpp';
+import { TokenBias } from 'node-llama-cpp';
 import os from 'node:os';
 import type { ChatMessage, FinishReason, InferenceInput, SamplingParams, Usage } from '../../common/inference.js';
 import type { Logger } from '../../logger.js';
 import type { AdmissionLimits } from '../../domain/admission.js';
 import { AdmissionQueue, type Lease } from './admissionQueue.js';
+import { GrammarCache } from './grammars.js';
 
 export interface RuntimeOptions {
   threads: number;
@@ -52,6 +55,8 @@ interface LoadedModel {
   pool: AdmissionQueue<LlamaCompletion>;
   /** Usable tokens per sequence. */
   contextLength: number;
+  /** Tokens in the vocabulary (what a logit_bias key may name); 0: unknown. */
+  vocabularySize: number;
   lastUsedAt: number | null;
 }
 
@@ -91,6 +96,7 @@ export class LlamaRuntime {
   private llama: Promise<Llama> | undefined;
   private readonly models = new Map<string, LoadedModel>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private readonly grammars = new GrammarCache(() => this.getLlama());
 
   constructor(private readonly opts: RuntimeOptions) {}
 
@@ -174,6 +180,7 @@ export class LlamaRuntime {
         chatWrapper: resolveChatWrapper(model),
         pool: new AdmissionQueue(completions, this.opts.admission, this.opts.onLoadChange),
         contextLength: ctxLen,
+        vocabularySize: vocabularySizeOf(model),
         lastUsedAt: null,
       };
       this.models.set(modelId, loaded);
@@ -218,6 +225,16 @@ export class LlamaRuntime {
     const m = this.models.get(modelId);
     if (!m) throw new ModelNotLoadedError(modelId);
     const { tokens, stops } = this.promptTokens(m, o.input);
+    for (const id of Object.keys(o.params.logitBias ?? {})) {
+      if (!(Number(id) < m.vocabularySize)) throw new InvalidGenerationError(`logit_bias names token ${id}, which is not in this model's vocabulary of ${m.vocabularySize} tokens.`, 'logit_bias');
+    }
+    // Compiled once per distinct constraint (one that cannot compile fails here, before a slot is taken).
+    let grammar: LlamaGrammar | undefined;
+    if (o.params.constraint) {
+      grammar = await this.grammars.get(o.params.constraint).catch((err: Error) => {
+        throw new InvalidGenerationError(`The schema cannot be enforced on this model: ${err.message.slice(0, 200)}`, 'response_format');
+      });
+    }
     const room = m.contextLength - tokens.length;
     const requested = o.params.maxTokens;
     // Checked before taking a slot: an over-long prompt never burns queue capacity.
@@ -244,6 +261,8 @@ export class LlamaRuntime {
         temperature: o.params.temperature,
         topP: o.params.topP,
         seed: o.params.seed,
+        ...samplingExtras(m, o.params),
+        ...(grammar ? { grammar } : {}),
         customStopTriggers: [...stops, ...o.params.stop],
         signal: o.signal,
         onToken: (t) => {
@@ -280,6 +299,22 @@ export class GenerationAbortedError extends Error {
   }
 }
 
+/** The request cannot be served as asked on this model (a client error, not the host's). */
+export class InvalidGenerationError extends Error {
+  override name = 'InvalidGenerationError';
+  constructor(
+    message: string,
+    readonly param: string,
+  ) {
+    super(message);
+  }
+}
+
+function vocabularySizeOf(model: LlamaModel): number {
+  const tokens = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
+  return Array.isArray(tokens) ? tokens.length : 0;
+}
+
 export class ModelBusyError extends Error {
   override name = 'ModelBusyError';
   constructor(
@@ -295,6 +330,24 @@ export class ModelNotLoadedError extends Error {
   constructor(readonly modelId: string) {
     super(`model ${modelId} is not loaded on this host`);
   }
+}
+
+/** top_k, min_p, the penalties and logit_bias in node-llama-cpp's terms (absent: llama.cpp's defaults). */
+function samplingExtras(m: LoadedModel, p: SamplingParams) {
+  const penalize = p.repeatPenalty !== undefined || p.presencePenalty !== undefined || p.frequencyPenalty !== undefined;
+  let tokenBias: TokenBias | undefined;
+  if (p.logitBias && Object.keys(p.logitBias).length) {
+    tokenBias = new TokenBias(m.model.tokenizer);
+    for (const [token, bias] of Object.entries(p.logitBias)) tokenBias.set(Number(token) as Token, bias <= -100 ? 'never' : { logit: bias });
+  }
+  return {
+    ...(p.topK !== undefined ? { topK: p.topK } : {}),
+    ...(p.minP !== undefined ? { minP: p.minP } : {}),
+    ...(penalize
+      ? { repeatPenalty: { penalty: p.repeatPenalty ?? 1, presencePenalty: p.presencePenalty ?? 0, frequencyPenalty: p.frequencyPenalty ?? 0 } }
+      : {}),
+    ...(tokenBias ? { tokenBias } : {}),
+  };
 }
 
 function toChatHistory(messages: ChatMessage[]): ChatHistoryItem[] {

@@ -10,7 +10,8 @@
  * only (the Web UI runs on another origin and sends Authorization and X-Namespace).
  */
 import type { PayloadCodec } from '@temporalio/common';
-import { Router, type NextFunction, type Request, type Response } from 'express';
+import { Router } from 'express';
+import { corsMiddleware } from '../cors.js';
 import { z } from 'zod';
 import { adminAuthMiddleware } from '../auth.js';
 import { ApiError, invalidRequest } from '../errors.js';
@@ -41,21 +42,7 @@ export interface CodecRouteOptions {
 
 export function codecRoutes(o: CodecRouteOptions): Router {
   const r = Router();
-  const cors = (req: Request, res: Response, next: NextFunction) => {
-    const origin = req.headers.origin;
-    if (origin && o.corsOrigins.includes(origin)) {
-      res.setHeader('Access-Control-Allow-Origin', origin);
-      res.setHeader('Vary', 'Origin');
-      res.setHeader('Access-Control-Allow-Credentials', 'true');
-      res.setHeader('Access-Control-Allow-Headers', 'Content-Type, Authorization, X-Namespace');
-      res.setHeader('Access-Control-Allow-Methods', 'POST, OPTIONS');
-    }
-    if (req.method === 'OPTIONS') {
-      res.status(204).end();
-      return;
-    }
-    next();
-  };
+  const cors = corsMiddleware({ origins: o.corsOrigins, methods: 'POST, OPTIONS', credentials: true, allowHeaders: 'Content-Type, Authorization, X-Namespace' });
   // The app's JSON parser has read the body already (same limit as every route).
   r.use('/codec', cors, adminAuthMiddleware(o.adminToken));
   for (const op of ['encode', 'decode'] as const) {

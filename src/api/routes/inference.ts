@@ -13,8 +13,9 @@ import { openAiSink, parseChat, parseCompletion, toCall, type ParsedOpenAiCall }
 async function serve(deps: ApiDeps, req: Request, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
   const model = await deps.catalog.get(parsed.model);
   if (!model) throw modelNotFound(parsed.model);
-  const call = { ...toCall(parsed, model, principalFrom(res)), requestSha256: requestBodySha256(req) };
-  await executeCall(deps, call, openAiSink(res, call, parsed.includeUsage));
+  const prepared = toCall(parsed, model, principalFrom(res));
+  const call = { ...prepared.call, requestSha256: requestBodySha256(req) };
+  await executeCall(deps, call, openAiSink(res, call, { includeUsage: parsed.includeUsage, toolMode: prepared.toolMode }));
 }
 
 export function inferenceRoutes(deps: ApiDeps): Router {

@@ -8,14 +8,17 @@
 import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
 import type { z } from 'zod';
-import type { ChatMessage, InferenceInput, SamplingParams } from '../../common/inference.js';
+import type { InferenceInput, SamplingParams } from '../../common/inference.js';
+import { mayBeToolCall, readToolOutput } from '../../domain/toolCalls.js';
 import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
 import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
+import type { WindowState } from '../../db/budgetRepo.js';
 import { invalidRequest, toErrorResponse, type ApiError } from '../errors.js';
-import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta } from '../openaiFormat.js';
+import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta, type WireToolCall } from '../openaiFormat.js';
 import { chatCompletionBody, completionBody, parseOr400, type ChatCompletionBody, type CompletionBody } from '../schemas.js';
+import { chatFeatures, samplingOf, type ToolMode } from './chatFeatures.js';
 import { endSse, sendEvent, startSse } from '../sse.js';
 
 export function parseJsonObject<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
@@ -25,38 +28,14 @@ export function parseJsonObject<S extends z.ZodType>(schema: S, body: unknown): 
   return parseOr400(schema, body);
 }
 
-function toMessages(body: ChatCompletionBody): ChatMessage[] {
-  return body.messages.map((m, i) => {
-    if (typeof m.content === 'string' || m.content == null) return { role: m.role, content: m.content ?? '' };
-    const text: string[] = [];
-    for (const part of m.content) {
-      if (part.type === 'text') text.push(part.text);
-      else if (part.type === 'refusal') text.push(part.refusal);
-      else throw invalidRequest(`Only text content is supported; got '${part.type}'.`, `messages.${i}.content`);
-    }
-    return { role: m.role, content: text.join('\n') };
-  });
-}
-
-function samplingOf(body: ChatCompletionBody | CompletionBody, maxTokens: number | null): SamplingParams {
-  const stop = body.stop == null ? [] : typeof body.stop === 'string' ? [body.stop] : body.stop;
-  return {
-    maxTokens,
-    temperature: body.temperature ?? 1,
-    topP: body.top_p ?? 1,
-    seed: body.seed ?? undefined,
-    stop: stop.filter((s) => s.length > 0),
-  };
-}
-
 export interface ParsedOpenAiCall {
   /** What the alias lookup needs. */
   model: string;
   endpoint: Endpoint;
-  input: InferenceInput;
   maxTokens: number | null;
   maxTokensParam: string;
-  body: ChatCompletionBody | CompletionBody;
+  body: { kind: 'chat'; chat: ChatCompletionBody } | { kind: 'completion'; completion: CompletionBody };
+  stream: boolean;
   includeUsage: boolean;
 }
 
@@ -66,32 +45,45 @@ export function parseChat(raw: unknown): ParsedOpenAiCall {
   return {
     model: body.model,
     endpoint: 'chat',
-    input: { kind: 'chat', messages: toMessages(body) },
     maxTokens,
     maxTokensParam: body.max_completion_tokens != null ? 'max_completion_tokens' : 'max_tokens',
-    body,
+    body: { kind: 'chat', chat: body },
+    stream: body.stream === true,
     includeUsage: body.stream === true && body.stream_options?.include_usage === true,
   };
 }
 
 export function parseCompletion(raw: unknown): ParsedOpenAiCall {
   const body = parseJsonObject(completionBody, raw);
-  const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
   return {
     model: body.model,
     endpoint: 'completion',
-    input: { kind: 'completion', prompt },
     maxTokens: body.max_tokens ?? null,
     maxTokensParam: 'max_tokens',
-    body,
+    body: { kind: 'completion', completion: body },
+    stream: body.stream === true,
     includeUsage: body.stream === true && body.stream_options?.include_usage === true,
   };
 }
 
 const newRequestId = (endpoint: Endpoint) => `${endpoint === 'chat' ? 'chatcmpl' : 'cmpl'}-${randomBytes(12).toString('base64url')}`;
 
-/** The call for an alias the catalog resolved; refuses a `max_tokens` no context could hold. */
-export function toCall(p: ParsedOpenAiCall, model: AliasEntry, principal: Principal | null): InferenceCall {
+/** What the model is asked, how it samples, and how its text reads back — for the alias's build kind. */
+function featuresOf(p: ParsedOpenAiCall, remote: boolean): { input: InferenceInput; params: SamplingParams; toolMode: ToolMode } {
+  if (p.body.kind === 'chat') {
+    const f = chatFeatures(p.body.chat, remote);
+    return { input: { kind: 'chat', messages: f.messages }, params: samplingOf(p.body.chat, p.maxTokens, f.constraint), toolMode: f.toolMode };
+  }
+  const body = p.body.completion;
+  const prompt = typeof body.prompt === 'string' ? body.prompt : body.prompt[0]!;
+  return { input: { kind: 'completion', prompt }, params: samplingOf(body, p.maxTokens, undefined), toolMode: 'none' };
+}
+
+/**
+ * The call for an alias the catalog resolved, and how its answer reads back; refuses a
+ * `max_tokens` no context could hold.
+ */
+export function toCall(p: ParsedOpenAiCall, model: AliasEntry, principal: Principal | null): { call: InferenceCall; toolMode: ToolMode } {
   if (p.maxTokens !== null && p.maxTokens >= model.contextLength) {
     throw invalidRequest(
       `${p.maxTokensParam} is too large: ${p.maxTokens}. This model's maximum context length is ${model.contextLength} tokens.`,
@@ -99,16 +91,18 @@ export function toCall(p: ParsedOpenAiCall, model: AliasEntry, principal: Princi
       'context_length_exceeded',
     );
   }
-  return {
+  const { input, params, toolMode } = featuresOf(p, model.kind === 'remote');
+  const call: InferenceCall = {
     requestId: newRequestId(p.endpoint),
     kind: p.endpoint,
     modelId: model.id,
-    input: p.input,
-    params: samplingOf(p.body, p.maxTokens),
-    stream: p.body.stream === true,
+    input,
+    params,
+    stream: p.stream,
     principal,
-    reserveTokens: reservationUpperBound({ contextLength: model.contextLength, promptBound: promptUpperBound(p.input), maxTokens: p.maxTokens }),
+    reserveTokens: reservationUpperBound({ contextLength: model.contextLength, promptBound: promptUpperBound(input), maxTokens: p.maxTokens }),
   };
+  return { call, toolMode };
 }
 
 export function sendOpenAiError(res: Response, err: unknown): void {
@@ -116,8 +110,34 @@ export function sendOpenAiError(res: Response, err: unknown): void {
   res.status(e.status).set(e.headers).json(e.body);
 }
 
-/** Renders an executed call as OpenAI does, JSON or SSE. */
-export function openAiSink(res: Response, call: InferenceCall, includeUsage: boolean): CallSink {
+/**
+ * OpenAI's token rate-limit headers for a keyed call's window. The window rolls, so `reset`
+ * is its length: by then every token counted now has aged out.
+ */
+export function setRateLimitHeaders(res: Response, w: WindowState): void {
+  res.setHeader('x-ratelimit-limit-tokens', String(w.limit));
+  res.setHeader('x-ratelimit-remaining-tokens', String(w.remaining));
+  res.setHeader('x-ratelimit-reset-tokens', `${w.seconds}s`);
+}
+
+/** The tool calls an answer holds (ids minted here, as OpenAI mints them), or none. */
+export function toolCallsOf(text: string, mode: ToolMode): WireToolCall[] | undefined {
+  if (mode === 'none') return undefined;
+  const read = readToolOutput(text);
+  if (read.kind !== 'calls') return undefined;
+  return read.calls.map((c) => ({ id: `call_${randomBytes(12).toString('base64url')}`, ...c }));
+}
+
+/** Pieces of a call's arguments per stream chunk (OpenAI sends a few characters at a time). */
+const ARGUMENT_PIECE = 32;
+
+/**
+ * Renders an executed call as OpenAI does, JSON or SSE. With tools, streamed text is held back
+ * while it may still be a call object; a call goes out as OpenAI streams one (its id and name,
+ * then its arguments in pieces, then finish_reason `tool_calls`).
+ */
+export function openAiSink(res: Response, call: InferenceCall, o: { includeUsage: boolean; toolMode: ToolMode }): CallSink {
+  const { includeUsage, toolMode } = o;
   const meta: ResponseMeta = { id: call.requestId, created: Math.floor(Date.now() / 1000), model: call.modelId, endpoint: call.kind };
   let started = false;
   const ensureStarted = () => {
@@ -126,22 +146,46 @@ export function openAiSink(res: Response, call: InferenceCall, includeUsage: boo
     startSse(res);
     sendEvent(res, streamChunk(meta, { role: 'assistant', text: '' }, includeUsage));
   };
+  // The SDKs read `request_id` from it: the workflow id, which operators find in the Web UI.
+  res.setHeader('x-request-id', call.requestId);
+  let held = '';
+  let holding = toolMode !== 'none';
+  const sendText = (delta: string) => {
+    ensureStarted();
+    sendEvent(res, streamChunk(meta, { text: delta }, includeUsage));
+  };
   return {
     get closed() {
       return res.destroyed;
     },
     onClose: (listener) => void res.on('close', listener),
+    limits: (w) => setRateLimitHeaders(res, w),
     text(delta) {
-      ensureStarted();
-      sendEvent(res, streamChunk(meta, { text: delta }, includeUsage));
+      if (!holding) return sendText(delta);
+      held += delta;
+      if (toolMode === 'auto' && !mayBeToolCall(held)) {
+        holding = false;
+        sendText(held);
+        held = '';
+      }
     },
     done(result: Answer) {
+      const calls = toolCallsOf(result.text, toolMode);
+      const finish = calls ? 'tool_calls' : result.finishReason;
       if (!call.stream) {
-        res.json(fullResponse(meta, result.text, result.finishReason, result.usage));
+        res.json(fullResponse(meta, result.text, finish, result.usage, calls));
         return;
       }
       ensureStarted();
-      sendEvent(res, streamChunk(meta, { finish: result.finishReason }, includeUsage));
+      if (calls) {
+        calls.forEach((c, index) => {
+          sendEvent(res, streamChunk(meta, { toolCall: { index, call: c } }, includeUsage));
+          for (let i = 0; i < c.arguments.length; i += ARGUMENT_PIECE) {
+            sendEvent(res, streamChunk(meta, { toolCall: { index, arguments: c.arguments.slice(i, i + ARGUMENT_PIECE) } }, includeUsage));
+          }
+        });
+      } else if (held) sendEvent(res, streamChunk(meta, { text: held }, includeUsage));
+      sendEvent(res, streamChunk(meta, { finish }, includeUsage));
       if (includeUsage) sendEvent(res, usageChunk(meta, result.usage));
       endSse(res);
     },

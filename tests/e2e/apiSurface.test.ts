@@ -1,0 +1,208 @@
+/**
+ * What agents and RAG pipelines use, through the official `openai` client against the real
+ * stack (Temporal dev server, PGlite, node-llama-cpp on a generated random-weight GGUF):
+ * function calling (forced, named, auto; JSON and stream; a history with calls and results),
+ * structured outputs (json_object, json_schema, `.parse()`), the sampling parameters that are
+ * applied (logit_bias, top_k, min_p, the penalties), request ids and CORS. Even a random-weight
+ * model's calls and JSON parse and validate: the host enforces them by grammar.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { Ajv } from 'ajv';
+import { readGgufFileInfo } from 'node-llama-cpp';
+import type OpenAI from 'openai';
+import { startTestFleet, type TestFleet } from '../support/stack.js';
+
+const user = (content: string) => [{ role: 'user' as const, content }];
+
+const weatherParams = {
+  type: 'object',
+  properties: {
+    city: { type: 'string', maxLength: 12 },
+    unit: { enum: ['celsius', 'fahrenheit'] },
+    days: { type: 'integer' },
+  },
+  required: ['city', 'unit', 'days'],
+  additionalProperties: false,
+} as const;
+
+const tools: OpenAI.Chat.Completions.ChatCompletionTool[] = [
+  { type: 'function', function: { name: 'get_weather', description: 'Weather of a city', parameters: weatherParams } },
+  { type: 'function', function: { name: 'get_time', parameters: { type: 'object', properties: { zone: { enum: ['utc', 'local'] } }, required: ['zone'] } } },
+];
+
+const recipe = {
+  type: 'object',
+  properties: {
+    title: { type: 'string', maxLength: 16 },
+    servings: { type: 'integer' },
+    vegan: { type: 'boolean' },
+    tags: { type: 'array', items: { enum: ['quick', 'cheap', 'spicy'] }, maxItems: 3 },
+    rating: { anyOf: [{ type: 'number' }, { type: 'null' }] },
+  },
+  required: ['title', 'servings', 'vegan', 'tags', 'rating'],
+  additionalProperties: false,
+};
+
+const ajv = new Ajv({ strict: false });
+const validWeather = ajv.compile(weatherParams);
+const validRecipe = ajv.compile(recipe);
+const validTime = ajv.compile(tools[1]!.type === 'function' ? tools[1]!.function.parameters! : {});
+
+describe('API surface: tools, structured outputs, sampling', () => {
+  let f: TestFleet;
+  let vocabulary: string[];
+  before(async () => {
+    f = await startTestFleet({ db: 'pglite', size: 'small', env: { FLEET_CORS_ORIGINS: 'http://app.example' } });
+    const file = (await f.stack.db.db.selectFrom('models').select('path').where('id', '=', f.modelId).executeTakeFirstOrThrow()).path!;
+    const info = await readGgufFileInfo(file, { readTensorInfo: false });
+    vocabulary = (info.metadata as unknown as { tokenizer: { ggml: { tokens: string[] } } }).tokenizer.ggml.tokens;
+  });
+  after(async () => {
+    await f?.stop();
+  });
+
+  test('tool_choice required: a call whose arguments validate, finish_reason tool_calls, the request id is the response id', async () => {
+    for (const seed of [1, 2, 3]) {
+      const r = await f.openai.chat.completions.create({ model: 'tiny', messages: user('weather in Paris?'), tools, tool_choice: 'required', max_tokens: 800, seed });
+      const choice = r.choices[0]!;
+      assert.equal(choice.finish_reason, 'tool_calls', JSON.stringify(choice));
+      assert.equal(choice.message.content, null);
+      assert.ok(choice.message.tool_calls!.length >= 1);
+      for (const c of choice.message.tool_calls!) {
+        assert.equal(c.type, 'function');
+        assert.match(c.id, /^call_/);
+        if (c.type !== 'function') continue;
+        const args = JSON.parse(c.function.arguments);
+        const valid = c.function.name === 'get_weather' ? validWeather : validTime;
+        assert.ok(['get_weather', 'get_time'].includes(c.function.name));
+        assert.ok(valid(args), `${c.function.arguments}: ${JSON.stringify(valid.errors)}`);
+      }
+      assert.equal(r._request_id, r.id);
+    }
+  });
+
+  test('a named function with parallel_tool_calls false: exactly that call, once; streamed as OpenAI streams it', async () => {
+    const params = {
+      model: 'tiny',
+      messages: user('weather?'),
+      tools,
+      tool_choice: { type: 'function' as const, function: { name: 'get_weather' } },
+      parallel_tool_calls: false,
+      max_tokens: 200,
+      temperature: 0,
+    };
+    const whole = await f.openai.chat.completions.create(params);
+    const calls = whole.choices[0]!.message.tool_calls!;
+    assert.equal(calls.length, 1);
+    assert.equal(calls[0]!.type === 'function' && calls[0]!.function.name, 'get_weather');
+    const stream = await f.openai.chat.completions.create({ ...params, stream: true });
+    const parts: { id?: string; name?: string; args: string }[] = [];
+    let finish: string | null = null;
+    let content = '';
+    for await (const chunk of stream) {
+      const d = chunk.choices[0]?.delta;
+      content += d?.content ?? '';
+      for (const t of d?.tool_calls ?? []) {
+        parts[t.index] ??= { args: '' };
+        if (t.id) parts[t.index]!.id = t.id;
+        if (t.function?.name) parts[t.index]!.name = t.function.name;
+        parts[t.index]!.args += t.function?.arguments ?? '';
+      }
+      finish = chunk.choices[0]?.finish_reason ?? finish;
+    }
+    assert.equal(content, '');
+    assert.equal(finish, 'tool_calls');
+    assert.equal(parts.length, 1);
+    assert.match(parts[0]!.id!, /^call_/);
+    assert.equal(parts[0]!.name, 'get_weather');
+    // Greedy: the streamed call is the same call.
+    assert.equal(parts[0]!.args, calls[0]!.type === 'function' ? calls[0]!.function.arguments : '');
+    assert.ok(validWeather(JSON.parse(parts[0]!.args)));
+  });
+
+  test('a history with a call and its result is served; tool_choice none answers in text; auto gives text or valid calls', async () => {
+    const first = await f.openai.chat.completions.create({ model: 'tiny', messages: user('weather?'), tools, tool_choice: 'required', parallel_tool_calls: false, max_tokens: 200 });
+    const call = first.choices[0]!.message.tool_calls![0]!;
+    const history: OpenAI.Chat.Completions.ChatCompletionMessageParam[] = [
+      ...user('weather?'),
+      { role: 'assistant', content: null, tool_calls: [call] },
+      { role: 'tool', tool_call_id: call.id, content: '{"temperature": 21}' },
+    ];
+    const none = await f.openai.chat.completions.create({ model: 'tiny', messages: history, tools, tool_choice: 'none', max_tokens: 12 });
+    assert.ok(['stop', 'length'].includes(none.choices[0]!.finish_reason));
+    assert.equal(none.choices[0]!.message.tool_calls, undefined);
+    assert.equal(typeof none.choices[0]!.message.content, 'string');
+    for (const seed of [1, 2, 3, 4]) {
+      const auto = await f.openai.chat.completions.create({ model: 'tiny', messages: history, tools, parallel_tool_calls: false, max_tokens: 200, seed });
+      const c = auto.choices[0]!;
+      if (c.finish_reason === 'tool_calls') {
+        for (const t of c.message.tool_calls!) assert.ok(t.type === 'function' && JSON.parse(t.function.arguments));
+      } else assert.ok(!(c.message.content ?? '').trimStart().startsWith('{') || c.finish_reason === 'length', JSON.stringify(c));
+    }
+  });
+
+  test('json_schema (strict) output parses and validates, JSON and stream; .parse() fills message.parsed', async () => {
+    const response_format = { type: 'json_schema' as const, json_schema: { name: 'recipe', schema: recipe, strict: true } };
+    for (const seed of [1, 2]) {
+      const r = await f.openai.chat.completions.create({ model: 'tiny', messages: user('a recipe'), response_format, max_tokens: 300, seed });
+      assert.equal(r.choices[0]!.finish_reason, 'stop');
+      const value = JSON.parse(r.choices[0]!.message.content!);
+      assert.ok(validRecipe(value), `${r.choices[0]!.message.content}: ${JSON.stringify(validRecipe.errors)}`);
+    }
+    const stream = await f.openai.chat.completions.create({ model: 'tiny', messages: user('a recipe'), response_format, max_tokens: 300, seed: 3, stream: true });
+    let text = '';
+    for await (const chunk of stream) text += chunk.choices[0]?.delta?.content ?? '';
+    assert.ok(validRecipe(JSON.parse(text)), text);
+    const parsed = await f.openai.chat.completions.parse({ model: 'tiny', messages: user('a recipe'), response_format, max_tokens: 300, seed: 4 });
+    assert.ok(validRecipe(parsed.choices[0]!.message.parsed));
+  });
+
+  test('json_object output parses', async () => {
+    const r = await f.openai.chat.completions.create({ model: 'tiny', messages: user('json please'), response_format: { type: 'json_object' }, max_tokens: 300, seed: 9 });
+    if (r.choices[0]!.finish_reason === 'stop') assert.equal(typeof JSON.parse(r.choices[0]!.message.content!), 'object');
+    else assert.equal(r.choices[0]!.finish_reason, 'length');
+  });
+
+  test('logit_bias -100 bans tokens: no token holding an "e" is generated', async () => {
+    const banned: Record<string, number> = {};
+    vocabulary.forEach((t, id) => {
+      if (t.includes('e')) banned[String(id)] = -100;
+    });
+    assert.ok(Object.keys(banned).length > 10 && Object.keys(banned).length <= 1024);
+    const plain = await f.openai.chat.completions.create({ model: 'tiny', messages: user('tell me more'), max_tokens: 40, temperature: 0 });
+    assert.match(plain.choices[0]!.message.content!, /e/, 'the plain answer uses the letter');
+    const biased = await f.openai.chat.completions.create({ model: 'tiny', messages: user('tell me more'), max_tokens: 40, temperature: 0, logit_bias: banned });
+    assert.doesNotMatch(biased.choices[0]!.message.content!, /e/);
+  });
+
+  test('top_k 1 and min_p 1 sample like greedy; the penalties change a greedy answer', async () => {
+    const base = { model: 'tiny', messages: user('more more more'), max_tokens: 40 };
+    const greedy = (await f.openai.chat.completions.create({ ...base, temperature: 0 })).choices[0]!.message.content;
+    const text = async (extra: Record<string, unknown>) => (await f.openai.chat.completions.create({ ...base, ...extra } as never) as OpenAI.Chat.Completions.ChatCompletion).choices[0]!.message.content;
+    assert.equal(await text({ temperature: 1.5, seed: 11, top_k: 1 }), greedy);
+    assert.equal(await text({ temperature: 1.5, seed: 12, min_p: 1 }), greedy);
+    assert.notEqual(await text({ temperature: 1.5, seed: 13 }), greedy, 'sampling at temperature 1.5 differs from greedy');
+    assert.notEqual(await text({ temperature: 0, frequency_penalty: 2 }), greedy);
+    assert.notEqual(await text({ temperature: 0, presence_penalty: 2 }), greedy);
+    assert.notEqual(await text({ temperature: 0, repeat_penalty: 2 }), greedy);
+  });
+
+  test('CORS: an allowed origin gets its preflight answered before auth and the request id exposed; another origin does not', async () => {
+    const preflight = (origin: string) =>
+      fetch(`${f.stack.api!.url}/v1/chat/completions`, {
+        method: 'OPTIONS',
+        headers: { origin, 'access-control-request-method': 'POST', 'access-control-request-headers': 'authorization,content-type,x-stainless-os' },
+      });
+    const ok = await preflight('http://app.example');
+    assert.equal(ok.status, 204);
+    assert.equal(ok.headers.get('access-control-allow-origin'), 'http://app.example');
+    assert.match(ok.headers.get('access-control-allow-headers') ?? '', /x-stainless-os/);
+    const other = await preflight('http://evil.example');
+    assert.equal(other.headers.get('access-control-allow-origin'), null);
+    const r = await fetch(`${f.stack.api!.url}/v1/models`, { headers: { origin: 'http://app.example' } });
+    assert.equal(r.headers.get('access-control-allow-origin'), 'http://app.example');
+    assert.match(r.headers.get('access-control-expose-headers') ?? '', /x-request-id/);
+    assert.match(r.headers.get('x-request-id') ?? '', /^req_/);
+  });
+});
