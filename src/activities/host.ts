@@ -266,6 +266,7 @@ export function createHostActivities(deps: HostActivityDeps) {
           params: input.params,
           principal: input.principal,
           signal,
+          ...(input.countOnly ? { countOnly: true } : {}),
           ...(gate ? { beforeGenerate: () => deps.gates!.wait(gate, signal) } : {}),
           onText: (text) => {
             // A stream's first text is recorded at once ("something was streamed": it may no
@@ -297,7 +298,7 @@ export function createHostActivities(deps: HostActivityDeps) {
           log: deps.log,
           text: out.text,
           streamed: publisher,
-          final: { finishReason: out.finishReason, usage: out.usage, replica, hostId, failovers: input.failovers ?? 0 },
+          final: { finishReason: out.finishReason, usage: out.usage, replica, hostId, failovers: input.failovers ?? 0, ...(out.stopSequence !== undefined ? { stopSequence: out.stopSequence } : {}) },
         });
         return { ...out, hostId, replica };
       } catch (err) {

@@ -10,12 +10,14 @@ import { sql } from 'kysely';
 import { renderMetrics } from '../metrics.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { corsMiddleware } from './cors.js';
-import { ApiError, toErrorResponse } from './errors.js';
+import { anthropicErrorResponse, ApiError, toErrorResponse } from './errors.js';
+import { isAnthropicPath } from './routes/messages.js';
 import type { ApiDeps } from './callExecutor.js';
 import { adminRoutes, type AdminDeps } from './routes/admin.js';
 import { adminPoolRoutes } from './routes/adminPools.js';
 import { adminKeyRoutes } from './routes/adminKeys.js';
 import { inferenceRoutes } from './routes/inference.js';
+import { messagesRoutes } from './routes/messages.js';
 import { modelRoutes } from './routes/models.js';
 import { signatureRoutes } from './routes/signatures.js';
 import { usageRoutes } from './routes/usage.js';
@@ -79,6 +81,7 @@ export function createApp(o: AppOptions): express.Express {
   app.use('/v1', authMiddleware({ requireAuth: o.requireAuth, resolveKey: (key) => o.keys.resolve(key) }));
   app.use('/admin', adminAuthMiddleware(o.adminToken));
   app.use(inferenceRoutes(o));
+  app.use(messagesRoutes(o));
   app.use(usageRoutes(o));
   app.use(modelRoutes(o));
   app.use(adminRoutes(o));
@@ -97,6 +100,12 @@ export function createApp(o: AppOptions): express.Express {
     else if (e.status >= 500) o.log.error({ err, path: req.path }, 'request failed');
     if (res.headersSent) {
       res.end();
+      return;
+    }
+    // The Anthropic routes answer in Anthropic's envelope, auth and body-parser errors included.
+    if (isAnthropicPath(req.path)) {
+      const a = anthropicErrorResponse(err);
+      res.status(a.status).set(a.headers).json(a.body);
       return;
     }
     res.status(e.status).set(e.headers).json(e.body);

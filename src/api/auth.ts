@@ -33,10 +33,16 @@ const invalidKey = (presented: boolean) =>
     'invalid_api_key',
   );
 
+/** The API key a client presented: `Authorization: Bearer` (OpenAI's clients) or `x-api-key` (Anthropic's). */
+export function apiKeyOf(req: Request): string | undefined {
+  const header = req.headers['x-api-key'];
+  return bearerOf(req) ?? (typeof header === 'string' && header.trim() ? header.trim() : undefined);
+}
+
 export function authMiddleware(opts: { requireAuth: boolean; resolveKey: (key: string) => Promise<Principal | null> }) {
   return async (req: Request, res: Response, next: NextFunction) => {
     for (const h of SPOOFABLE_HEADERS) delete req.headers[h];
-    const key = bearerOf(req);
+    const key = apiKeyOf(req);
     const principal = key ? await opts.resolveKey(key) : null;
     if (!principal && opts.requireAuth) throw invalidKey(key !== undefined);
     res.locals.principal = principal;

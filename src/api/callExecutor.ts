@@ -62,13 +62,15 @@ export interface InferenceCall {
   reserveTokens: number;
   /** Hex sha256 of the client's request body (what a host signature binds to). */
   requestSha256?: string;
+  /** Only count the prompt's tokens (nothing generated, nothing reserved). */
+  countOnly?: boolean;
 }
 
 /**
  * What the executor answers with: the workflow's result, or — sooner — the replica's early
  * answer from the stream channel (text plus EarlyAnswer), whichever comes first.
  */
-export type Answer = Pick<InferenceResult, 'text' | 'finishReason' | 'usage' | 'replica' | 'hostId' | 'failovers' | 'signature' | 'teeSignature' | 'usageEstimated'>;
+export type Answer = Pick<InferenceResult, 'text' | 'finishReason' | 'usage' | 'replica' | 'hostId' | 'failovers' | 'signature' | 'teeSignature' | 'usageEstimated' | 'stopSequence'>;
 
 /** What a wire format renders. Text arrives in order, from one replica only. */
 export interface CallSink {
@@ -184,6 +186,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
           principal: principal?.keyId ?? null,
           accountId: principal?.accountId ?? null,
           ...(call.requestSha256 ? { requestSha256: call.requestSha256 } : {}),
+          ...(call.countOnly ? { countOnly: true } : {}),
         },
       ],
       // Closes before the reservation expires, so the sweep never releases a live request's hold.

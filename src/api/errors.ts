@@ -2,7 +2,8 @@
  * The one error envelope. Every failure a client sees — bad JSON, validation, unknown model,
  * a workflow's typed failure, an unexpected bug — leaves through `toErrorResponse` as
  * `{"error":{"message","type","param","code"}}` with its status (and Retry-After where a retry
- * makes sense). No stack trace, internal URL or nonce ever reaches a client.
+ * makes sense). No stack trace, internal URL or nonce ever reaches a client. The Anthropic
+ * routes get the same errors in Anthropic's envelope (`anthropicErrorResponse`).
  */
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure, CancelledFailure, TemporalFailure, TimeoutFailure } from '@temporalio/common';
@@ -258,4 +259,30 @@ export function toErrorResponse(err: unknown): ErrorResponse {
   const outage = dependencyOutage(err);
   if (outage) return envelope(outage);
   return envelope(new ApiError(500, 'The server had an error while processing your request.', 'server_error', 'internal_error'));
+}
+
+export interface AnthropicErrorResponse {
+  status: number;
+  headers: Record<string, string>;
+  body: { type: 'error'; error: { type: string; message: string } };
+}
+
+/** Anthropic's error types, by status (its documented table). */
+function anthropicType(status: number): string {
+  if (status === 401) return 'authentication_error';
+  if (status === 403) return 'permission_error';
+  if (status === 404) return 'not_found_error';
+  if (status === 413) return 'request_too_large';
+  if (status === 429) return 'rate_limit_error';
+  if (status === 503 || status === 529) return 'overloaded_error';
+  if (status >= 500) return 'api_error';
+  return 'invalid_request_error';
+}
+
+/** The same error as `toErrorResponse`, in Anthropic's envelope: `{"type":"error","error":{"type","message"}}`. */
+export function anthropicErrorResponse(err: unknown): AnthropicErrorResponse {
+  const e = toErrorResponse(err);
+  const { message, param } = e.body.error;
+  const named = param && !message.includes(`'${param}'`) ? `${param}: ${message}` : message;
+  return { status: e.status, headers: e.headers, body: { type: 'error', error: { type: anthropicType(e.status), message: named } } };
 }

@@ -18,6 +18,11 @@ export function sendEvent(res: Response, data: unknown): void {
   res.write(`data: ${JSON.stringify(data)}\n\n`);
 }
 
+/** A named event (Anthropic's stream format: `event: <type>` then its data). */
+export function sendNamedEvent(res: Response, event: string, data: unknown): void {
+  res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+}
+
 export function endSse(res: Response): void {
   res.end('data: [DONE]\n\n');
 }

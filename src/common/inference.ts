@@ -52,6 +52,8 @@ export interface InferenceRequestInput {
    * absent in requests recorded before keys existed.
    */
   accountId?: string | null;
+  /** Only count the prompt's tokens on a replica that has the model (nothing is generated). */
+  countOnly?: boolean;
   /**
    * Hex sha256 of the client's HTTP request body as the API received it: what a verifiable
    * model's host signature binds the response to. Absent in requests recorded before it.
@@ -76,6 +78,8 @@ export interface GenerateResult {
   hostId: string;
   /** The provider gave no usage: the figures are estimates. */
   usageEstimated?: boolean;
+  /** The client's stop sequence that ended the answer (Anthropic's `stop_sequence`). */
+  stopSequence?: string;
   /** Verifiable models: the host's signature over `<build sha256>:<sha256 req>:<sha256 text>` (src/domain/teeSignatures.ts). */
   signature?: HostSignature;
   /** Attested providers: the serving backend's signature over `<model>:<sha256 req>:<sha256 resp>`. */
@@ -136,6 +140,7 @@ export interface EarlyAnswer {
   hostId: string;
   failovers: number;
   usageEstimated?: boolean;
+  stopSequence?: string;
 }
 
 /** One coalesced piece of a streamed answer; `offset` is its position in the full text. */

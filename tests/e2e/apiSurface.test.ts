@@ -3,13 +3,16 @@
  * stack (Temporal dev server, PGlite, node-llama-cpp on a generated random-weight GGUF):
  * function calling (forced, named, auto; JSON and stream; a history with calls and results),
  * structured outputs (json_object, json_schema, `.parse()`), the sampling parameters that are
- * applied (logit_bias, top_k, min_p, the penalties), request ids and CORS. Even a random-weight
+ * applied (logit_bias, top_k, min_p, the penalties), request ids and CORS; and Anthropic
+ * Messages through the official `@anthropic-ai/sdk` (messages, its stream helper, count_tokens,
+ * tool use, its error classes). Even a random-weight
  * model's calls and JSON parse and validate: the host enforces them by grammar.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { Ajv } from 'ajv';
 import { readGgufFileInfo } from 'node-llama-cpp';
+import Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
 
@@ -204,5 +207,108 @@ describe('API surface: tools, structured outputs, sampling', () => {
     assert.equal(r.headers.get('access-control-allow-origin'), 'http://app.example');
     assert.match(r.headers.get('access-control-expose-headers') ?? '', /x-request-id/);
     assert.match(r.headers.get('x-request-id') ?? '', /^req_/);
+  });
+
+  describe('Anthropic Messages', () => {
+    let anthropic: Anthropic;
+    before(() => {
+      anthropic = new Anthropic({ baseURL: f.stack.api!.url, apiKey: 'sk-no-key', maxRetries: 0, timeout: 60_000 });
+    });
+
+    test('a message: text content, usage, stop_reason; the request id is the message id', async () => {
+      const m = await anthropic.messages.create({ model: 'tiny', max_tokens: 12, system: 'be brief', messages: [{ role: 'user', content: 'hello' }] });
+      assert.match(m.id, /^msg_/);
+      assert.equal(m.type, 'message');
+      assert.equal(m.role, 'assistant');
+      assert.equal(m.model, 'tiny');
+      assert.equal(m.content[0]!.type, 'text');
+      assert.ok(['end_turn', 'max_tokens'].includes(m.stop_reason!));
+      assert.ok(m.usage.input_tokens > 0 && m.usage.output_tokens > 0 && m.usage.output_tokens <= 12);
+      assert.equal(m._request_id, m.id);
+    });
+
+    test('stop_sequences: stop_reason stop_sequence names the sequence', async () => {
+      const base = { model: 'tiny', max_tokens: 40, temperature: 0, messages: [{ role: 'user' as const, content: 'more' }] };
+      const plain = await anthropic.messages.create(base);
+      const text = plain.content[0]!.type === 'text' ? plain.content[0]!.text : '';
+      const word = text.trim().split(/\s+/)[1] ?? text.trim().slice(2, 5);
+      assert.ok(word, text);
+      const stopped = await anthropic.messages.create({ ...base, stop_sequences: [word] });
+      assert.equal(stopped.stop_reason, 'stop_sequence', JSON.stringify(stopped));
+      assert.equal(stopped.stop_sequence, word);
+    });
+
+    test('the stream helper assembles the streamed message, equal to the unstreamed one (greedy)', async () => {
+      const params = { model: 'tiny', max_tokens: 24, temperature: 0, messages: [{ role: 'user' as const, content: 'tell me about the fleet' }] };
+      const whole = await anthropic.messages.create(params);
+      const events: string[] = [];
+      const stream = anthropic.messages.stream(params).on('streamEvent', (e) => events.push(e.type));
+      const final = await stream.finalMessage();
+      assert.deepEqual(final.content, whole.content);
+      assert.equal(final.stop_reason, whole.stop_reason);
+      assert.deepEqual(final.usage.input_tokens, whole.usage.input_tokens);
+      assert.deepEqual(final.usage.output_tokens, whole.usage.output_tokens);
+      assert.equal(events[0], 'message_start');
+      assert.equal(events.at(-1), 'message_stop');
+      assert.ok(events.includes('content_block_delta') && events.includes('content_block_stop') && events.includes('message_delta'));
+    });
+
+    test('count_tokens counts what a message would use as its input', async () => {
+      const body = { model: 'tiny', messages: [{ role: 'user' as const, content: 'count me' }], system: 'sys' };
+      const counted = await anthropic.messages.countTokens(body);
+      const m = await anthropic.messages.create({ ...body, max_tokens: 4 });
+      assert.equal(counted.input_tokens, m.usage.input_tokens);
+    });
+
+    test('tool use: a forced tool gives a tool_use block whose input validates; streamed as input_json_delta; a tool_result turn is served', async () => {
+      const weather = { name: 'get_weather', description: 'Weather of a city', input_schema: weatherParams as unknown as Anthropic.Tool.InputSchema };
+      const m = await anthropic.messages.create({ model: 'tiny', max_tokens: 200, tools: [weather], tool_choice: { type: 'tool', name: 'get_weather' }, messages: [{ role: 'user', content: 'weather?' }] });
+      assert.equal(m.stop_reason, 'tool_use');
+      const use = m.content.find((b) => b.type === 'tool_use');
+      assert.ok(use && use.type === 'tool_use');
+      assert.equal(use.name, 'get_weather');
+      assert.match(use.id, /^toolu_/);
+      assert.ok(validWeather(use.input), JSON.stringify(use.input));
+      const final = await anthropic.messages
+        .stream({ model: 'tiny', max_tokens: 200, temperature: 0, tools: [weather], tool_choice: { type: 'any', disable_parallel_tool_use: true }, messages: [{ role: 'user', content: 'weather?' }] })
+        .finalMessage();
+      assert.equal(final.stop_reason, 'tool_use');
+      const streamed = final.content.find((b) => b.type === 'tool_use');
+      assert.ok(streamed && streamed.type === 'tool_use' && validWeather(streamed.input));
+      const next = await anthropic.messages.create({
+        model: 'tiny',
+        max_tokens: 8,
+        tools: [weather],
+        messages: [
+          { role: 'user', content: 'weather?' },
+          { role: 'assistant', content: [use] },
+          { role: 'user', content: [{ type: 'tool_result', tool_use_id: use.id, content: '21 degrees' }] },
+        ],
+      });
+      assert.ok(['end_turn', 'max_tokens', 'tool_use'].includes(next.stop_reason!));
+    });
+
+    test("errors come in Anthropic's envelope and as the SDK's error classes", async () => {
+      await assert.rejects(anthropic.messages.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }] } as never), (e: unknown) => {
+        assert.ok(e instanceof Anthropic.BadRequestError);
+        assert.equal((e.error as { type: string }).type, 'error');
+        assert.match(e.message, /max_tokens/);
+        return true;
+      });
+      await assert.rejects(anthropic.messages.create({ model: 'nope', max_tokens: 4, messages: [{ role: 'user', content: 'x' }] }), Anthropic.NotFoundError);
+      await assert.rejects(
+        anthropic.messages.create({ model: 'tiny', max_tokens: 4, messages: [{ role: 'user', content: [{ type: 'image', source: { type: 'base64', media_type: 'image/png', data: 'AA==' } }] }] }),
+        (e: unknown) => e instanceof Anthropic.BadRequestError && /image/.test(e.message),
+      );
+      await assert.rejects(
+        anthropic.messages.create({ model: 'tiny', max_tokens: 4, thinking: { type: 'enabled', budget_tokens: 1024 }, messages: [{ role: 'user', content: 'x' }] }),
+        (e: unknown) => e instanceof Anthropic.BadRequestError && /thinking/.test(e.message),
+      );
+      const raw = await fetch(`${f.stack.api!.url}/v1/messages`, { method: 'POST', headers: { 'content-type': 'application/json', 'x-api-key': 'k', 'anthropic-version': '2023-06-01' }, body: '{"model":' });
+      assert.equal(raw.status, 400);
+      const body = (await raw.json()) as { type: string; error: { type: string; message: string } };
+      assert.equal(body.type, 'error');
+      assert.equal(body.error.type, 'invalid_request_error');
+    });
   });
 });

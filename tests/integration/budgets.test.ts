@@ -214,6 +214,13 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
       assert.equal((await call(`${strict.url}/v1/models`)).status, 401);
       const ok = await chat(k.key, { messages: user('x'), max_tokens: 1 }, { base: strict.url });
       assert.equal(ok.status, 200);
+      // Anthropic's clients send the key as x-api-key; a refusal comes in Anthropic's envelope.
+      const messages = (headers: Record<string, string>) =>
+        call(`${strict.url}/v1/messages`, { headers: { 'anthropic-version': '2023-06-01', ...headers }, body: { model: 'tiny', max_tokens: 1, messages: user('x') } });
+      assert.equal((await messages({ 'x-api-key': k.key })).status, 200);
+      const refused = await messages({ 'x-api-key': wrongSecret });
+      assert.equal(refused.status, 401);
+      assert.deepEqual(refused.body, { type: 'error', error: { type: 'authentication_error', message: refused.body.error.message } });
       // Revoked through the other API: this one's cache still holds the key, but the
       // reservation re-reads it under its lock, so the revocation holds at once.
       assert.equal((await admin(`/admin/keys/${k.id}`, { method: 'DELETE' })).status, 200);

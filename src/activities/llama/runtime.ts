@@ -81,6 +81,8 @@ export interface GenerateOptions {
   /** Key id of the caller (null: anonymous), for the per-principal cap and fairness. */
   principal: string | null;
   signal?: AbortSignal;
+  /** Only count the prompt's tokens (Anthropic's count_tokens). */
+  countOnly?: boolean;
   onText?: (text: string) => void;
   /** Awaited once the slot is taken, before the prompt is evaluated (test gates hold here). */
   beforeGenerate?: () => Promise<void>;
@@ -90,6 +92,8 @@ export interface GenerateOutput {
   text: string;
   finishReason: FinishReason;
   usage: Usage;
+  /** The client's stop sequence that ended it (absent: it ended otherwise). */
+  stopSequence?: string;
 }
 
 export class LlamaRuntime {
@@ -235,6 +239,8 @@ export class LlamaRuntime {
         throw new InvalidGenerationError(`The schema cannot be enforced on this model: ${err.message.slice(0, 200)}`, 'response_format');
       });
     }
+    // count_tokens: the prompt as this model sees it, nothing generated, no slot taken.
+    if (o.countOnly) return { text: '', finishReason: 'stop', usage: { promptTokens: tokens.length, completionTokens: 0 } };
     const room = m.contextLength - tokens.length;
     const requested = o.params.maxTokens;
     // Checked before taking a slot: an over-long prompt never burns queue capacity.
@@ -270,10 +276,13 @@ export class LlamaRuntime {
         },
         onTextChunk: o.onText,
       });
+      // The chat template's own stop triggers end a turn too: only the client's are reported.
+      const trigger = res.metadata.stopReason === 'customStopTrigger' ? res.metadata.customStopTrigger.filter((t) => typeof t === 'string').join('') : undefined;
       return {
         text: res.response,
         finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
         usage: { promptTokens: tokens.length, completionTokens },
+        ...(trigger !== undefined && o.params.stop.includes(trigger) ? { stopSequence: trigger } : {}),
       };
     } catch (err) {
       // Cancelled mid-generation: what was used so far is what a budget must be charged.
