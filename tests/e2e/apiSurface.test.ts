@@ -311,4 +311,64 @@ describe('API surface: tools, structured outputs, sampling', () => {
       assert.equal(body.error.type, 'invalid_request_error');
     });
   });
+
+  describe('Responses', () => {
+    test('text: output_text, usage, incomplete at max_output_tokens; the request id is the response id', async () => {
+      const r = await f.openai.responses.create({ model: 'tiny', instructions: 'be brief', input: 'hello', max_output_tokens: 6 });
+      assert.match(r.id, /^resp_/);
+      assert.equal(r.object, 'response');
+      assert.equal(r.output[0]!.type, 'message');
+      assert.ok(r.output_text.length > 0);
+      assert.ok(r.usage!.input_tokens > 0 && r.usage!.output_tokens > 0 && r.usage!.output_tokens <= 6);
+      assert.ok(r.status === 'completed' || (r.status === 'incomplete' && r.incomplete_details?.reason === 'max_output_tokens'));
+      assert.equal(r._request_id, r.id);
+    });
+
+    test('a stream: its event family, and the stream helper assembles what the JSON answer holds (greedy)', async () => {
+      const params = { model: 'tiny', input: [{ role: 'user' as const, content: 'tell me about the fleet' }], max_output_tokens: 24, temperature: 0 };
+      const whole = await f.openai.responses.create(params);
+      const types: string[] = [];
+      let deltas = '';
+      for await (const e of await f.openai.responses.create({ ...params, stream: true })) {
+        types.push(e.type);
+        if (e.type === 'response.output_text.delta') deltas += e.delta;
+      }
+      assert.equal(types[0], 'response.created');
+      assert.ok(['response.completed', 'response.incomplete'].includes(types.at(-1)!));
+      assert.ok(types.includes('response.output_item.added') && types.includes('response.output_text.done') && types.includes('response.output_item.done'));
+      assert.equal(deltas, whole.output_text);
+      const final = await f.openai.responses.stream(params).finalResponse();
+      assert.equal(final.output_text, whole.output_text);
+    });
+
+    test('function calls: a forced call validates; its output item is served back; json_schema text format validates', async () => {
+      const weather = { type: 'function' as const, name: 'get_weather', parameters: weatherParams as unknown as Record<string, unknown>, strict: true };
+      const r = await f.openai.responses.create({ model: 'tiny', input: 'weather?', tools: [weather], tool_choice: 'required', parallel_tool_calls: false, max_output_tokens: 200 });
+      const call = r.output.find((o) => o.type === 'function_call');
+      assert.ok(call && call.type === 'function_call');
+      assert.equal(call.name, 'get_weather');
+      assert.ok(validWeather(JSON.parse(call.arguments)), call.arguments);
+      const streamed = await f.openai.responses
+        .stream({ model: 'tiny', input: 'weather?', tools: [weather], tool_choice: { type: 'function', name: 'get_weather' }, max_output_tokens: 200 })
+        .finalResponse();
+      const sc = streamed.output.find((o) => o.type === 'function_call');
+      assert.ok(sc && sc.type === 'function_call' && validWeather(JSON.parse(sc.arguments)));
+      const next = await f.openai.responses.create({
+        model: 'tiny',
+        input: [{ role: 'user', content: 'weather?' }, call, { type: 'function_call_output', call_id: call.call_id, output: '21 degrees' }],
+        tools: [weather],
+        tool_choice: 'none',
+        max_output_tokens: 8,
+      });
+      assert.equal(next.output[0]!.type, 'message');
+      const structured = await f.openai.responses.create({ model: 'tiny', input: 'a recipe', text: { format: { type: 'json_schema', name: 'recipe', schema: recipe, strict: true } }, max_output_tokens: 300 } as never);
+      assert.ok(validRecipe(JSON.parse((structured as OpenAI.Responses.Response).output_text)));
+    });
+
+    test('what is not retained is refused by name', async () => {
+      await assert.rejects(f.openai.responses.create({ model: 'tiny', input: 'x', previous_response_id: 'resp_1' }), /previous_response_id/);
+      await assert.rejects(f.openai.responses.create({ model: 'tiny', input: 'x', store: true }), /store/);
+      await assert.rejects(f.openai.responses.create({ model: 'tiny', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:', detail: 'auto' }] }] }), /input_image/);
+    });
+  });
 });

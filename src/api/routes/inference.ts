@@ -1,5 +1,5 @@
 /**
- * POST /v1/chat/completions and POST /v1/completions in the OpenAI wire format: parse (the
+ * POST /v1/chat/completions, /v1/completions and /v1/responses in the OpenAI wire formats: parse (the
  * wire format), resolve the alias, execute (the call executor). No routing, generation or
  * budget logic lives here.
  */
@@ -8,7 +8,9 @@ import { principalFrom } from '../auth.js';
 import { executeCall, type ApiDeps } from '../callExecutor.js';
 import { modelNotFound } from '../errors.js';
 import { requestBodySha256 } from '../requestBody.js';
-import { openAiSink, parseChat, parseCompletion, toCall, type ParsedOpenAiCall } from '../wire/openai.js';
+import { openAiSink, parseChat, parseCompletion, parseJsonObject, toCall, type ParsedOpenAiCall } from '../wire/openai.js';
+import { responsesSink, toResponsesCall } from '../wire/responses.js';
+import { responsesBody } from '../wire/responsesRequest.js';
 
 async function serve(deps: ApiDeps, req: Request, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
   const model = await deps.catalog.get(parsed.model);
@@ -22,5 +24,13 @@ export function inferenceRoutes(deps: ApiDeps): Router {
   const r = Router();
   r.post('/v1/chat/completions', (req: Request, res: Response) => serve(deps, req, res, parseChat(req.body)));
   r.post('/v1/completions', (req: Request, res: Response) => serve(deps, req, res, parseCompletion(req.body)));
+  r.post('/v1/responses', async (req: Request, res: Response) => {
+    const body = parseJsonObject(responsesBody, req.body);
+    const model = await deps.catalog.get(body.model);
+    if (!model) throw modelNotFound(body.model);
+    const prepared = toResponsesCall(body, model, principalFrom(res));
+    const call = { ...prepared.call, requestSha256: requestBodySha256(req) };
+    await executeCall(deps, call, responsesSink(res, call, body, prepared.toolMode));
+  });
   return r;
 }
