@@ -109,7 +109,7 @@ const budgetRefusals = new Counter({
   registers,
 });
 
-export type EndpointLabel = 'chat' | 'completion';
+export type EndpointLabel = 'chat' | 'completion' | 'embedding';
 
 /** One inference request answered by the API (any outcome). */
 export function recordRequest(o: { endpoint: EndpointLabel; stream: boolean; status: number; seconds: number }): void {

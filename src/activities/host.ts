@@ -29,6 +29,7 @@ import { probeModelLoad, type probeRegistry } from './llama/probe.js';
 import { loadOrCreateIdentityKey } from './hostIdentity.js';
 import { AdmissionRejected } from './llama/admissionQueue.js';
 import { gateOf, type TestGates } from './llama/testGates.js';
+import { embedWith } from './llama/embeddings.js';
 import {
   ContextOverflowError,
   GenerationAbortedError,
@@ -123,6 +124,32 @@ export function createHostActivities(deps: HostActivityDeps) {
       }
       await deps.probe.registry.add(input.sha256);
       deps.log.info({ modelId: input.modelId, ms: probe.ms }, 'probe load passed');
+    }
+  }
+
+  /**
+   * An embedding request on this host: no stream, no early answer (the vectors come back in the
+   * result), heartbeats while it runs so a cancellation reaches it.
+   */
+  async function embed(input: GenerateInput, e: Extract<GenerateInput['input'], { kind: 'embedding' }>): Promise<GenerateResult> {
+    const ctx = Context.current();
+    const signal = ctx.cancellationSignal;
+    const beats = setInterval(() => ctx.heartbeat({ chars: 0 }), 1000);
+    try {
+      const signingKey = input.sign ? await pinnedSigningKey(input.sign.pinnedFingerprints) : undefined;
+      const out = await embedWith(runtime, input.modelId, { inputs: e.inputs, ...(e.dimensions !== undefined ? { dimensions: e.dimensions } : {}), signal });
+      const replica = { kind: 'host' as const, hostId };
+      const embeddings = out.vectors.map(encodeVector);
+      const result: GenerateResult = { text: '', finishReason: 'stop', usage: { promptTokens: out.promptTokens, completionTokens: 0 }, hostId, replica, embeddings };
+      if (!input.sign || !signingKey) return result;
+      // A verifiable model signs what it returned: the vectors (base64, one per line) stand for the text.
+      const requestSha256 = input.requestSha256 ?? sha256Hex(input.requestId);
+      return { ...result, signature: signHostResponse({ modelSha256: input.sign.modelSha256, requestSha256, text: embeddings.join('\n') }, signingKey) };
+    } catch (err) {
+      if (signal.aborted) throw new CancelledFailure('embedding cancelled', [{ promptTokens: 0, completionTokens: 0 }]);
+      throw toFailure(err, hostId, input.modelId);
+    } finally {
+      clearInterval(beats);
     }
   }
 
@@ -245,6 +272,7 @@ export function createHostActivities(deps: HostActivityDeps) {
     },
 
     async generate(input: GenerateInput): Promise<GenerateResult> {
+      if (input.input.kind === 'embedding') return embed(input, input.input);
       const ctx = Context.current();
       const signal = ctx.cancellationSignal;
       // A verifiable model: the key is read once, checked against the pins before anything is
@@ -317,6 +345,9 @@ export function createHostActivities(deps: HostActivityDeps) {
 }
 
 export type HostActivities = ReturnType<typeof createHostActivities>;
+
+/** A vector as the result carries it: little-endian float32, base64 (what OpenAI's `base64` encoding is). */
+export const encodeVector = (v: Float32Array): string => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
 
 function toFailure(err: unknown, hostId: string, modelId: string): Error {
   if (err instanceof ContextOverflowError) {

@@ -22,7 +22,7 @@ import { recordGeneration } from '../metrics.js';
 import type { ProviderDirectory } from '../providers/directory.js';
 import type { AttestedRoute } from '../providers/attestedRoutes.js';
 import { fetchProviderSignature } from '../providers/attestedSignature.js';
-import { callUpstream, listUpstreamModels, UpstreamError, type UpstreamAnswer } from '../providers/openaiUpstream.js';
+import { callUpstream, listUpstreamModels, promptChars, UpstreamError, type UpstreamAnswer } from '../providers/openaiUpstream.js';
 import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
 import { chunkSource } from '../common/replicas.js';
 import type { StreamChannel } from '../stream/channel.js';
@@ -70,6 +70,8 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
       const signal = ctx.cancellationSignal;
       const remote = input.remote;
       if (!remote) throw typedFailure(FailureType.InvalidRequest, 'a provider generate needs a remote build');
+      // The API refuses these for remote builds; a request recorded otherwise fails plainly.
+      if (input.input.kind === 'embedding') throw typedFailure(FailureType.InvalidRequest, 'embeddings are not supported for models served by a remote provider');
       const log = deps.log.child({ requestId: input.requestId, providerId: remote.providerId });
       const resolved = await deps.directory.resolve(remote.providerId);
       if ('unusable' in resolved) throw typedFailure(FailureType.UpstreamUnavailable, resolved.unusable, { category: 'unusable', counts: false });
@@ -156,7 +158,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
         if (signal.aborted) {
           // What the client got (estimated at ≈ 4 characters per token): the API settles to it.
           const sent = publisher?.published ?? 0;
-          const prompt = input.input.kind === 'completion' ? input.input.prompt.length : input.input.messages.reduce((n, m) => n + m.content.length, 0);
+          const prompt = promptChars(input.input);
           throw new CancelledFailure('generation cancelled', [{ promptTokens: Math.ceil(prompt / 4), completionTokens: Math.ceil(sent / 4) }]);
         }
         throw err;

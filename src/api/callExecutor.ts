@@ -70,7 +70,7 @@ export interface InferenceCall {
  * What the executor answers with: the workflow's result, or — sooner — the replica's early
  * answer from the stream channel (text plus EarlyAnswer), whichever comes first.
  */
-export type Answer = Pick<InferenceResult, 'text' | 'finishReason' | 'usage' | 'replica' | 'hostId' | 'failovers' | 'signature' | 'teeSignature' | 'usageEstimated' | 'stopSequence'>;
+export type Answer = Pick<InferenceResult, 'text' | 'finishReason' | 'usage' | 'replica' | 'hostId' | 'failovers' | 'signature' | 'teeSignature' | 'usageEstimated' | 'stopSequence' | 'embeddings'>;
 
 /** What a wire format renders. Text arrives in order, from one replica only. */
 export interface CallSink {

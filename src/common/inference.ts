@@ -12,10 +12,17 @@ export interface ChatMessage {
   content: string;
 }
 
-/** What the model is asked: a chat (formatted by the host's chat wrapper) or a raw prompt. */
+/** One text to embed, or its token ids. */
+export type EmbeddingInput = string | number[];
+
+/**
+ * What the model is asked: a chat (formatted by the host's chat wrapper), a raw prompt, or
+ * texts to embed (`dimensions`: the size the client asked for, checked against the model's).
+ */
 export type InferenceInput =
   | { kind: 'chat'; messages: ChatMessage[] }
-  | { kind: 'completion'; prompt: string };
+  | { kind: 'completion'; prompt: string }
+  | { kind: 'embedding'; inputs: EmbeddingInput[]; dimensions?: number };
 
 export interface SamplingParams {
   /** Requested output bound; null means "as many as fit the context" (OpenAI's default). */
@@ -80,6 +87,8 @@ export interface GenerateResult {
   usageEstimated?: boolean;
   /** The client's stop sequence that ended the answer (Anthropic's `stop_sequence`). */
   stopSequence?: string;
+  /** An embedding request's vectors, in input order: little-endian float32, base64 (a compact payload). */
+  embeddings?: string[];
   /** Verifiable models: the host's signature over `<build sha256>:<sha256 req>:<sha256 text>` (src/domain/teeSignatures.ts). */
   signature?: HostSignature;
   /** Attested providers: the serving backend's signature over `<model>:<sha256 req>:<sha256 resp>`. */

@@ -39,6 +39,8 @@ export function utf8ByteLength(s: string): number {
 /** Most tokens the prompt can tokenize to, on any model. */
 export function promptUpperBound(input: InferenceInput): number {
   if (input.kind === 'completion') return PROMPT_OVERHEAD_TOKENS + utf8ByteLength(input.prompt);
+  // An embedding has no template around it: a token per byte (or the ids given), no overhead.
+  if (input.kind === 'embedding') return input.inputs.reduce((n, x) => n + (typeof x === 'string' ? utf8ByteLength(x) + 2 : x.length), 0);
   let bound = PROMPT_OVERHEAD_TOKENS;
   for (const m of input.messages) bound += PER_MESSAGE_OVERHEAD_TOKENS + utf8ByteLength(m.content);
   return bound;

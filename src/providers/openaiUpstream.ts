@@ -77,7 +77,8 @@ const errorBodySchema = z.object({
 
 const finishOf = (r: string | null | undefined): FinishReason => (r === 'length' ? 'length' : 'stop');
 const estimate = (chars: number) => Math.max(1, Math.ceil(chars / 4));
-const promptChars = (i: InferenceInput) => (i.kind === 'completion' ? i.prompt.length : i.messages.reduce((n, m) => n + m.content.length, 0));
+export const promptChars = (i: InferenceInput): number =>
+  i.kind === 'completion' ? i.prompt.length : i.kind === 'embedding' ? i.inputs.reduce((n, x) => n + x.length, 0) : i.messages.reduce((n, m) => n + m.content.length, 0);
 
 /** Anything in an upstream's words that looks like a URL (it may hold a host, a path, a token) is cut out. */
 export function scrub(text: string, secrets: ReadonlyArray<string | undefined> = []): string {
@@ -90,7 +91,7 @@ function bodyFor(c: UpstreamCall): Record<string, unknown> {
   const p = c.params;
   return {
     model: c.model,
-    ...(c.input.kind === 'chat' ? { messages: c.input.messages.map((m) => ({ role: m.role, content: m.content })) } : { prompt: c.input.prompt }),
+    ...(c.input.kind === 'chat' ? { messages: c.input.messages.map((m) => ({ role: m.role, content: m.content })) } : c.input.kind === 'completion' ? { prompt: c.input.prompt } : {}),
     ...(p.maxTokens !== null ? { max_tokens: p.maxTokens } : {}),
     temperature: p.temperature,
     top_p: p.topP,

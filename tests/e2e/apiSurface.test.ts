@@ -14,7 +14,9 @@ import { Ajv } from 'ajv';
 import { readGgufFileInfo } from 'node-llama-cpp';
 import Anthropic from '@anthropic-ai/sdk';
 import type OpenAI from 'openai';
+import { getRequestLog } from '../../src/db/requestLogRepo.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 const user = (content: string) => [{ role: 'user' as const, content }];
 
@@ -369,6 +371,38 @@ describe('API surface: tools, structured outputs, sampling', () => {
       await assert.rejects(f.openai.responses.create({ model: 'tiny', input: 'x', previous_response_id: 'resp_1' }), /previous_response_id/);
       await assert.rejects(f.openai.responses.create({ model: 'tiny', input: 'x', store: true }), /store/);
       await assert.rejects(f.openai.responses.create({ model: 'tiny', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:', detail: 'auto' }] }] }), /input_image/);
+    });
+  });
+
+  describe('Embeddings', () => {
+    test('float and base64 decode to the same vectors; a batch keeps its order; token ids embed like their text', async () => {
+      const floats = await f.openai.embeddings.create({ model: 'tiny', input: ['hello fleet', 'another text'], encoding_format: 'float' });
+      assert.equal(floats.object, 'list');
+      assert.deepEqual(floats.data.map((d) => d.index), [0, 1]);
+      const dims = floats.data[0]!.embedding.length;
+      assert.ok(dims > 0);
+      assert.ok(floats.usage.prompt_tokens > 0);
+      assert.equal(floats.usage.total_tokens, floats.usage.prompt_tokens);
+      assert.notDeepEqual(floats.data[0]!.embedding, floats.data[1]!.embedding);
+      // It ran as an inferenceRequest workflow (its id is the request id) and is in the request log.
+      assert.match(floats._request_id ?? '', /^emb-/);
+      const logged = await waitFor(() => getRequestLog(f.stack.db.db, floats._request_id!));
+      assert.deepEqual([logged!.kind, logged!.status, logged!.prompt_tokens], ['embedding', 'ok', floats.usage.prompt_tokens]);
+      // The SDK asks for base64 by default and decodes the float32 bytes itself.
+      const decoded = await f.openai.embeddings.create({ model: 'tiny', input: ['hello fleet', 'another text'] });
+      assert.deepEqual(decoded.data.map((d) => d.embedding), floats.data.map((d) => d.embedding));
+      const one = await f.openai.embeddings.create({ model: 'tiny', input: 'another text', encoding_format: 'float' });
+      assert.deepEqual(one.data[0]!.embedding, floats.data[1]!.embedding);
+      const tokenIds = vocabulary.map((t, id) => [t, id] as const).filter(([t]) => t.length > 2).slice(0, 5).map(([, id]) => id);
+      const byIds = await f.openai.embeddings.create({ model: 'tiny', input: [tokenIds], encoding_format: 'float' });
+      assert.equal(byIds.usage.prompt_tokens, tokenIds.length);
+      assert.equal(byIds.data[0]!.embedding.length, dims);
+      // dimensions: the model's own size is accepted, another refused by name.
+      const same = await f.openai.embeddings.create({ model: 'tiny', input: 'x y', dimensions: dims, encoding_format: 'float' });
+      assert.equal(same.data[0]!.embedding.length, dims);
+      await assert.rejects(f.openai.embeddings.create({ model: 'tiny', input: 'x y', dimensions: dims + 1 }), (e: unknown) => (e as { param?: string }).param === 'dimensions');
+      await assert.rejects(f.openai.embeddings.create({ model: 'tiny', input: [[999_999]] }), (e: unknown) => /vocabulary/.test((e as Error).message));
+      await assert.rejects(f.openai.embeddings.create({ model: 'tiny', input: '' }), (e: unknown) => (e as { status?: number }).status === 400);
     });
   });
 });

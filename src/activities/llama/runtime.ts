@@ -13,6 +13,7 @@ import {
   type ChatWrapper,
   type Llama,
   type LlamaContext,
+  type LlamaEmbeddingContext,
   type LlamaGrammar,
   type LlamaModel,
   type Token,
@@ -46,7 +47,8 @@ export interface LoadedModelInfo {
   lastUsedAt: number | null;
 }
 
-interface LoadedModel {
+/** One loaded model (exported for the embedding path, src/activities/llama/embeddings.ts). */
+export interface LoadedModel {
   modelId: string;
   path: string;
   model: LlamaModel;
@@ -57,6 +59,10 @@ interface LoadedModel {
   contextLength: number;
   /** Tokens in the vocabulary (what a logit_bias key may name); 0: unknown. */
   vocabularySize: number;
+  /** The embedding context, made on the first embedding request. */
+  embedding?: Promise<LlamaEmbeddingContext>;
+  /** Embedding requests run one after another (the context has one sequence). */
+  embedChain: Promise<void>;
   lastUsedAt: number | null;
 }
 
@@ -128,6 +134,17 @@ export class LlamaRuntime {
     return [...this.models.values()].map((m) => this.info(m));
   }
 
+  /** A loaded model (for the embedding path), or ModelNotLoadedError. */
+  loaded(modelId: string): LoadedModel {
+    const m = this.models.get(modelId);
+    if (!m) throw new ModelNotLoadedError(modelId);
+    return m;
+  }
+
+  get threads(): number {
+    return this.opts.threads;
+  }
+
   isLoaded(modelId: string): boolean {
     return this.models.has(modelId);
   }
@@ -185,6 +202,7 @@ export class LlamaRuntime {
         pool: new AdmissionQueue(completions, this.opts.admission, this.opts.onLoadChange),
         contextLength: ctxLen,
         vocabularySize: vocabularySizeOf(model),
+        embedChain: Promise.resolve(),
         lastUsedAt: null,
       };
       this.models.set(modelId, loaded);
@@ -205,6 +223,7 @@ export class LlamaRuntime {
     this.models.delete(modelId);
     this.opts.onLoadChange?.();
     m.pool.rejectAll(new Error(`model ${modelId} was unloaded`));
+    if (m.embedding) await (await m.embedding.catch(() => undefined))?.dispose();
     await m.context.dispose();
     await m.model.dispose();
     this.opts.log.info({ modelId }, 'model unloaded');
@@ -221,6 +240,7 @@ export class LlamaRuntime {
     if (input.kind === 'completion') {
       return { tokens: m.model.tokenize(input.prompt), stops: [] };
     }
+    if (input.kind === 'embedding') throw new InvalidGenerationError('an embedding request cannot be generated from', 'input');
     const state = m.chatWrapper.generateContextState({ chatHistory: toChatHistory(input.messages) });
     return { tokens: state.contextText.tokenize(m.model.tokenizer), stops: state.stopGenerationTriggers };
   }

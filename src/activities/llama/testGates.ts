@@ -20,7 +20,7 @@ export const gateMarker = (name: string): string => `⟦gate:${name}⟧`;
 
 /** The gate a request names, if any. */
 export function gateOf(input: InferenceInput): string | undefined {
-  const texts = input.kind === 'completion' ? [input.prompt] : input.messages.map((m) => m.content);
+  const texts = input.kind === 'completion' ? [input.prompt] : input.kind === 'embedding' ? input.inputs.filter((x) => typeof x === 'string') : input.messages.map((m) => m.content);
   for (const t of texts) {
     const m = GATE.exec(t);
     if (m) return m[1];

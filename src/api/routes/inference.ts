@@ -1,5 +1,5 @@
 /**
- * POST /v1/chat/completions, /v1/completions and /v1/responses in the OpenAI wire formats: parse (the
+ * POST /v1/chat/completions, /v1/completions, /v1/responses and /v1/embeddings in the OpenAI wire formats: parse (the
  * wire format), resolve the alias, execute (the call executor). No routing, generation or
  * budget logic lives here.
  */
@@ -10,6 +10,7 @@ import { modelNotFound } from '../errors.js';
 import { requestBodySha256 } from '../requestBody.js';
 import { openAiSink, parseChat, parseCompletion, parseJsonObject, toCall, type ParsedOpenAiCall } from '../wire/openai.js';
 import { responsesSink, toResponsesCall } from '../wire/responses.js';
+import { embeddingsBody, embeddingsSink, toEmbeddingCall } from '../wire/embeddings.js';
 import { responsesBody } from '../wire/responsesRequest.js';
 
 async function serve(deps: ApiDeps, req: Request, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
@@ -24,6 +25,13 @@ export function inferenceRoutes(deps: ApiDeps): Router {
   const r = Router();
   r.post('/v1/chat/completions', (req: Request, res: Response) => serve(deps, req, res, parseChat(req.body)));
   r.post('/v1/completions', (req: Request, res: Response) => serve(deps, req, res, parseCompletion(req.body)));
+  r.post('/v1/embeddings', async (req: Request, res: Response) => {
+    const body = parseJsonObject(embeddingsBody, req.body);
+    const model = await deps.catalog.get(body.model);
+    if (!model) throw modelNotFound(body.model);
+    const call = { ...toEmbeddingCall(body, model, principalFrom(res)), requestSha256: requestBodySha256(req) };
+    await executeCall(deps, call, embeddingsSink(res, call, body.encoding_format ?? 'float'));
+  });
   r.post('/v1/responses', async (req: Request, res: Response) => {
     const body = parseJsonObject(responsesBody, req.body);
     const model = await deps.catalog.get(body.model);

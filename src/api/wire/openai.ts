@@ -138,7 +138,7 @@ const ARGUMENT_PIECE = 32;
  */
 export function openAiSink(res: Response, call: InferenceCall, o: { includeUsage: boolean; toolMode: ToolMode }): CallSink {
   const { includeUsage, toolMode } = o;
-  const meta: ResponseMeta = { id: call.requestId, created: Math.floor(Date.now() / 1000), model: call.modelId, endpoint: call.kind };
+  const meta: ResponseMeta = { id: call.requestId, created: Math.floor(Date.now() / 1000), model: call.modelId, endpoint: call.kind === 'completion' ? 'completion' : 'chat' };
   let started = false;
   const ensureStarted = () => {
     if (started) return;
