@@ -120,6 +120,34 @@ describe('remote providers', () => {
     assert.deepEqual([call.model, call.authorization], ['vendor/up-model', `Bearer ${FAULT_KEY}`]);
   });
 
+  test('a provider receives the sampling parameters and response_format the client set (and nothing unset); tools and embeddings are refused for it', async () => {
+    const schema = { type: 'object', properties: { a: { type: 'string', pattern: '^x' } } };
+    const r = await chat('faulty', {
+      presence_penalty: 0.5,
+      frequency_penalty: 0.25,
+      logit_bias: { '42': -5 },
+      top_k: 7,
+      min_p: 0.1,
+      repeat_penalty: 1.2,
+      response_format: { type: 'json_schema', json_schema: { name: 'x', schema, strict: true } },
+    });
+    assert.equal(r.status, 200, r.text);
+    const body = up.calls.at(-1)!.body;
+    assert.deepEqual(
+      [body.presence_penalty, body.frequency_penalty, body.logit_bias, body.top_k, body.min_p, body.repeat_penalty],
+      [0.5, 0.25, { '42': -5 }, 7, 0.1, 1.2],
+    );
+    // The provider enforces the schema: it gets it as written (a keyword our hosts refuse included).
+    assert.deepEqual(body.response_format, { type: 'json_schema', json_schema: { name: 'x', schema, strict: true } });
+    await chat('faulty');
+    const plain = up.calls.at(-1)!.body;
+    for (const k of ['presence_penalty', 'frequency_penalty', 'logit_bias', 'top_k', 'min_p', 'repeat_penalty', 'response_format']) assert.ok(!(k in plain), k);
+    const tools = await chat('faulty', { tools: [{ type: 'function', function: { name: 'f' } }] });
+    assert.deepEqual([tools.status, tools.json!.error.param], [400, 'tools']);
+    const emb = await fetch(`${f.apiUrl}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'faulty', input: 'x' }) });
+    assert.equal(emb.status, 400);
+  });
+
   const failureTable: Array<{ name: string; script: Parameters<FaultUpstream['script']>[1][]; stream?: boolean; status: number; calls: number; check?: (r: Awaited<ReturnType<typeof chat>>) => void }> = [
     { name: '500 once: retried on the same provider', script: ['500', 'ok'], status: 200, calls: 2 },
     { name: '429 + Retry-After: waited, then retried', script: ['429:1', 'ok'], status: 200, calls: 2 },
