@@ -109,7 +109,7 @@ const budgetRefusals = new Counter({
   registers,
 });
 
-export type EndpointLabel = 'chat' | 'completion' | 'embedding';
+export type EndpointLabel = 'chat' | 'completion' | 'embedding' | 'count_tokens';
 
 /** One inference request answered by the API (any outcome). */
 export function recordRequest(o: { endpoint: EndpointLabel; stream: boolean; status: number; seconds: number }): void {

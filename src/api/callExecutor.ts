@@ -244,7 +244,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
 
   // The outcome's status, even when a mid-stream failure went out after a 200 header.
   recordRequest({ endpoint: call.kind, stream: call.stream, status: failure?.status ?? 200, seconds: elapsedSeconds() });
-  if (result) {
+  if (result && !call.countOnly) {
     recordInferenceResult({ model: call.modelId, promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens, failovers: result.failovers });
   }
 

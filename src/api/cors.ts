@@ -16,16 +16,17 @@ export interface CorsOptions {
   allowHeaders?: string;
 }
 
-const EXPOSED = 'x-request-id, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, retry-after';
+const EXPOSED = 'x-request-id, request-id, x-ratelimit-limit-tokens, x-ratelimit-remaining-tokens, x-ratelimit-reset-tokens, retry-after';
 
 export function corsMiddleware(o: CorsOptions) {
   const any = o.origins.includes('*');
   return (req: Request, res: Response, next: NextFunction) => {
     const origin = req.headers.origin;
     const allowed = origin !== undefined && (any || o.origins.includes(origin));
+    // The answer depends on the origin: caches must keep them apart, allowed or not.
+    if (o.origins.length) res.setHeader('Vary', 'Origin');
     if (allowed) {
       res.setHeader('Access-Control-Allow-Origin', any && !o.credentials ? '*' : origin);
-      res.setHeader('Vary', 'Origin');
       if (o.credentials) res.setHeader('Access-Control-Allow-Credentials', 'true');
       res.setHeader('Access-Control-Expose-Headers', EXPOSED);
     }

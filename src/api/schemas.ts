@@ -34,7 +34,7 @@ const message = z.object({
 });
 
 /** A parameter we neither apply nor pass on: present (and not null) is a 400 naming it. */
-function refused(message: string) {
+export function refused(message: string) {
   return z.unknown().refine((v) => v === undefined || v === null, { message }).optional();
 }
 
@@ -98,7 +98,8 @@ const sampling = {
   /** llama.cpp's samplers (as llama-server and vLLM take them); 0 turns top_k off. */
   top_k: z.number().int().min(0).max(1_000_000).nullable().optional(),
   min_p: z.number().min(0).max(1).nullable().optional(),
-  repeat_penalty: z.number().min(0).max(10).nullable().optional(),
+  // llama.cpp divides logits by it: 0 is no penalty but a division by zero.
+  repeat_penalty: z.number().gt(0, 'repeat_penalty must be greater than 0').max(10).nullable().optional(),
   /** Informational (OpenAI's abuse-monitoring id): logged nowhere, passed nowhere. */
   user: z.string().optional(),
   top_logprobs: refused('logprobs are not supported by this server'),
@@ -137,6 +138,8 @@ export const completionBody = z.object({
   logprobs: refused('logprobs are not supported by this server'),
   suffix: z.null().optional(),
   best_of: z.literal(1, 'only best_of=1 is supported').nullable().optional(),
+  tools: refused('tools are served on /v1/chat/completions'),
+  response_format: refused('response_format is served on /v1/chat/completions'),
 });
 export type CompletionBody = z.infer<typeof completionBody>;
 

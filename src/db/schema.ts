@@ -35,7 +35,7 @@ export const PlacementState = {
 export type PlacementState = (typeof PlacementState)[keyof typeof PlacementState];
 export const PLACEMENT_STATES: readonly PlacementState[] = Object.values(PlacementState);
 
-export const RequestKind = { Chat: 'chat', Completion: 'completion', Embedding: 'embedding' } as const;
+export const RequestKind = { Chat: 'chat', Completion: 'completion', Embedding: 'embedding', CountTokens: 'count_tokens' } as const;
 export type RequestKind = (typeof RequestKind)[keyof typeof RequestKind];
 
 export const RequestStatus = { Ok: 'ok', Error: 'error', Cancelled: 'cancelled' } as const;

@@ -23,7 +23,7 @@ export type ToolChoice = { kind: 'none' } | { kind: 'auto' } | { kind: 'required
 /** What the host is told to enforce (part of the sampling parameters; a Temporal payload). */
 export type OutputConstraint =
   | { kind: 'json' }
-  | { kind: 'jsonSchema'; name: string; schema: GrammarSchema; strict: boolean }
+  | { kind: 'jsonSchema'; name: string; description?: string; schema: GrammarSchema; strict: boolean | null }
   /** A tool-call object per `schema`; `allowText`: or free text that does not start with `{`. */
   | { kind: 'toolCalls'; schema: GrammarSchema; allowText: boolean };
 

@@ -114,7 +114,10 @@ function bodyFor(c: UpstreamCall): Record<string, unknown> {
 function responseFormatOf(c: SamplingParams['constraint']): Record<string, unknown> {
   if (!c) return {};
   if (c.kind === 'json') return { response_format: { type: 'json_object' } };
-  if (c.kind === 'jsonSchema') return { response_format: { type: 'json_schema', json_schema: { name: c.name, schema: c.schema, strict: c.strict } } };
+  if (c.kind === 'jsonSchema') {
+    const { name, description, schema, strict } = c;
+    return { response_format: { type: 'json_schema', json_schema: { name, ...(description ? { description } : {}), schema, ...(strict !== null ? { strict } : {}) } } };
+  }
   return {};
 }
 

@@ -13,6 +13,8 @@ import { after, before, describe, test } from 'node:test';
 import { Ajv } from 'ajv';
 import { readGgufFileInfo } from 'node-llama-cpp';
 import Anthropic from '@anthropic-ai/sdk';
+import { zodResponseFormat } from 'openai/helpers/zod';
+import { z } from 'zod';
 import type OpenAI from 'openai';
 import { getRequestLog } from '../../src/db/requestLogRepo.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
@@ -161,6 +163,10 @@ describe('API surface: tools, structured outputs, sampling', () => {
     assert.ok(validRecipe(JSON.parse(text)), text);
     const parsed = await f.openai.chat.completions.parse({ model: 'tiny', messages: user('a recipe'), response_format, max_tokens: 300, seed: 4 });
     assert.ok(validRecipe(parsed.choices[0]!.message.parsed));
+    // The SDK's zod helper writes integer bounds as wide as JavaScript's safe integers: accepted, and parsed by the SDK.
+    const Dish = z.object({ name: z.string().max(10), minutes: z.number().int(), vegan: z.boolean() });
+    const viaZod = await f.openai.chat.completions.parse({ model: 'tiny', messages: user('a dish'), response_format: zodResponseFormat(Dish, 'dish'), max_tokens: 200, seed: 5 });
+    assert.ok(Dish.safeParse(viaZod.choices[0]!.message.parsed).success, JSON.stringify(viaZod.choices[0]!.message));
   });
 
   test('json_object output parses', async () => {
@@ -290,6 +296,12 @@ describe('API surface: tools, structured outputs, sampling', () => {
       assert.ok(['end_turn', 'max_tokens', 'tool_use'].includes(next.stop_reason!));
     });
 
+    test('output_config.format: the answer is held to the JSON schema', async () => {
+      const m = await anthropic.messages.create({ model: 'tiny', max_tokens: 300, output_config: { format: { type: 'json_schema', schema: recipe } }, messages: [{ role: 'user', content: 'a recipe' }] } as never);
+      const block = (m as Anthropic.Message).content[0]!;
+      assert.ok(block.type === 'text' && validRecipe(JSON.parse(block.text)), JSON.stringify(m));
+    });
+
     test("errors come in Anthropic's envelope and as the SDK's error classes", async () => {
       await assert.rejects(anthropic.messages.create({ model: 'tiny', messages: [{ role: 'user', content: 'x' }] } as never), (e: unknown) => {
         assert.ok(e instanceof Anthropic.BadRequestError);
@@ -370,6 +382,7 @@ describe('API surface: tools, structured outputs, sampling', () => {
     test('what is not retained is refused by name', async () => {
       await assert.rejects(f.openai.responses.create({ model: 'tiny', input: 'x', previous_response_id: 'resp_1' }), /previous_response_id/);
       await assert.rejects(f.openai.responses.create({ model: 'tiny', input: 'x', store: true }), /store/);
+      await assert.rejects(f.openai.responses.create({ model: 'tiny', input: 'x', text: { verbosity: 'low' } }), /verbosity/);
       await assert.rejects(f.openai.responses.create({ model: 'tiny', input: [{ role: 'user', content: [{ type: 'input_image', image_url: 'data:', detail: 'auto' }] }] }), /input_image/);
     });
   });

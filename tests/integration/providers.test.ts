@@ -144,6 +144,14 @@ describe('remote providers', () => {
     for (const k of ['presence_penalty', 'frequency_penalty', 'logit_bias', 'top_k', 'min_p', 'repeat_penalty', 'response_format']) assert.ok(!(k in plain), k);
     const tools = await chat('faulty', { tools: [{ type: 'function', function: { name: 'f' } }] });
     assert.deepEqual([tools.status, tools.json!.error.param], [400, 'tools']);
+    const history = await chat('faulty', {
+      messages: [
+        { role: 'user', content: 'x' },
+        { role: 'assistant', content: null, tool_calls: [{ id: 'c1', type: 'function', function: { name: 'f', arguments: '{}' } }] },
+        { role: 'tool', tool_call_id: 'c1', content: '1' },
+      ],
+    });
+    assert.deepEqual([history.status, history.json!.error.param], [400, 'messages.1']);
     const emb = await fetch(`${f.apiUrl}/v1/embeddings`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'faulty', input: 'x' }) });
     assert.equal(emb.status, 400);
   });
@@ -212,8 +220,16 @@ describe('remote providers', () => {
   });
 
   test('a provider failing again and again is demoted behind the others; half open after a while, one success restores it', async () => {
-    up.script('vendor/dm-bad', ...Array<'500'>(60).fill('500'));
-    for (let i = 0; i < 8; i++) assert.equal((await chat('dm')).status, 200, `request ${i}`);
+    up.script('vendor/dm-bad', ...Array<'500'>(200).fill('500'));
+    // Rotation puts `bad` first for about half the requests (a hash of the request id): send
+    // until two requests have tried it, not a fixed number that may all have gone to `good`.
+    let tried = 0;
+    for (let i = 0; i < 60 && tried < 2; i++) {
+      const before = up.callsFor('vendor/dm-bad').length;
+      assert.equal((await chat('dm')).status, 200, `request ${i}`);
+      if (up.callsFor('vendor/dm-bad').length > before) tried++;
+    }
+    assert.equal(tried, 2);
     // Outcomes are recorded by the workflow as it closes, which may be just after the answer.
     const badState = async () => ((await admin('GET', '/admin/providers')).body.data as Array<{ id: string; demoted: boolean; consecutive_failures: number }>).find((p) => p.id === 'bad')!;
     const bad = await waitFor(async () => {

@@ -11,6 +11,26 @@ const accepted: { name: string; schema: unknown; out: unknown }[] = [
   { name: 'anyOf becomes oneOf', schema: { anyOf: [{ type: 'integer' }, { type: 'null' }] }, out: { oneOf: [{ type: 'integer' }, { type: 'null' }] } },
   { name: 'enum and const', schema: { type: 'object', properties: { a: { enum: ['x', 1, null] }, b: { const: true } } }, out: { type: 'object', properties: { a: { enum: ['x', 1, null] }, b: { const: true } } } },
   {
+    name: "integer bounds as wide as the SDKs' zod helpers write them",
+    schema: { type: 'integer', minimum: -9007199254740991, maximum: 9007199254740991 },
+    out: { type: 'integer' },
+  },
+  {
+    name: 'declared properties only, whatever additionalProperties allows',
+    schema: { type: 'object', properties: { a: { type: 'null' } }, additionalProperties: true },
+    out: { type: 'object', properties: { a: { type: 'null' } } },
+  },
+  {
+    name: 'a map: no declared properties, additionalProperties a schema',
+    schema: { type: 'object', additionalProperties: { type: 'number' } },
+    out: { type: 'object', properties: {}, additionalProperties: { type: 'number' } },
+  },
+  {
+    name: 'a closed tuple holds its prefix items at most',
+    schema: { type: 'array', prefixItems: [{ type: 'string' }, { type: 'number' }], items: false },
+    out: { type: 'array', prefixItems: [{ type: 'string' }, { type: 'number' }], maxItems: 2 },
+  },
+  {
     name: 'object with required and additionalProperties false',
     schema: { type: 'object', properties: { a: { type: 'number' } }, required: ['a'], additionalProperties: false },
     out: { type: 'object', properties: { a: { type: 'number' } } },
@@ -38,6 +58,16 @@ const refused: { name: string; schema: unknown; keyword: string; path?: string }
   { name: 'an object type in a list', schema: { type: ['object', 'null'] }, keyword: 'type' },
   { name: 'minItems above maxItems', schema: { type: 'array', items: { type: 'null' }, minItems: 3, maxItems: 1 }, keyword: 'minItems' },
   { name: 'not an object', schema: 'string', keyword: 'type' },
+  { name: 'a tight integer bound', schema: { type: 'integer', minimum: 0 }, keyword: 'minimum' },
+  { name: 'a bound on a number', schema: { type: 'number', maximum: 9007199254740991 }, keyword: 'maximum' },
+  { name: 'a recursive definition', schema: { $defs: { node: { type: 'object', properties: { next: { $ref: '#/$defs/node' } } } }, $ref: '#/$defs/node' }, keyword: '$ref' },
+  { name: 'mutually recursive definitions', schema: { type: 'object', properties: { a: { $ref: '#/$defs/A' } }, $defs: { A: { type: 'array', items: { $ref: '#/$defs/B' } }, B: { anyOf: [{ type: 'null' }, { $ref: '#/$defs/A' }] } } }, keyword: '$ref' },
+  { name: 'required naming an inherited name', schema: { type: 'object', properties: {}, required: ['constructor'] }, keyword: 'required' },
+  { name: 'a ref to an inherited name', schema: { $defs: {}, $ref: '#/$defs/toString' }, keyword: '$ref' },
+  { name: 'maxProperties below the declared ones', schema: { type: 'object', properties: { a: { type: 'null' }, b: { type: 'null' } }, maxProperties: 1 }, keyword: 'maxProperties' },
+  { name: 'minProperties above the declared ones, no others allowed', schema: { type: 'object', properties: { a: { type: 'null' } }, minProperties: 2 }, keyword: 'minProperties' },
+  { name: 'maxItems below the prefix', schema: { type: 'array', prefixItems: [{ type: 'null' }, { type: 'null' }], maxItems: 1 }, keyword: 'maxItems' },
+  { name: 'minItems above a closed tuple', schema: { type: 'array', prefixItems: [{ type: 'null' }], items: false, minItems: 2 }, keyword: 'minItems' },
 ];
 
 describe('JSON Schema subset', () => {

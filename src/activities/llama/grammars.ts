@@ -53,7 +53,8 @@ export class GrammarCache {
   }
 }
 
-const INTEGER = '"-"? ("0" | [1-9] [0-9]{0,15})';
+/** 15 digits at most: every integer produced is a safe JavaScript integer (GRAMMAR_INTEGER_LIMIT). */
+const INTEGER = '"-"? ("0" | [1-9] [0-9]{0,14})';
 const FRACTIONAL = `${INTEGER} ("." [0-9]{1,16})? ([eE] [-+]? [0-9]{1,2})?`;
 
 /** Rewrites the library's number and whitespace rules (by their reserved names), as above. */

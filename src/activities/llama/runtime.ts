@@ -256,7 +256,7 @@ export class LlamaRuntime {
     let grammar: LlamaGrammar | undefined;
     if (o.params.constraint) {
       grammar = await this.grammars.get(o.params.constraint).catch((err: Error) => {
-        throw new InvalidGenerationError(`The schema cannot be enforced on this model: ${err.message.slice(0, 200)}`, 'response_format');
+        throw new InvalidGenerationError(`The schema cannot be enforced on this model: ${err.message.slice(0, 200)}`, o.params.constraint?.kind === 'toolCalls' ? 'tools' : 'response_format');
       });
     }
     // count_tokens: the prompt as this model sees it, nothing generated, no slot taken.

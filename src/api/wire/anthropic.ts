@@ -9,7 +9,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
-import { mayBeToolCall } from '../../domain/toolCalls.js';
 import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
@@ -18,7 +17,7 @@ import { anthropicErrorResponse, ApiError, invalidRequest } from '../errors.js';
 import { startSse, sendNamedEvent } from '../sse.js';
 import { chatFeatures, samplingOf, type ToolMode } from './chatFeatures.js';
 import { toChatBody, type CountTokensBody, type MessagesBody } from './anthropicRequest.js';
-import { setRateLimitHeaders, toolCallsOf } from './openai.js';
+import { responseSink, toolCallsOf, toolTextGate } from './sinkSupport.js';
 
 const newMessageId = () => `msg_${randomBytes(12).toString('base64url')}`;
 
@@ -47,7 +46,7 @@ export function toAnthropicCall(body: MessagesBody | CountTokensBody, model: Ali
   const input = { kind: 'chat' as const, messages: f.messages };
   const call: InferenceCall = {
     requestId: newMessageId(),
-    kind: 'chat',
+    kind: countOnly ? 'count_tokens' : 'chat',
     modelId: model.id,
     input,
     // count_tokens needs no constraint: the prompt (functions included) is what is counted.
@@ -86,15 +85,11 @@ function contentOf(a: Answer, mode: ToolMode) {
 
 /** Answers `POST /v1/messages/count_tokens`. */
 export function countTokensSink(res: Response): CallSink {
-  return {
-    get closed() {
-      return res.destroyed;
-    },
-    onClose: (listener) => void res.on('close', listener),
+  return responseSink(res, {
     text: () => undefined,
     done: (a) => void res.json({ input_tokens: a.usage.promptTokens }),
     fail: (error) => sendAnthropicError(res, error),
-  };
+  });
 }
 
 /** Renders an executed call as Anthropic does, JSON or its event stream. */
@@ -104,8 +99,6 @@ export function anthropicSink(res: Response, call: InferenceCall, toolMode: Tool
   let started = false;
   let textOpen = false;
   let index = 0;
-  let held = '';
-  let holding = toolMode !== 'none';
   const ensureStarted = () => {
     if (started) return;
     started = true;
@@ -129,21 +122,9 @@ export function anthropicSink(res: Response, call: InferenceCall, toolMode: Tool
     textOpen = false;
     index++;
   };
-  return {
-    get closed() {
-      return res.destroyed;
-    },
-    onClose: (listener) => void res.on('close', listener),
-    limits: (w) => setRateLimitHeaders(res, w),
-    text(delta) {
-      if (!holding) return sendText(delta);
-      held += delta;
-      if (toolMode === 'auto' && !mayBeToolCall(held)) {
-        holding = false;
-        sendText(held);
-        held = '';
-      }
-    },
+  const gate = toolTextGate(toolMode, { send: sendText, held: ensureStarted });
+  return responseSink(res, {
+    text: (delta) => gate.push(delta),
     done(a: Answer) {
       const { toolUse, blocks } = contentOf(a, toolMode);
       const stop = stopOf(a, toolUse);
@@ -160,7 +141,10 @@ export function anthropicSink(res: Response, call: InferenceCall, toolMode: Tool
           sendNamedEvent(res, 'content_block_stop', { type: 'content_block_stop', index });
           index++;
         }
-      } else if (held) sendText(held);
+      } else {
+        const rest = gate.rest();
+        if (rest) sendText(rest);
+      }
       closeText();
       sendNamedEvent(res, 'message_delta', { type: 'message_delta', delta: stop, usage: usageOf(a) });
       sendNamedEvent(res, 'message_stop', { type: 'message_stop' });
@@ -172,5 +156,5 @@ export function anthropicSink(res: Response, call: InferenceCall, toolMode: Tool
       sendNamedEvent(res, 'error', anthropicErrorResponse(error).body);
       res.end();
     },
-  };
+  });
 }

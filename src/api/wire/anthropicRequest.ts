@@ -12,7 +12,7 @@
  */
 import { z } from 'zod';
 import type { ChatCompletionBody } from '../schemas.js';
-import { FUNCTION_NAME } from '../schemas.js';
+import { FUNCTION_NAME, refused } from '../schemas.js';
 import { invalidRequest } from '../errors.js';
 
 const text = z.object({ type: z.literal('text'), text: z.string(), cache_control: z.unknown().optional(), citations: z.unknown().optional() });
@@ -49,8 +49,6 @@ const toolChoice = z.discriminatedUnion('type', [
   z.object({ type: z.literal('none') }),
 ]);
 
-const refused = (message: string) => z.unknown().refine((v) => v === undefined || v === null, { message }).optional();
-
 const common = {
   model: z.string({ error: 'model: Field required' }).min(1, 'model: Field required'),
   messages: z.array(message, { error: 'messages: Field required' }).min(1, 'messages: at least one message is required'),
@@ -61,6 +59,13 @@ const common = {
     .object({ type: z.string() })
     .passthrough()
     .refine((t) => t.type === 'disabled', 'extended thinking is not supported by these models')
+    .optional(),
+  /** Structured output: `format` is a JSON schema the answer is held to (as OpenAI's json_schema). */
+  output_config: z
+    .object({
+      format: z.object({ type: z.literal('json_schema', "output_config.format.type must be 'json_schema'"), schema: z.record(z.string(), z.unknown()) }).optional(),
+      effort: refused('effort is not supported by these models'),
+    })
     .optional(),
   mcp_servers: refused('MCP servers are not supported'),
   container: refused('containers are not supported'),
@@ -132,5 +137,6 @@ export function toChatBody(b: MessagesBody | CountTokensBody, maxTokens: number 
     ...(b.tools ? { tools: b.tools.map((t) => ({ type: 'function' as const, function: { name: t.name, ...(t.description ? { description: t.description } : {}), parameters: t.input_schema } })) } : {}),
     ...(choice ? { tool_choice: choice } : {}),
     ...(c && c.type !== 'none' && c.disable_parallel_tool_use ? { parallel_tool_calls: false } : {}),
+    ...(b.output_config?.format ? { response_format: { type: 'json_schema' as const, json_schema: { name: 'output', schema: b.output_config.format.schema, strict: true } } } : {}),
   };
 }

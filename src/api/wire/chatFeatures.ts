@@ -48,6 +48,7 @@ function toolPlan(body: ChatCompletionBody, remote: boolean): { prompt: string |
     return { prompt: null, constraint: null, mode: 'none' };
   }
   if (remote) throw invalidRequest('Tools are not supported for models served by a remote provider yet.', 'tools');
+  // (A remote build with tool turns in its history is refused in chatFeatures: they are rendered as text.)
   const names = new Set<string>();
   const fns: ToolFunction[] = tools.map((t, i) => {
     if (names.has(t.function.name)) throw invalidRequest(`Duplicate function name '${t.function.name}'.`, `tools.${i}.function.name`);
@@ -71,9 +72,11 @@ function formatConstraint(body: ChatCompletionBody, remote: boolean): OutputCons
   return {
     kind: 'jsonSchema',
     name: f.json_schema.name,
+    ...(f.json_schema.description ? { description: f.json_schema.description } : {}),
     // A provider gets what the client wrote; our hosts the subset they enforce exactly.
     schema: remote ? (schema as GrammarSchema) : grammarSchemaOr400(schema, param),
-    strict: f.json_schema.strict === true,
+    // Our hosts always enforce the schema exactly; a provider gets what the client set (null: unset).
+    strict: f.json_schema.strict ?? null,
   };
 }
 
@@ -109,6 +112,11 @@ function historyOf(body: ChatCompletionBody): ChatMessage[] {
 }
 
 export function chatFeatures(body: ChatCompletionBody, remote: boolean): ChatFeatures {
+  if (remote) {
+    // Our hosts read calls and results as rendered text; an upstream wants them structured.
+    const i = body.messages.findIndex((m) => m.role === 'tool' || m.tool_calls?.length);
+    if (i >= 0) throw invalidRequest('Tool calls and results in the history are not supported for models served by a remote provider yet.', `messages.${i}`);
+  }
   const tools = toolPlan(body, remote);
   const format = formatConstraint(body, remote);
   if (tools.constraint && format) throw invalidRequest("'response_format' cannot be combined with 'tools' (unless tool_choice is 'none').", 'response_format');

@@ -13,7 +13,8 @@ import type { AliasEntry } from '../catalog.js';
 import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
 import { ApiError, invalidRequest } from '../errors.js';
 import { promptUpperBound } from '../../domain/budget.js';
-import { sendOpenAiError, setRateLimitHeaders } from './openai.js';
+import { sendOpenAiError } from './openai.js';
+import { responseSink } from './sinkSupport.js';
 
 const tokens = z.array(z.number().int().min(0).max(2 ** 31 - 1)).min(1, 'a token array must not be empty');
 export const embeddingsBody = z.object({
@@ -61,12 +62,7 @@ function encode(b64: string, format: 'float' | 'base64'): string | number[] {
 
 export function embeddingsSink(res: Response, call: InferenceCall, format: 'float' | 'base64'): CallSink {
   res.setHeader('x-request-id', call.requestId);
-  return {
-    get closed() {
-      return res.destroyed;
-    },
-    onClose: (listener) => void res.on('close', listener),
-    limits: (w) => setRateLimitHeaders(res, w),
+  return responseSink(res, {
     text: () => undefined,
     done(a: Answer) {
       if (!a.embeddings) return sendOpenAiError(res, new ApiError(502, 'The replica returned no embeddings.', 'api_error', 'upstream_error'));
@@ -78,5 +74,5 @@ export function embeddingsSink(res: Response, call: InferenceCall, format: 'floa
       });
     },
     fail: (error) => sendOpenAiError(res, error),
-  };
+  });
 }

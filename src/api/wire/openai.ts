@@ -9,16 +9,15 @@ import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
 import type { z } from 'zod';
 import type { InferenceInput, SamplingParams } from '../../common/inference.js';
-import { mayBeToolCall, readToolOutput } from '../../domain/toolCalls.js';
 import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
 import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
-import type { WindowState } from '../../db/budgetRepo.js';
 import { invalidRequest, toErrorResponse, type ApiError } from '../errors.js';
-import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta, type WireToolCall } from '../openaiFormat.js';
+import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta } from '../openaiFormat.js';
 import { chatCompletionBody, completionBody, parseOr400, type ChatCompletionBody, type CompletionBody } from '../schemas.js';
 import { chatFeatures, samplingOf, type ToolMode } from './chatFeatures.js';
+import { responseSink, toolCallsOf, toolTextGate } from './sinkSupport.js';
 import { endSse, sendEvent, startSse } from '../sse.js';
 
 export function parseJsonObject<S extends z.ZodType>(schema: S, body: unknown): z.infer<S> {
@@ -110,24 +109,6 @@ export function sendOpenAiError(res: Response, err: unknown): void {
   res.status(e.status).set(e.headers).json(e.body);
 }
 
-/**
- * OpenAI's token rate-limit headers for a keyed call's window. The window rolls, so `reset`
- * is its length: by then every token counted now has aged out.
- */
-export function setRateLimitHeaders(res: Response, w: WindowState): void {
-  res.setHeader('x-ratelimit-limit-tokens', String(w.limit));
-  res.setHeader('x-ratelimit-remaining-tokens', String(w.remaining));
-  res.setHeader('x-ratelimit-reset-tokens', `${w.seconds}s`);
-}
-
-/** The tool calls an answer holds (ids minted here, as OpenAI mints them), or none. */
-export function toolCallsOf(text: string, mode: ToolMode): WireToolCall[] | undefined {
-  if (mode === 'none') return undefined;
-  const read = readToolOutput(text);
-  if (read.kind !== 'calls') return undefined;
-  return read.calls.map((c) => ({ id: `call_${randomBytes(12).toString('base64url')}`, ...c }));
-}
-
 /** Pieces of a call's arguments per stream chunk (OpenAI sends a few characters at a time). */
 const ARGUMENT_PIECE = 32;
 
@@ -148,27 +129,13 @@ export function openAiSink(res: Response, call: InferenceCall, o: { includeUsage
   };
   // The SDKs read `request_id` from it: the workflow id, which operators find in the Web UI.
   res.setHeader('x-request-id', call.requestId);
-  let held = '';
-  let holding = toolMode !== 'none';
   const sendText = (delta: string) => {
     ensureStarted();
     sendEvent(res, streamChunk(meta, { text: delta }, includeUsage));
   };
-  return {
-    get closed() {
-      return res.destroyed;
-    },
-    onClose: (listener) => void res.on('close', listener),
-    limits: (w) => setRateLimitHeaders(res, w),
-    text(delta) {
-      if (!holding) return sendText(delta);
-      held += delta;
-      if (toolMode === 'auto' && !mayBeToolCall(held)) {
-        holding = false;
-        sendText(held);
-        held = '';
-      }
-    },
+  const gate = toolTextGate(toolMode, { send: sendText, held: ensureStarted });
+  return responseSink(res, {
+    text: (delta) => gate.push(delta),
     done(result: Answer) {
       const calls = toolCallsOf(result.text, toolMode);
       const finish = calls ? 'tool_calls' : result.finishReason;
@@ -184,7 +151,10 @@ export function openAiSink(res: Response, call: InferenceCall, o: { includeUsage
             sendEvent(res, streamChunk(meta, { toolCall: { index, arguments: c.arguments.slice(i, i + ARGUMENT_PIECE) } }, includeUsage));
           }
         });
-      } else if (held) sendEvent(res, streamChunk(meta, { text: held }, includeUsage));
+      } else {
+        const rest = gate.rest();
+        if (rest) sendText(rest);
+      }
       sendEvent(res, streamChunk(meta, { finish }, includeUsage));
       if (includeUsage) sendEvent(res, usageChunk(meta, result.usage));
       endSse(res);
@@ -195,5 +165,5 @@ export function openAiSink(res: Response, call: InferenceCall, o: { includeUsage
       sendEvent(res, toErrorResponse(error).body);
       res.end();
     },
-  };
+  });
 }

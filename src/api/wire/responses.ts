@@ -11,7 +11,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
-import { mayBeToolCall } from '../../domain/toolCalls.js';
 import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
@@ -19,7 +18,8 @@ import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
 import { invalidRequest, toErrorResponse, type ApiError } from '../errors.js';
 import { sendNamedEvent, startSse } from '../sse.js';
 import { chatFeatures, samplingOf, type ToolMode } from './chatFeatures.js';
-import { sendOpenAiError, setRateLimitHeaders, toolCallsOf } from './openai.js';
+import { sendOpenAiError } from './openai.js';
+import { responseSink, toolCallsOf, toolTextGate } from './sinkSupport.js';
 import { toChatBody, type ResponsesBody } from './responsesRequest.js';
 
 const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`;
@@ -90,10 +90,9 @@ export function responsesSink(res: Response, call: InferenceCall, body: Response
   let started = false;
   let textOpen = false;
   let text = '';
-  let held = '';
-  let holding = toolMode !== 'none';
   const part = (t: string) => ({ type: 'output_text', text: t, annotations: [] });
   const message = (status: string, t: string) => ({ type: 'message', id: messageId, status, role: 'assistant', content: status === 'in_progress' ? [] : [part(t)] });
+  // The message item's status is the response's: an answer cut by max_output_tokens is incomplete.
   const ensureStarted = () => {
     if (started) return;
     started = true;
@@ -112,26 +111,14 @@ export function responsesSink(res: Response, call: InferenceCall, body: Response
     text += delta;
     emit('response.output_text.delta', { item_id: messageId, output_index: 0, content_index: 0, delta, logprobs: [] });
   };
-  return {
-    get closed() {
-      return res.destroyed;
-    },
-    onClose: (listener) => void res.on('close', listener),
-    limits: (w) => setRateLimitHeaders(res, w),
-    text(delta) {
-      if (!holding) return sendText(delta);
-      held += delta;
-      if (toolMode === 'auto' && !mayBeToolCall(held)) {
-        holding = false;
-        sendText(held);
-        held = '';
-      }
-    },
+  const gate = toolTextGate(toolMode, { send: sendText, held: ensureStarted });
+  return responseSink(res, {
+    text: (delta) => gate.push(delta),
     done(a: Answer) {
       const calls = toolCallsOf(a.text, toolMode);
       const status = !calls && a.finishReason === 'length' ? 'incomplete' : 'completed';
       const callItems = (calls ?? []).map((c) => ({ type: 'function_call', id: newId('fc'), call_id: c.id, name: c.name, arguments: c.arguments, status: 'completed' }));
-      const output = calls ? callItems : [message('completed', a.text)];
+      const output = calls ? callItems : [message(status, a.text)];
       if (!call.stream) {
         res.json(envelope(call, body, createdAt, { status, output, answer: a }));
         return;
@@ -145,10 +132,11 @@ export function responsesSink(res: Response, call: InferenceCall, body: Response
           emit('response.output_item.done', { output_index, item });
         });
       } else {
-        if (held || !textOpen) sendText(held);
+        const rest = gate.rest();
+        if (rest || !textOpen) sendText(rest);
         emit('response.output_text.done', { item_id: messageId, output_index: 0, content_index: 0, text, logprobs: [] });
         emit('response.content_part.done', { item_id: messageId, output_index: 0, content_index: 0, part: part(text) });
-        emit('response.output_item.done', { output_index: 0, item: message('completed', text) });
+        emit('response.output_item.done', { output_index: 0, item: message(status, text) });
       }
       emit(status === 'completed' ? 'response.completed' : 'response.incomplete', { response: envelope(call, body, createdAt, { status, output, answer: a }) });
       res.end();
@@ -159,5 +147,5 @@ export function responsesSink(res: Response, call: InferenceCall, body: Response
       emit('error', { code: e.code, message: e.message, param: e.param });
       res.end();
     },
-  };
+  });
 }

@@ -10,10 +10,8 @@
  * `truncation: "disabled"` are accepted and unused; everything else is refused by name.
  */
 import { z } from 'zod';
-import { FUNCTION_NAME, type ChatCompletionBody } from '../schemas.js';
+import { FUNCTION_NAME, refused, type ChatCompletionBody } from '../schemas.js';
 import { invalidRequest } from '../errors.js';
-
-const refused = (message: string) => z.unknown().refine((v) => v === undefined || v === null, { message }).optional();
 
 const inputText = z.object({ type: z.enum(['input_text', 'output_text']), text: z.string() }).passthrough();
 const KNOWN_PARTS = new Set(['input_text', 'output_text']);
@@ -78,7 +76,8 @@ export const responsesBody = z.object({
     .union([z.enum(['none', 'auto', 'required']), z.object({ type: z.literal('function'), name: z.string() })])
     .optional(),
   parallel_tool_calls: z.boolean().nullable().optional(),
-  text: z.object({ format: format.optional() }).passthrough().nullable().optional(),
+  text: z.object({ format: format.optional(), verbosity: refused('verbosity is not supported by these models') }).nullable().optional(),
+  max_tool_calls: refused('max_tool_calls is not supported (parallel_tool_calls: false allows one call)'),
   store: z.literal(false, "'store: true' is not supported: responses are not retained (send store: false)").nullable().optional(),
   previous_response_id: refused('previous_response_id is not supported: responses are not retained; send the conversation in input'),
   conversation: refused('conversations are not supported: responses are not retained'),
