@@ -8,6 +8,7 @@ import type { Kysely } from 'kysely';
 import { listAliases } from '../db/aliasesRepo.js';
 import { listModels } from '../db/modelsRepo.js';
 import type { Database } from '../db/schema.js';
+import { modelNotFound } from './errors.js';
 
 /** One build: a GGUF file our hosts load, or a model of a remote provider. */
 export type CatalogEntry =
@@ -114,4 +115,11 @@ export class ModelCatalog {
   invalidate(): void {
     this.cache = undefined;
   }
+}
+
+/** The alias a request names, or the 404 every inference route answers for an unknown one. */
+export async function aliasOr404(catalog: ModelCatalog, id: string): Promise<AliasEntry> {
+  const model = await catalog.get(id);
+  if (!model) throw modelNotFound(id);
+  return model;
 }

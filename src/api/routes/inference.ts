@@ -6,7 +6,7 @@
 import { Router, type Request, type Response } from 'express';
 import { principalFrom } from '../auth.js';
 import { executeCall, type ApiDeps } from '../callExecutor.js';
-import { modelNotFound } from '../errors.js';
+import { aliasOr404 } from '../catalog.js';
 import { requestBodySha256 } from '../requestBody.js';
 import { openAiSink, parseChat, parseCompletion, parseJsonObject, toCall, type ParsedOpenAiCall } from '../wire/openai.js';
 import { responsesSink, toResponsesCall } from '../wire/responses.js';
@@ -14,8 +14,7 @@ import { embeddingsBody, embeddingsSink, toEmbeddingCall } from '../wire/embeddi
 import { responsesBody } from '../wire/responsesRequest.js';
 
 async function serve(deps: ApiDeps, req: Request, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
-  const model = await deps.catalog.get(parsed.model);
-  if (!model) throw modelNotFound(parsed.model);
+  const model = await aliasOr404(deps.catalog, parsed.model);
   const prepared = toCall(parsed, model, principalFrom(res));
   const call = { ...prepared.call, requestSha256: requestBodySha256(req) };
   await executeCall(deps, call, openAiSink(res, call, { includeUsage: parsed.includeUsage, toolMode: prepared.toolMode }));
@@ -27,15 +26,13 @@ export function inferenceRoutes(deps: ApiDeps): Router {
   r.post('/v1/completions', (req: Request, res: Response) => serve(deps, req, res, parseCompletion(req.body)));
   r.post('/v1/embeddings', async (req: Request, res: Response) => {
     const body = parseJsonObject(embeddingsBody, req.body);
-    const model = await deps.catalog.get(body.model);
-    if (!model) throw modelNotFound(body.model);
+    const model = await aliasOr404(deps.catalog, body.model);
     const call = { ...toEmbeddingCall(body, model, principalFrom(res)), requestSha256: requestBodySha256(req) };
     await executeCall(deps, call, embeddingsSink(res, call, body.encoding_format ?? 'float'));
   });
   r.post('/v1/responses', async (req: Request, res: Response) => {
     const body = parseJsonObject(responsesBody, req.body);
-    const model = await deps.catalog.get(body.model);
-    if (!model) throw modelNotFound(body.model);
+    const model = await aliasOr404(deps.catalog, body.model);
     const prepared = toResponsesCall(body, model, principalFrom(res));
     const call = { ...prepared.call, requestSha256: requestBodySha256(req) };
     await executeCall(deps, call, responsesSink(res, call, body, prepared.toolMode));

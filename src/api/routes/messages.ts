@@ -7,7 +7,7 @@
 import { Router, type Request, type Response } from 'express';
 import { principalFrom } from '../auth.js';
 import { executeCall, type ApiDeps } from '../callExecutor.js';
-import { modelNotFound } from '../errors.js';
+import { aliasOr404 } from '../catalog.js';
 import { requestBodySha256 } from '../requestBody.js';
 import { anthropicSink, countTokensSink, toAnthropicCall } from '../wire/anthropic.js';
 import { countTokensBody, messagesBody } from '../wire/anthropicRequest.js';
@@ -20,16 +20,14 @@ export function messagesRoutes(deps: ApiDeps): Router {
   const r = Router();
   r.post('/v1/messages', async (req: Request, res: Response) => {
     const body = parseJsonObject(messagesBody, req.body);
-    const model = await deps.catalog.get(body.model);
-    if (!model) throw modelNotFound(body.model);
+    const model = await aliasOr404(deps.catalog, body.model);
     const prepared = toAnthropicCall(body, model, principalFrom(res));
     const call = { ...prepared.call, requestSha256: requestBodySha256(req) };
     await executeCall(deps, call, anthropicSink(res, call, prepared.toolMode));
   });
   r.post('/v1/messages/count_tokens', async (req: Request, res: Response) => {
     const body = parseJsonObject(countTokensBody, req.body);
-    const model = await deps.catalog.get(body.model);
-    if (!model) throw modelNotFound(body.model);
+    const model = await aliasOr404(deps.catalog, body.model);
     const { call } = toAnthropicCall(body, model, principalFrom(res));
     await executeCall(deps, call, countTokensSink(res));
   });
