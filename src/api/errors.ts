@@ -132,6 +132,11 @@ export function rawErrorResponse(status: 400 | 408 | 413 | 431, message: string,
   return `HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`;
 }
 
+/** The typed failure (of the contract) a workflow or activity failure carries, if any. */
+export function failureTypeOf(err: unknown): FailureType | undefined {
+  return asFailureType(findApplicationFailure(err)?.type);
+}
+
 function findApplicationFailure(err: unknown): ApplicationFailure | undefined {
   for (let e: unknown = err, depth = 0; e && depth < 8; depth++) {
     if (e instanceof ApplicationFailure) return e;
@@ -184,18 +189,22 @@ function fromTypedFailure(app: ApplicationFailure, type: FailureType, model: str
       return invalidRequest(app.message, detailsOf(app, type)?.param ?? null);
     case FailureType.Unavailable: {
       const reason = detailsOf(app, type)?.reason;
-      if (reason === 'pool_exhausted') return new ApiError(429, `Rate limited: ${app.message}.`, 'rate_limit_error', 'pool_exhausted', null, retryAfter ?? 1);
-      const code = reason === 'all_tried' ? 'rate_limit_exceeded' : 'service_unavailable';
-      return new ApiError(status, `Service unavailable: ${app.message}.`, 'server_error', code, null, retryAfter ?? 1);
+      if (reason === 'pool_exhausted' || reason === 'pool_cooling') return new ApiError(429, `Rate limited: ${app.message}.`, 'rate_limit_error', 'pool_exhausted', null, retryAfter ?? 1);
+      // Load shedding (every replica busy, no free slot) is a rate limit in all but status:
+      // clients back off on `rate_limit_error`. Anything else says what is unavailable.
+      if (reason === 'all_tried' || reason === 'no_free_slot') {
+        return new ApiError(status, `Overloaded: ${app.message}. Retry after ${retryAfter ?? 1}s.`, 'rate_limit_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
+      }
+      return new ApiError(status, `Model unavailable: ${app.message}. Retry after ${retryAfter ?? 1}s.`, 'server_error', 'service_unavailable', null, retryAfter ?? 1);
     }
     case FailureType.PrincipalLimited:
       return new ApiError(status, app.message, 'rate_limit_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
     case FailureType.ModelBusy:
-      return new ApiError(status, 'The model is busy. Retry shortly.', 'server_error', 'service_unavailable', null, retryAfter ?? 1);
+      return new ApiError(status, "Model unavailable: no host slot could be freed for it (the models holding them are busy). Retry shortly.", 'server_error', 'service_unavailable', null, retryAfter ?? 1);
     case FailureType.StreamBroken:
       return new ApiError(status, 'The inference replica failed mid-stream; the answer is incomplete.', 'api_error', 'upstream_error');
     case FailureType.HostBusy:
-      return new ApiError(status, 'The model is overloaded. Retry shortly.', 'server_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
+      return new ApiError(status, `Overloaded: the model's replica has no free slot. Retry after ${retryAfter ?? 1}s.`, 'rate_limit_error', 'rate_limit_exceeded', null, retryAfter ?? 1);
     case FailureType.ModelNotLoaded:
       return new ApiError(status, 'The model is not loaded where the request went. Retry shortly.', 'server_error', 'service_unavailable', null, 1);
     case FailureType.LoadFailed:

@@ -17,7 +17,7 @@ export const FailureType = {
   Unavailable: 'Unavailable',
   /** A host refused for load (queue full, wait elapsed): the workflow tries the next replica. */
   HostBusy: 'HostBusy',
-  /** The caller already has its share of this host's queue: 429 with Retry-After. */
+  /** The caller already has its share of this host's queue: another replica, else 429 with Retry-After. */
   PrincipalLimited: 'PrincipalLimited',
   /** An unload was refused because requests are in flight on the model. */
   ModelBusy: 'ModelBusy',
@@ -137,7 +137,7 @@ export const FAILURES = {
   InvalidRequest: { status: 400, retry: 'client' },
   Unavailable: { status: 503, retry: 'terminal' },
   HostBusy: { status: 503, retry: 'next_replica' },
-  PrincipalLimited: { status: 429, retry: 'client' },
+  PrincipalLimited: { status: 429, retry: 'next_replica' },
   ModelBusy: { status: 503, retry: 'load' },
   StreamBroken: { status: 502, retry: 'terminal' },
   ModelNotLoaded: { status: 503, retry: 'next_replica' },

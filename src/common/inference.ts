@@ -27,6 +27,8 @@ export type InferenceInput =
 export interface SamplingParams {
   /** Requested output bound; null means "as many as fit the context" (OpenAI's default). */
   maxTokens: number | null;
+  /** With `maxTokens` null: at most this many (the model's output limit, what the request reserved). */
+  outputLimit?: number;
   temperature: number;
   topP: number;
   seed?: number;

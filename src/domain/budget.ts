@@ -47,12 +47,51 @@ export function promptUpperBound(input: InferenceInput): number {
 }
 
 /**
- * What a request reserves: min(context length, prompt bound + (max_tokens ?? context length)).
- * `maxTokens` null means "as many as fit", which the context length bounds.
+ * The output a request without `max_tokens` may produce: the model's advertised output limit
+ * (OpenAI's models have one too), so such a request reserves this much rather than the whole
+ * context. Hosts stop there (`finish_reason: "length"`).
+ */
+export const DEFAULT_OUTPUT_LIMIT = 4096;
+
+/** The model's output limit: the default, capped by its context. */
+export function outputLimitOf(contextLength: number): number {
+  return Math.max(1, Math.min(DEFAULT_OUTPUT_LIMIT, contextLength - 1));
+}
+
+/**
+ * What a request reserves: min(context length, prompt bound + (max_tokens ?? the model's
+ * output limit)). `maxTokens` null means "as many as the output limit allows".
  */
 export function reservationUpperBound(o: { contextLength: number; promptBound: number; maxTokens: number | null }): number {
   if (!(o.contextLength >= 1)) throw new RangeError(`contextLength must be ≥ 1, got ${o.contextLength}`);
-  return Math.min(o.contextLength, o.promptBound + (o.maxTokens ?? o.contextLength));
+  return Math.min(o.contextLength, o.promptBound + (o.maxTokens ?? outputLimitOf(o.contextLength)));
+}
+
+/** Characters per token of the edge estimate (the usual rule of thumb for English text). */
+export const CHARS_PER_TOKEN_ESTIMATE = 4;
+
+/**
+ * A rough count of the prompt's tokens from its text alone (≈ 4 characters per token): cheap
+ * enough for the edge, so a prompt that cannot fit never routes, cold-loads or moves a pool.
+ * Not a bound: the host's exact tokenizer check still decides what fits.
+ */
+export function estimatePromptTokens(input: InferenceInput): number {
+  if (input.kind === 'embedding') return 0;
+  const chars = input.kind === 'completion' ? input.prompt.length : input.messages.reduce((n, m) => n + m.content.length, 0);
+  return Math.ceil(chars / CHARS_PER_TOKEN_ESTIMATE);
+}
+
+/** Why a request cannot fit the model's context, judged at the edge; null: it may fit. */
+export type ContextMisfit =
+  | { kind: 'max_tokens'; contextLength: number; maxTokens: number }
+  | { kind: 'prompt'; contextLength: number; estimate: number; maxTokens: number | null };
+
+export function judgeContextFit(o: { input: InferenceInput; contextLength: number; maxTokens: number | null }): ContextMisfit | null {
+  if (o.maxTokens !== null && o.maxTokens >= o.contextLength) return { kind: 'max_tokens', contextLength: o.contextLength, maxTokens: o.maxTokens };
+  const estimate = estimatePromptTokens(o.input);
+  // At least one token of output must fit after the prompt (what the host checks exactly).
+  if (estimate + (o.maxTokens ?? 1) > o.contextLength) return { kind: 'prompt', contextLength: o.contextLength, estimate, maxTokens: o.maxTokens };
+  return null;
 }
 
 export interface BudgetLimits {

@@ -34,8 +34,8 @@ export function classifyAttemptFailure(f: AttemptFailure, stream: boolean): Atte
   return 'stream_broken';
 }
 
-/** The replica's own faults; load, trust and the client's errors are not. */
-const NOT_ITS_FAULT: ReadonlySet<FailureTypeName> = new Set([FailureType.HostBusy, FailureType.ModelNotLoaded, FailureType.Unpinned]);
+/** The replica's own faults; load, trust, a full queue or share, and the client's errors are not. */
+const NOT_ITS_FAULT: ReadonlySet<FailureTypeName> = new Set([FailureType.HostBusy, FailureType.PrincipalLimited, FailureType.ModelNotLoaded, FailureType.Unpinned]);
 
 export function countsTowardDemotion(f: AttemptFailure): boolean {
   if (f.cancelled) return false;

@@ -59,6 +59,7 @@ export type PlanWaitReason = WaitReason | 'no_attested_replica' | 'state_unavail
 
 /** What the client reads for each wait reason (the envelope's message, before "retry after"). */
 export const WAIT_REASON_TEXT: Readonly<Record<PlanWaitReason, string>> = {
+  no_hosts: 'no GPU host has registered yet (its workers may still be starting)',
   loading: 'the model is loading',
   no_healthy_host: 'no healthy host can serve the model right now',
   no_pinned_host: 'no host with a pinned (attested) key can serve this verifiable model right now',
@@ -66,6 +67,7 @@ export const WAIT_REASON_TEXT: Readonly<Record<PlanWaitReason, string>> = {
   no_free_slot: 'no host has a free slot for the model right now',
   all_tried: 'every replica serving the model is busy',
   pool_exhausted: "the model's pool has no capacity left and no idle host can join it",
+  pool_cooling: 'the only hosts that could join the model\'s pool moved between pools recently (FLEET_POOL_COOLDOWN_S keeps pools from thrashing)',
   quarantined: 'the model is quarantined',
   state_unavailable: 'the fleet state cannot be read (the database is not reachable)',
 };
@@ -108,6 +110,10 @@ export function planRequest(view: RouteView, o: RouteOptions): RouteOutcome {
     case 'movePool':
       return hostDecision;
     case 'wait':
+      // The providers behind the model were tried and failed: that, not the hosts, is the news.
+      if (hostDecision.reason === 'no_hosts' && view.offers.length > 0 && o.exclude.some((k) => k.startsWith('provider:'))) {
+        return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: 1 };
+      }
       return {
         ...hostDecision,
         ...(hostDecision.reason === 'quarantined' && fleet.model?.quarantined ? { quarantine: { build: fleet.model.id, reason: fleet.model.quarantined.reason } } : {}),

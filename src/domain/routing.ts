@@ -24,9 +24,9 @@
 import type { FleetView, HostView } from './fleetView.js';
 import { isHostHealthy } from './health.js';
 import { canEverHost, chooseLoadTarget } from './placement.js';
-import { countsFor, movableHosts, servableBuilds, viewAlias } from './pools.js';
+import { countsFor, movableHosts, servableBuilds, viewAlias, type PoolsView } from './pools.js';
 
-export type WaitReason = 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted' | 'quarantined';
+export type WaitReason = 'no_hosts' | 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted' | 'pool_cooling' | 'quarantined';
 
 export type RouteDecision =
   /** `candidates` serve the desired build; `fallback` hosts the previous one (tried after). */
@@ -36,7 +36,7 @@ export type RouteDecision =
   /** Move an idle host from another pool into this alias's pool (then route again). */
   | { kind: 'movePool'; hostId: string }
   | { kind: 'wait'; reason: WaitReason; retryAfterSeconds: number }
-  | { kind: 'notFound'; reason: 'unknown_model' | 'no_hosts' | 'no_capable_host' };
+  | { kind: 'notFound'; reason: 'unknown_model' | 'no_capable_host' };
 
 export interface RouteOptions {
   now: number;
@@ -72,7 +72,9 @@ export function isSaturated(h: HostView, modelId: string): boolean {
 export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision {
   const model = view.model;
   if (!model) return { kind: 'notFound', reason: 'unknown_model' };
-  if (view.hosts.length === 0) return { kind: 'notFound', reason: 'no_hosts' };
+  // No host registered yet (an API that started before its workers): transient, not a 404
+  // that clients would treat as permanent.
+  if (view.hosts.length === 0) return { kind: 'wait', reason: 'no_hosts', retryAfterSeconds: RETRY_AFTER_UNHEALTHY_S };
   const previous = view.previous;
   const alias = viewAlias(view)!;
   const pools = view.pools;
@@ -105,15 +107,22 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   const moveOr = (d: RouteDecision): RouteDecision => {
     // A move loads the desired build: not while it is quarantined.
     if (!enforced || model.quarantined) return d;
-    const movable = movableHosts(view.hosts, pools, alias, {
-      now: opts.now,
-      heartbeatIntervalMs: view.heartbeatIntervalMs,
-      cooldownMs: pools.cooldownMs,
-      hardCooldown: false,
-      exclude: opts.exclude,
-      canServe: (h) => pinned(h) && canEverHost(h, model),
-    });
-    return movable[0] ? { kind: 'movePool', hostId: movable[0] } : d;
+    const movable = (hardCooldown: boolean) =>
+      movableHosts(view.hosts, pools, alias, {
+        now: opts.now,
+        heartbeatIntervalMs: view.heartbeatIntervalMs,
+        cooldownMs: pools.cooldownMs,
+        hardCooldown,
+        exclude: opts.exclude,
+        canServe: (h) => pinned(h) && canEverHost(h, model),
+      });
+    const free = movable(true);
+    if (free[0]) return { kind: 'movePool', hostId: free[0] };
+    // The cool-down binds requests as it binds the planner: one host and two aliases taking
+    // turns would otherwise move (unload, reload) on every request. Retry when it ends.
+    const cooling = movable(false);
+    if (cooling.length > 0) return { kind: 'wait', reason: 'pool_cooling', retryAfterSeconds: cooldownLeftSeconds(pools, cooling, opts.now) };
+    return d;
   };
   const exhausted: RouteDecision = { kind: 'wait', reason: 'pool_exhausted', retryAfterSeconds: RETRY_AFTER_BUSY_S };
 
@@ -153,4 +162,13 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   if (enforced) return moveOr(exhausted);
   if (excluded.size > 0) return { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
   return { kind: 'wait', reason: 'no_free_slot', retryAfterSeconds: RETRY_AFTER_BUSY_S };
+}
+
+/** Seconds until the first of `hostIds` leaves its cool-down (at least 1). */
+function cooldownLeftSeconds(pools: PoolsView, hostIds: readonly string[], now: number): number {
+  const left = hostIds.map((id) => {
+    const movedAt = pools.hostPools[id]?.movedAt;
+    return movedAt ? Date.parse(movedAt) + pools.cooldownMs - now : 0;
+  });
+  return Math.max(1, Math.ceil(Math.min(...left) / 1000));
 }

@@ -89,10 +89,13 @@ export function scrub(text: string, secrets: ReadonlyArray<string | undefined> =
 
 function bodyFor(c: UpstreamCall): Record<string, unknown> {
   const p = c.params;
+  const maxTokens = p.maxTokens ?? p.outputLimit;
   return {
     model: c.model,
     ...(c.input.kind === 'chat' ? { messages: c.input.messages.map((m) => ({ role: m.role, content: m.content })) } : c.input.kind === 'completion' ? { prompt: c.input.prompt } : {}),
-    ...(p.maxTokens !== null ? { max_tokens: p.maxTokens } : {}),
+    // Without the client's max_tokens, the model's output limit the reservation was sized by:
+    // a provider's own default could run past it and overshoot the key's budget.
+    ...(maxTokens !== undefined ? { max_tokens: maxTokens } : {}),
     temperature: p.temperature,
     top_p: p.topP,
     ...(p.seed !== undefined ? { seed: p.seed } : {}),

@@ -70,8 +70,11 @@ const PROVIDER_PROFILE: ActivityOptions = { ...HOST_PROFILE, scheduleToStartTime
 
 /** Route → (cold load | move | attempts) rounds before giving up with 503. */
 const MAX_ROUNDS = 4;
-/** Wait reasons that, after hosts failed to load the build, mean "it cannot be loaded". */
-const LOAD_BLOCKED: ReadonlySet<string> = new Set(['pool_exhausted', 'all_tried', 'no_free_slot']);
+/**
+ * Wait reasons that mean "no capacity left for this request": after hosts failed to load the
+ * build, it cannot be loaded; after the key's per-host cap refused it, the key's share is why.
+ */
+const CAPACITY_WAITS: ReadonlySet<string> = new Set(['pool_exhausted', 'pool_cooling', 'all_tried', 'no_free_slot']);
 
 export async function inferenceRequest(input: InferenceRequestInput): Promise<InferenceResult> {
   const tried: string[] = [];
@@ -85,6 +88,8 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
   let loadFailure: unknown;
   /** The last failure of a replica, surfaced when nothing else serves (not "every host is busy"). */
   let lastAttemptFailure: unknown;
+  /** A host refused for the caller's per-host cap: the 429 the client hears if nothing serves. */
+  let principalLimited: unknown;
   try {
     return await serve();
   } finally {
@@ -101,7 +106,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
       }
       if (decision.kind === 'wait') {
         if (decision.reason === 'quarantined') throw quarantinedFailure(decision.quarantine?.build ?? input.modelId, decision.quarantine?.reason ?? 'a load failed');
-        if (loadFailure && LOAD_BLOCKED.has(decision.reason)) throw surface(loadFailure);
+        if (loadFailure && CAPACITY_WAITS.has(decision.reason)) throw surface(loadFailure);
         break;
       }
       if (decision.kind === 'coldLoad' || decision.kind === 'movePool') {
@@ -150,14 +155,18 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
             await markHostSuspect(attempt.replica.hostId).catch(() => undefined);
             tried.splice(tried.lastIndexOf(key), 1);
           }
-          if (attempt.replica.kind === 'provider' || facts.type === FailureType.GenerationFailed) lastAttemptFailure = err;
+          // What the client hears if no replica serves: the caller's share being full (a 429
+          // for this key, not "every replica is busy"), else the last replica's own failure.
+          if (facts.type === FailureType.PrincipalLimited) principalLimited = err;
+          else if (attempt.replica.kind === 'provider' || facts.type === FailureType.GenerationFailed) lastAttemptFailure = err;
           failovers++;
         }
       }
     }
     const wait = lastDecision?.kind === 'wait' ? lastDecision : undefined;
-    if (loadFailure && (!wait || LOAD_BLOCKED.has(wait.reason))) throw surface(loadFailure);
+    if (loadFailure && (!wait || CAPACITY_WAITS.has(wait.reason))) throw surface(loadFailure);
     // Every replica failed on its own account (not for load): say so, with the last one's reason.
+    if (principalLimited && (!wait || CAPACITY_WAITS.has(wait.reason))) throw surface(principalLimited);
     if (lastAttemptFailure && (!wait || wait.reason === 'all_tried')) throw surface(lastAttemptFailure);
     throw unavailable({ reason: wait?.reason ?? 'all_tried', retryAfterSeconds: busyRetryAfter ?? wait?.retryAfterSeconds ?? RETRY_AFTER_BUSY_S });
   }

@@ -8,6 +8,10 @@ import {
   PROMPT_OVERHEAD_TOKENS,
   promptUpperBound,
   reservationUpperBound,
+  estimatePromptTokens,
+  judgeContextFit,
+  outputLimitOf,
+  type ContextMisfit,
   RETRY_AFTER_HELD_S,
   utf8ByteLength,
   WINDOW_BUCKETS,
@@ -59,12 +63,35 @@ test('the prompt bound covers what the tiny model really tokenizes (measured: 21
 const boundCases: Array<[string, { contextLength: number; promptBound: number; maxTokens: number | null }, number]> = [
   ['prompt + max_tokens below the context', { contextLength: 512, promptBound: 80, maxTokens: 16 }, 96],
   ['capped by the context length', { contextLength: 512, promptBound: 500, maxTokens: 100 }, 512],
-  ['no max_tokens: the whole context', { contextLength: 512, promptBound: 80, maxTokens: null }, 512],
+  ['no max_tokens: capped by the context', { contextLength: 512, promptBound: 80, maxTokens: null }, 512],
+  ['no max_tokens: the output limit (4096), not the whole context', { contextLength: 32768, promptBound: 80, maxTokens: null }, 80 + 4096],
   ['exactly the context', { contextLength: 100, promptBound: 60, maxTokens: 40 }, 100],
 ];
 for (const [name, o, expected] of boundCases) {
   test(`reservation upper bound: ${name}`, () => assert.equal(reservationUpperBound(o), expected));
 }
+
+const limitCases: Array<[number, number]> = [[512, 511], [4097, 4096], [100_000, 4096], [1, 1], [2, 1]];
+for (const [ctx, expected] of limitCases) test(`output limit of a ${ctx}-token context is ${expected}`, () => assert.equal(outputLimitOf(ctx), expected));
+
+const user = (content: string): InferenceInput => ({ kind: 'chat', messages: [{ role: 'user', content }] });
+const estimateCases: Array<[string, InferenceInput, number]> = [
+  ['4 characters a token, rounded up', user('abcde'), 2],
+  ['over every message', { kind: 'chat', messages: [{ role: 'system', content: 'abcd' }, { role: 'user', content: 'abcd' }] }, 2],
+  ['a completion prompt', { kind: 'completion', prompt: 'x'.repeat(40) }, 10],
+  ['empty', user(''), 0],
+];
+for (const [name, input, expected] of estimateCases) test(`prompt estimate: ${name}`, () => assert.equal(estimatePromptTokens(input), expected));
+
+const fitCases: Array<[string, { input: InferenceInput; contextLength: number; maxTokens: number | null }, ContextMisfit | null]> = [
+  ['a short prompt fits', { input: user('hi'), contextLength: 512, maxTokens: 16 }, null],
+  ['max_tokens equal to the context cannot fit', { input: user('hi'), contextLength: 512, maxTokens: 512 }, { kind: 'max_tokens', contextLength: 512, maxTokens: 512 }],
+  ['estimate + max_tokens over the context', { input: user('x'.repeat(400)), contextLength: 512, maxTokens: 500 }, { kind: 'prompt', contextLength: 512, estimate: 100, maxTokens: 500 }],
+  ['estimate + max_tokens exactly the context fits', { input: user('x'.repeat(400)), contextLength: 512, maxTokens: 412 }, null],
+  ['no max_tokens: one output token must fit', { input: user('x'.repeat(2048)), contextLength: 512, maxTokens: null }, { kind: 'prompt', contextLength: 512, estimate: 512, maxTokens: null }],
+  ['no max_tokens: the prompt alone fits', { input: user('x'.repeat(2044)), contextLength: 512, maxTokens: null }, null],
+];
+for (const [name, o, expected] of fitCases) test(`context fit: ${name}`, () => assert.deepEqual(judgeContextFit(o), expected));
 
 test('reservation upper bound refuses a nonsensical context length', () => {
   assert.throws(() => reservationUpperBound({ contextLength: 0, promptBound: 1, maxTokens: 1 }), RangeError);

@@ -12,8 +12,12 @@ const table: Array<[string, unknown, number, string, string | undefined]> = [
   ['context length', app(FailureType.ContextLengthExceeded), 400, 'context_length_exceeded', undefined],
   ['invalid request', app(FailureType.InvalidRequest), 400, 'invalid_request_error', undefined],
   ['loading → 503', app(FailureType.Unavailable, [{ retryAfterSeconds: 2, reason: 'loading' }]), 503, 'service_unavailable', '2'],
+  ['no host yet → 503', app(FailureType.Unavailable, [{ retryAfterSeconds: 5, reason: 'no_hosts' }]), 503, 'service_unavailable', '5'],
   ['all replicas busy → 503 rate_limit_exceeded', app(FailureType.Unavailable, [{ retryAfterSeconds: 1, reason: 'all_tried' }]), 503, 'rate_limit_exceeded', '1'],
+  ['no free slot → 503 rate_limit_exceeded', app(FailureType.Unavailable, [{ retryAfterSeconds: 1, reason: 'no_free_slot' }]), 503, 'rate_limit_exceeded', '1'],
+  ['pool exhausted → 429', app(FailureType.Unavailable, [{ retryAfterSeconds: 3, reason: 'pool_exhausted' }]), 429, 'pool_exhausted', '3'],
   ['host busy', app(FailureType.HostBusy), 503, 'rate_limit_exceeded', '1'],
+  ['principal cap → 429', app(FailureType.PrincipalLimited), 429, 'rate_limit_exceeded', '1'],
   ['load failed', app(FailureType.LoadFailed), 503, 'service_unavailable', '5'],
   ['generation failed', app(FailureType.GenerationFailed), 502, 'upstream_error', undefined],
   ['timeout', new TimeoutFailure('t', undefined, 'START_TO_CLOSE'), 504, 'timeout', '1'],
@@ -29,6 +33,25 @@ for (const [name, err, status, code, retryAfter] of table) {
     else assert.equal(e.body.error.code, code);
     assert.equal(e.headers['Retry-After'], retryAfter);
     assert.ok(!e.body.error.message.includes('foo.ts'), 'internal detail never leaks');
+  });
+}
+
+// Messages match statuses: a 429 never says "unavailable"; load shedding is a rate_limit_error
+// whatever its status; every other 503 says what is unavailable.
+const wording: Array<[string, unknown, string, RegExp]> = [
+  ['all replicas busy', app(FailureType.Unavailable, [{ retryAfterSeconds: 1, reason: 'all_tried' }]), 'rate_limit_error', /^Overloaded: .*Retry after 1s\.$/],
+  ['no free slot', app(FailureType.Unavailable, [{ retryAfterSeconds: 2, reason: 'no_free_slot' }]), 'rate_limit_error', /^Overloaded: .*Retry after 2s\.$/],
+  ['host busy', app(FailureType.HostBusy), 'rate_limit_error', /^Overloaded: /],
+  ['no host yet', app(FailureType.Unavailable, [{ retryAfterSeconds: 5, reason: 'no_hosts' }]), 'server_error', /^Model unavailable: msg Unavailable\. Retry after 5s\.$/],
+  ['pool exhausted', app(FailureType.Unavailable, [{ retryAfterSeconds: 3, reason: 'pool_exhausted' }]), 'rate_limit_error', /^Rate limited: /],
+  ['principal cap', app(FailureType.PrincipalLimited), 'rate_limit_error', /^msg PrincipalLimited$/],
+];
+for (const [name, err, type, message] of wording) {
+  test(`wording: ${name} → ${type}, ${message}`, () => {
+    const e = toErrorResponse(fromWorkflowFailure(err, 'm'));
+    assert.equal(e.body.error.type, type);
+    assert.match(e.body.error.message, message);
+    if (e.status === 429) assert.ok(!/(service|model) unavailable/i.test(e.body.error.message), 'a 429 never says unavailable');
   });
 }
 

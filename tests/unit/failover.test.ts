@@ -9,7 +9,7 @@ const table: Array<[string, AttemptFailure, boolean, AttemptVerdict]> = [
   ['never picked up (host dead) → next', { timeoutType: 'SCHEDULE_TO_START', charsStreamed: 0 }, true, 'next_replica'],
   ['context too long → fail, never retried', { type: 'ContextLengthExceeded', charsStreamed: 0 }, false, 'fail'],
   ['unknown model → fail', { type: 'ModelNotFound', charsStreamed: 0 }, false, 'fail'],
-  ['principal cap → fail (429)', { type: 'PrincipalLimited', charsStreamed: 0 }, false, 'fail'],
+  ['principal cap on one host → the next replica with room (429 only when none has)', { type: 'PrincipalLimited', charsStreamed: 0 }, false, 'next_replica'],
   ['cancelled → fail', { cancelled: true, charsStreamed: 0 }, false, 'fail'],
   ['host died mid-request, non-streaming → next', { timeoutType: 'HEARTBEAT', charsStreamed: 120 }, false, 'next_replica'],
   ['host died before the first token of a stream → next', { timeoutType: 'HEARTBEAT', charsStreamed: 0 }, true, 'next_replica'],

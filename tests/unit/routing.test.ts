@@ -46,7 +46,7 @@ function vview(pins: string[], hosts: HostView[]): FleetView {
 
 const cases: Array<{ name: string; view: FleetView; exclude?: string[]; joinLoads?: boolean; expect: RouteDecision }> = [
   { name: 'unknown model → not found', view: view([host('a', { state: 'loaded' })], false), expect: { kind: 'notFound', reason: 'unknown_model' } },
-  { name: 'no hosts → not found', view: view([]), expect: { kind: 'notFound', reason: 'no_hosts' } },
+  { name: 'no hosts registered yet → wait (503), not 404', view: view([]), expect: { kind: 'wait', reason: 'no_hosts', retryAfterSeconds: 5 } },
   {
     name: 'least busy first, ties by name',
     view: view([host('c', { state: 'loaded', load: 2 }), host('b', { state: 'loaded', load: 0 }), host('a', { state: 'loaded', load: 0 })]),

@@ -28,7 +28,7 @@ interface Scenario {
   offers?: ProviderOfferView[];
   health?: Record<string, { consecutiveFailures: number; lastFailureAt?: number }>;
   providerBehaviour?: Record<string, 'ok' | 'unavailable' | 'rejected'>;
-  hostBehaviour: Record<string, 'ok' | 'busy' | 'context' | 'crash' | 'untilCancelled' | 'unpinned'>;
+  hostBehaviour: Record<string, 'ok' | 'busy' | 'principal' | 'context' | 'crash' | 'untilCancelled' | 'unpinned'>;
   calls: string[];
 }
 const scenarios = new Map<string, Scenario>();
@@ -89,6 +89,7 @@ function hostFakes(hostId: string): Partial<HostActivities> {
       s.calls.push(`generate:${hostId}`);
       const b = s.hostBehaviour[hostId] ?? 'ok';
       if (b === 'busy') throw ApplicationFailure.create({ type: FailureType.HostBusy, message: 'busy', nonRetryable: true });
+      if (b === 'principal') throw typedFailure(FailureType.PrincipalLimited, 'Too many concurrent requests for m from this API key. Retry after 2s.', { retryAfterSeconds: 2, reason: 'principal_cap' });
       if (b === 'context') throw ApplicationFailure.create({ type: FailureType.ContextLengthExceeded, message: 'too long', nonRetryable: true });
       if (b === 'crash') throw new Error('segfault-ish');
       if (b === 'unpinned') throw ApplicationFailure.create({ type: FailureType.Unpinned, message: 'key not pinned', nonRetryable: true });
@@ -185,6 +186,20 @@ test('every replica busy → Unavailable with a retry hint (rate_limit_exceeded)
   const { error } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'busy', [B]: 'busy' } });
   assert.equal(error?.type, FailureType.Unavailable);
   assert.deepEqual(error?.details?.[0], { retryAfterSeconds: 1, reason: 'all_tried' });
+});
+
+test("a principal's cap reached on one host is retried on another, and the host is not demoted for it", async () => {
+  const { result, calls } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'principal' } });
+  assert.equal(result?.hostId, B);
+  assert.deepEqual(calls, ['readFleetState', `generate:${A}`, `generate:${B}`]);
+});
+
+test("a principal's cap reached on every host → the 429 PrincipalLimited, not a 503", async () => {
+  const { error, calls } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'principal', [B]: 'principal' } });
+  assert.equal(error?.type, FailureType.PrincipalLimited);
+  assert.match(error?.message ?? '', /Too many concurrent requests/);
+  // The re-route after both finds nothing left (all tried): the key's own 429 is what it says.
+  assert.deepEqual(calls, ['readFleetState', `generate:${A}`, `generate:${B}`, 'readFleetState']);
 });
 
 test('a client error is not retried on another host', async () => {

@@ -283,7 +283,7 @@ export class LlamaRuntime {
       await o.beforeGenerate?.();
       evaluating = true;
       const res = await completion.generateCompletionWithMeta(tokens, {
-        maxTokens: requested ?? room,
+        maxTokens: requested ?? Math.min(room, o.params.outputLimit ?? room),
         temperature: o.params.temperature,
         topP: o.params.topP,
         seed: o.params.seed,

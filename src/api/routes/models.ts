@@ -1,5 +1,10 @@
-/** GET /v1/models and GET /v1/models/:id, in the OpenAI list format. */
+/**
+ * GET /v1/models and GET /v1/models/:id, in the OpenAI list format, plus what clients need to
+ * size a request (as llama-server and vLLM report it): the context length and the output limit
+ * a request without max_tokens gets.
+ */
 import { Router } from 'express';
+import { outputLimitOf } from '../../domain/budget.js';
 import { modelNotFound } from '../errors.js';
 import type { AliasEntry } from '../catalog.js';
 import type { ApiDeps } from '../callExecutor.js';
@@ -9,6 +14,8 @@ const modelObject = (m: AliasEntry) => ({
   object: 'model',
   created: Math.floor(m.createdAt.getTime() / 1000),
   owned_by: 'inference-fleet',
+  context_length: m.contextLength,
+  max_output_tokens: outputLimitOf(m.contextLength),
 });
 
 export function modelRoutes(deps: ApiDeps): Router {

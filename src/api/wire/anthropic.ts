@@ -9,12 +9,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
-import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
 import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
 import { anthropicErrorResponse, ApiError, invalidRequest } from '../errors.js';
 import { startSse, sendNamedEvent } from '../sse.js';
+import { boundCall } from './callBounds.js';
 import { chatFeatures, samplingOf, type ToolMode } from './chatFeatures.js';
 import { toChatBody, type CountTokensBody, type MessagesBody } from './anthropicRequest.js';
 import { responseSink, toolCallsOf, toolTextGate } from './sinkSupport.js';
@@ -33,9 +33,6 @@ export function toAnthropicCall(body: MessagesBody | CountTokensBody, model: Ali
   const countOnly = !('max_tokens' in body);
   if (countOnly && model.kind === 'remote') throw invalidRequest('count_tokens is not supported for models served by a remote provider.', 'model');
   const maxTokens = countOnly ? null : body.max_tokens;
-  if (maxTokens !== null && maxTokens >= model.contextLength) {
-    throw invalidRequest(`max_tokens: ${maxTokens} is too large; this model's context window is ${model.contextLength} tokens.`, 'max_tokens', 'context_length_exceeded');
-  }
   const chat = toChatBody(body, maxTokens);
   let f;
   try {
@@ -49,12 +46,14 @@ export function toAnthropicCall(body: MessagesBody | CountTokensBody, model: Ali
     kind: countOnly ? 'count_tokens' : 'chat',
     modelId: model.id,
     input,
-    // count_tokens needs no constraint: the prompt (functions included) is what is counted.
-    params: samplingOf(chat, maxTokens, countOnly ? undefined : f.constraint),
+    // count_tokens needs no constraint (the prompt, functions included, is what is counted),
+    // spends nothing (no reservation; the key was checked by the auth middleware) and counts
+    // a prompt of any length.
+    ...(countOnly
+      ? { params: samplingOf(chat, null, undefined), reserveTokens: 0 }
+      : boundCall({ input, params: samplingOf(chat, maxTokens, f.constraint), contextLength: model.contextLength, maxTokensParam: 'max_tokens', promptParam: 'messages' })),
     stream: !countOnly && (body as MessagesBody).stream === true,
-    // count_tokens spends nothing: no reservation (the key was checked by the auth middleware).
     principal: countOnly ? null : principal,
-    reserveTokens: countOnly ? 0 : reservationUpperBound({ contextLength: model.contextLength, promptBound: promptUpperBound(input), maxTokens }),
     ...(countOnly ? { countOnly: true } : {}),
   };
   return { call, toolMode: f.toolMode };

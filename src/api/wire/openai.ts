@@ -9,13 +9,13 @@ import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
 import type { z } from 'zod';
 import type { InferenceInput, SamplingParams } from '../../common/inference.js';
-import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
 import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
 import { invalidRequest, toErrorResponse, type ApiError } from '../errors.js';
 import { fullResponse, streamChunk, usageChunk, type Endpoint, type ResponseMeta } from '../openaiFormat.js';
 import { chatCompletionBody, completionBody, parseOr400, type ChatCompletionBody, type CompletionBody } from '../schemas.js';
+import { boundCall } from './callBounds.js';
 import { chatFeatures, samplingOf, type ToolMode } from './chatFeatures.js';
 import { responseSink, toolCallsOf, toolTextGate } from './sinkSupport.js';
 import { endSse, sendEvent, startSse } from '../sse.js';
@@ -83,14 +83,10 @@ function featuresOf(p: ParsedOpenAiCall, remote: boolean): { input: InferenceInp
  * `max_tokens` no context could hold.
  */
 export function toCall(p: ParsedOpenAiCall, model: AliasEntry, principal: Principal | null): { call: InferenceCall; toolMode: ToolMode } {
-  if (p.maxTokens !== null && p.maxTokens >= model.contextLength) {
-    throw invalidRequest(
-      `${p.maxTokensParam} is too large: ${p.maxTokens}. This model's maximum context length is ${model.contextLength} tokens.`,
-      p.maxTokensParam,
-      'context_length_exceeded',
-    );
-  }
-  const { input, params, toolMode } = featuresOf(p, model.kind === 'remote');
+  const features = featuresOf(p, model.kind === 'remote');
+  const { input, toolMode } = features;
+  const promptParam = p.endpoint === 'completion' ? 'prompt' : 'messages';
+  const { params, reserveTokens } = boundCall({ input, params: features.params, contextLength: model.contextLength, maxTokensParam: p.maxTokensParam, promptParam });
   const call: InferenceCall = {
     requestId: newRequestId(p.endpoint),
     kind: p.endpoint,
@@ -99,7 +95,7 @@ export function toCall(p: ParsedOpenAiCall, model: AliasEntry, principal: Princi
     params,
     stream: p.stream,
     principal,
-    reserveTokens: reservationUpperBound({ contextLength: model.contextLength, promptBound: promptUpperBound(input), maxTokens: p.maxTokens }),
+    reserveTokens,
   };
   return { call, toolMode };
 }

@@ -11,12 +11,12 @@
  */
 import { randomBytes } from 'node:crypto';
 import type { Response } from 'express';
-import { promptUpperBound, reservationUpperBound } from '../../domain/budget.js';
 import type { Principal } from '../auth.js';
 import type { AliasEntry } from '../catalog.js';
 import type { Answer, CallSink, InferenceCall } from '../callExecutor.js';
 import { invalidRequest, toErrorResponse, type ApiError } from '../errors.js';
 import { sendNamedEvent, startSse } from '../sse.js';
+import { boundCall } from './callBounds.js';
 import { chatFeatures, samplingOf, type ToolMode } from './chatFeatures.js';
 import { sendOpenAiError } from './openai.js';
 import { responseSink, toolCallsOf, toolTextGate } from './sinkSupport.js';
@@ -26,9 +26,6 @@ const newId = (prefix: string) => `${prefix}_${randomBytes(12).toString('hex')}`
 
 export function toResponsesCall(body: ResponsesBody, model: AliasEntry, principal: Principal | null): { call: InferenceCall; toolMode: ToolMode } {
   const maxTokens = body.max_output_tokens ?? null;
-  if (maxTokens !== null && maxTokens >= model.contextLength) {
-    throw invalidRequest(`max_output_tokens is too large: ${maxTokens}. This model's maximum context length is ${model.contextLength} tokens.`, 'max_output_tokens', 'context_length_exceeded');
-  }
   const chat = toChatBody(body);
   const f = chatFeatures(chat, model.kind === 'remote');
   const input = { kind: 'chat' as const, messages: f.messages };
@@ -37,10 +34,9 @@ export function toResponsesCall(body: ResponsesBody, model: AliasEntry, principa
     kind: 'chat',
     modelId: model.id,
     input,
-    params: samplingOf(chat, maxTokens, f.constraint),
+    ...boundCall({ input, params: samplingOf(chat, maxTokens, f.constraint), contextLength: model.contextLength, maxTokensParam: 'max_output_tokens', promptParam: 'input' }),
     stream: body.stream === true,
     principal,
-    reserveTokens: reservationUpperBound({ contextLength: model.contextLength, promptBound: promptUpperBound(input), maxTokens }),
   };
   return { call, toolMode: f.toolMode };
 }
