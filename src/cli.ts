@@ -4,7 +4,7 @@
  * `keys` talk to a running API over HTTP, with the admin token). Output meant for people is
  * printed; everything else goes through the pino logger.
  */
-import { Command, InvalidArgumentError } from 'commander';
+import { Command, CommanderError, InvalidArgumentError } from 'commander';
 import http from 'node:http';
 import path from 'node:path';
 import { ConfigError } from './config.js';
@@ -14,13 +14,20 @@ import { ensureDevModel } from './devModel.js';
 import { log } from './logger.js';
 import { makeTinyModel, TINY_MODEL_SIZES, type TinyModelSize } from './model/tinyModel.js';
 import { TemporalBinaryError } from './temporal/binary.js';
+import { SOFTWARE_VERSION } from './version.js';
 import { CliError, config, requireDatabaseUrl, runUntilSignal, int, hostId } from './cli/common.js';
 import { registerDiscoveryCommands } from './cli/discoveryCommands.js';
+import { registerModelCommands } from './cli/modelCommands.js';
 import { registerOperatorCommands } from './cli/operatorCommands.js';
 import { registerPoolCommands } from './cli/poolCommands.js';
 import { registerProviderCommands } from './cli/providerCommands.js';
 
-const program = new Command('fleet').description('inference-fleet: OpenAI-compatible gateway and GPU fleet on Temporal');
+const program = new Command('fleet')
+  .description('inference-fleet: OpenAI-compatible gateway and GPU fleet on Temporal')
+  .version(SOFTWARE_VERSION, '-V, --version', 'print the version')
+  // Usage errors (unknown command or option, missing argument) reach the catch below, which
+  // exits 2 as command-line tools do; subcommands made after this inherit it.
+  .exitOverride();
 
 program
   .command('dev')
@@ -116,7 +123,8 @@ program
     }
   });
 
-registerPoolCommands(program, registerOperatorCommands(program));
+registerOperatorCommands(program);
+registerPoolCommands(program, registerModelCommands(program));
 registerDiscoveryCommands(program);
 registerProviderCommands(program);
 
@@ -138,11 +146,18 @@ try {
   // Handles (pg pools, the llama binding) may linger; the command is done.
   process.exit(0);
 } catch (err) {
+  // Thrown by an action (not yet printed); commander's own usage errors are printed already,
+  // and help and --version end here too, with 0.
+  if (err instanceof InvalidArgumentError) {
+    process.stderr.write(`fleet: ${err.message}\n`);
+    process.exit(2);
+  }
+  if (err instanceof CommanderError) process.exit(err.exitCode === 0 ? 0 : 2);
   if (err instanceof CliError) {
     process.stderr.write(`fleet: ${err.message}\n`);
     process.exit(err.exitCode);
   }
-  if (err instanceof ConfigError || err instanceof TemporalBinaryError || err instanceof InvalidArgumentError) {
+  if (err instanceof ConfigError || err instanceof TemporalBinaryError) {
     process.stderr.write(`fleet: ${err.message}\n`);
     process.exit(2);
   }

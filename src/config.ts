@@ -51,6 +51,9 @@ const envSchema = z.object({
   FLEET_METRICS_PORT: port.optional(),
   FLEET_REQUIRE_AUTH: boolFromEnv.default(false),
   FLEET_ADMIN_TOKEN: z.string().min(16, 'must be at least 16 characters').regex(/^\S+$/, 'must not contain whitespace').optional(),
+  /** Log lines: JSON, or pino-pretty's (auto: pretty on a terminal). Read by logger.ts at import. */
+  FLEET_LOG_FORMAT: z.enum(['auto', 'json', 'pretty']).default('auto'),
+  FLEET_METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').regex(/^\S+$/, 'must not contain whitespace').optional(),
   FLEET_RESERVATION_TTL_S: z.coerce.number().int().min(MIN_RESERVATION_TTL_S).max(7 * 24 * 3600).default(900),
   FLEET_BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).default(1024 * 1024),
   FLEET_LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -117,6 +120,8 @@ function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
     requireAuth: e.FLEET_REQUIRE_AUTH,
     /** Bearer token for `/admin/*`; unset: admin endpoints are open (local dev), with a warning. */
     adminToken: e.FLEET_ADMIN_TOKEN,
+    /** Bearer token /metrics needs (every process); unset: open, like Prometheus's default. */
+    metricsToken: e.FLEET_METRICS_TOKEN,
     budgets: {
       /** A reservation not settled or released by then is released by the sweep. */
       reservationTtlS: e.FLEET_RESERVATION_TTL_S,

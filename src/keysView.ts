@@ -3,6 +3,7 @@
  * API (the CLI may talk to an API of another version). Pure, tested on its own.
  */
 import { z } from 'zod';
+import { renderTable } from './textTable.js';
 
 const keySchema = z.object({
   id: z.string(),
@@ -36,6 +37,5 @@ export function renderKeys(keys: readonly KeyView[]): string {
     ['KEY', 'ACCOUNT', 'NAME', 'BUDGET', 'SPENT', 'STATUS'],
     ...keys.map((k) => [k.id, k.account, k.name ?? '-', budgetOf(k), String(k.spent), k.revoked_at ? `revoked ${k.revoked_at}` : 'active']),
   ];
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i]!))).join('  ')).join('\n') + '\n';
+  return renderTable(rows);
 }

@@ -19,6 +19,7 @@ import http from 'node:http';
 import { listen } from './httpListen.js';
 import type { Kysely } from 'kysely';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { tokensEqual } from './api/apiKey.js';
 import { readFleetHosts } from './db/fleetStateRepo.js';
 import { summarizePools, type PoolSummary } from './domain/poolSummary.js';
 import type { RejectReason } from './domain/admission.js';
@@ -30,6 +31,10 @@ import type { Logger } from './logger.js';
 
 export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'fleet_' });
+// prom-client's totals of handles, requests and resources are gauges named `*_total`, which
+// the exposition rules reserve for counters (`promtool check metrics` fails them): dropped.
+// The same numbers are `sum(fleet_nodejs_active_handles)` etc. over the per-type gauges.
+for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) registry.removeSingleMetric(`fleet_nodejs_${name}`);
 
 const registers = [registry];
 
@@ -310,6 +315,19 @@ export async function renderMetrics(): Promise<{ contentType: string; body: stri
   return { contentType: registry.contentType, body: await registry.metrics() };
 }
 
+/**
+ * Whether a scrape may read the metrics: always without FLEET_METRICS_TOKEN, else only with
+ * `Authorization: Bearer <token>` (host ids, pools and models are topology an operator may
+ * keep from whoever can reach the port; Prometheus sends it with `authorization.credentials`).
+ */
+export function metricsAllowed(authorization: string | undefined, token: string | undefined): boolean {
+  if (token === undefined) return true;
+  const presented = authorization?.match(/^Bearer\s+(\S+)\s*$/i)?.[1];
+  return presented !== undefined && tokensEqual(presented, token);
+}
+
+export const METRICS_UNAUTHORIZED = 'metrics need the metrics token: send "Authorization: Bearer <FLEET_METRICS_TOKEN>"\n';
+
 export interface MetricsServer {
   /** Base URL; the metrics are at `${url}/metrics`. */
   url: string;
@@ -320,11 +338,16 @@ export interface MetricsServer {
  * A bare `GET /metrics` server for processes without the API (split GPU-host and
  * control-plane workers), so Prometheus can scrape every process of a deployment.
  */
-export async function serveMetrics(port: number, host: string, log?: Logger): Promise<MetricsServer> {
+export async function serveMetrics(o: { port: number; host: string; token?: string; log?: Logger }): Promise<MetricsServer> {
+  const { log } = o;
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/metrics' || (req.method !== 'GET' && req.method !== 'HEAD')) {
       res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' }).end('not found: try GET /metrics\n');
+      return;
+    }
+    if (!metricsAllowed(req.headers.authorization, o.token)) {
+      res.writeHead(401, { 'Content-Type': 'text/plain; charset=utf-8', 'WWW-Authenticate': 'Bearer' }).end(METRICS_UNAUTHORIZED);
       return;
     }
     renderMetrics().then(
@@ -335,7 +358,7 @@ export async function serveMetrics(port: number, host: string, log?: Logger): Pr
       },
     );
   });
-  const listening = await listen(server, host, port);
+  const listening = await listen(server, o.host, o.port);
   log?.info({ url: `${listening.url}/metrics` }, 'metrics listening');
   return listening;
 }

@@ -147,6 +147,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         log,
         requireAuth: config.requireAuth,
         adminToken: config.adminToken,
+        metricsToken: config.metricsToken,
         keys: new KeyResolver(db.db),
         budgets: config.budgets,
         modelsDir: config.modelsDir,
@@ -165,7 +166,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     }
     let metrics: MetricsServer | undefined;
     if (!o.api && o.metricsPort !== undefined) {
-      metrics = await serveMetrics(o.metricsPort, config.http.host, log);
+      metrics = await serveMetrics({ port: o.metricsPort, host: config.http.host, token: config.metricsToken, log });
       cleanups.push(() => metrics!.close());
     }
     return { config, temporal, db, channel, devServer, api, metrics, hosts, stop };

@@ -6,6 +6,7 @@
  * CLI may talk to an API of another version.
  */
 import { z } from 'zod';
+import { renderTable } from './textTable.js';
 
 const placementSchema = z.object({
   model: z.string(),
@@ -103,6 +104,5 @@ export function renderStatus(
       rows.push([...(i === 0 ? hostCells : ['', '', '']), p.model, p.state, requestsLabel(p), detailLabel(p)]);
     });
   }
-  const widths = HEADER.map((_, col) => Math.max(...rows.map((r) => r[col]!.length)));
-  return rows.map((r) => r.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd()).join('\n') + '\n' + tail;
+  return renderTable(rows) + tail;
 }

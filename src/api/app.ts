@@ -7,13 +7,14 @@ import type { DemotionPolicy } from '../domain/replicas.js';
 import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { sql } from 'kysely';
-import { renderMetrics } from '../metrics.js';
+import { METRICS_UNAUTHORIZED, metricsAllowed, renderMetrics } from '../metrics.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { corsMiddleware } from './cors.js';
 import { anthropicErrorResponse, ApiError, toErrorResponse } from './errors.js';
 import { isAnthropicPath } from './routes/messages.js';
 import type { ApiDeps } from './callExecutor.js';
 import { adminRoutes, type AdminDeps } from './routes/admin.js';
+import { adminModelLifecycleRoutes } from './routes/adminModelLifecycle.js';
 import { adminPoolRoutes } from './routes/adminPools.js';
 import { adminKeyRoutes } from './routes/adminKeys.js';
 import { inferenceRoutes } from './routes/inference.js';
@@ -30,6 +31,8 @@ export interface AppOptions extends AdminDeps {
   bodyLimitBytes: number;
   /** FLEET_ADMIN_TOKEN; undefined leaves `/admin/*` open (and is warned about once). */
   adminToken: string | undefined;
+  /** FLEET_METRICS_TOKEN; undefined leaves /metrics open to scrapers. */
+  metricsToken?: string;
   /** The payload codec, for the codec endpoint (undefined: encryption is off). */
   codec?: PayloadCodec;
   /** Browser origins allowed to call the codec endpoint (the Temporal Web UI). */
@@ -59,9 +62,14 @@ export function createApp(o: AppOptions): express.Express {
     res.status(db ? 200 : 503).json({ status: db ? 'ok' : 'degraded', database: db });
   });
 
-  // Before auth: scrapers carry no API key. In `fleet dev` this covers every part of the
+  // Before auth: scrapers carry no API key (FLEET_METRICS_TOKEN, when set, is their own). In `fleet dev` this covers every part of the
   // fleet, since the workers share the process and so the registry.
-  app.get('/metrics', async (_req, res) => {
+  app.get('/metrics', async (req, res) => {
+    if (!metricsAllowed(req.headers.authorization, o.metricsToken)) {
+      res.status(401).setHeader('Content-Type', 'text/plain; charset=utf-8').setHeader('WWW-Authenticate', 'Bearer');
+      res.end(METRICS_UNAUTHORIZED);
+      return;
+    }
     const { contentType, body } = await renderMetrics();
     // setHeader + end, not send(): Express would re-order the content type's parameters.
     res.status(200).setHeader('Content-Type', contentType);
@@ -85,6 +93,7 @@ export function createApp(o: AppOptions): express.Express {
   app.use(usageRoutes(o));
   app.use(modelRoutes(o));
   app.use(adminRoutes(o));
+  app.use(adminModelLifecycleRoutes(o));
   app.use(adminKeyRoutes(o));
   app.use(adminPoolRoutes(o));
   app.use(adminProviderRoutes(o));

@@ -112,6 +112,14 @@ export class ModelCatalog {
     return this.lookup((s) => s.builds.get(id));
   }
 
+  /** What an operator's load or unload names: a build by its id, else an alias's desired build. */
+  async resolveBuild(id: string): Promise<CatalogEntry | undefined> {
+    return (await this.getBuild(id)) ?? this.lookup((s) => {
+      const build = s.aliases.get(id)?.build;
+      return build === undefined ? undefined : s.builds.get(build);
+    });
+  }
+
   invalidate(): void {
     this.cache = undefined;
   }

@@ -150,9 +150,23 @@ export interface ApiCall {
  * envelope's message), an answer of another shape fails with exit 1.
  */
 export async function apiJson<T>(schema: z.ZodType<T>, call: ApiCall): Promise<T> {
+  return (await apiAnswer(schema, call)).data;
+}
+
+/** Like apiJson, with the body as the API sent it (every field, for `--json`). */
+async function apiAnswer<T>(schema: z.ZodType<T>, call: ApiCall): Promise<{ data: T; body: unknown }> {
   const { status, body } = await callApi(call.method ?? 'GET', call.base, call.route, call.body);
   if (status !== (call.ok ?? 200)) throw apiFailure(status, body);
   const parsed = schema.safeParse(body);
   if (!parsed.success) throw new CliError(`unexpected answer from ${call.base}${call.route} (is this an inference-fleet API?)`, 1);
-  return parsed.data;
+  return { data: parsed.data, body };
+}
+
+/** `--json` of every listing command: the API's answer as is, for scripts and `jq`. */
+export const JSON_OPTION = ['--json', "print the API's JSON answer instead of a table"] as const;
+
+/** A listing command's output: the API's JSON with `--json`, else rendered for people. */
+export async function printListing<T>(schema: z.ZodType<T>, call: ApiCall, o: { json?: boolean; render: (answer: T) => string }): Promise<void> {
+  const { data, body } = await apiAnswer(schema, call);
+  process.stdout.write(o.json ? `${JSON.stringify(body, null, 2)}\n` : o.render(data));
 }

@@ -1,6 +1,6 @@
 /**
- * Operator subcommands that talk to a running fleet: `status`, `models load`, `keys`,
- * `host rotate-key` and `verify` (a response signature, checked offline).
+ * Operator subcommands that talk to a running fleet: `status`, `keys`, `host rotate-key` and
+ * `verify` (a response signature, checked offline). `models` is in modelCommands.ts.
  */
 import { Command, InvalidArgumentError } from 'commander';
 import http from 'node:http';
@@ -10,7 +10,7 @@ import { hostsResponseSchema, renderStatus } from '../statusView.js';
 import { identityKeyPath, writeNewIdentityKey } from '../activities/hostIdentity.js';
 import { parseSignedText, verifyHostSignature, verifyTeeSignature } from '../domain/teeSignatures.js';
 import { readFile } from 'node:fs/promises';
-import { CliError, config, int, hostId, apiBase, apiJson, callApi, apiFailure, URL_OPTION } from './common.js';
+import { CliError, config, int, hostId, apiBase, apiJson, callApi, apiFailure, JSON_OPTION, printListing, URL_OPTION } from './common.js';
 
 async function fetchStatus(base: string): Promise<string> {
   const answer = await apiJson(hostsResponseSchema, { base, route: '/admin/hosts' });
@@ -41,48 +41,26 @@ async function watchStatus(base: string, first: string): Promise<void> {
   }
 }
 
-/** Returns the `models` command, which other modules add subcommands to. */
-export function registerOperatorCommands(program: Command): Command {
+export function registerOperatorCommands(program: Command): void {
   program
     .command('status')
     .description('hosts, their health and slots, and each model\'s state, requests and load progress (GET /admin/hosts)')
     .option(...URL_OPTION)
-    .option('--watch', 're-render every second until Ctrl-C')
-    .action(async (opts: { url?: string; watch?: boolean }) => {
+    .option(...JSON_OPTION)
+    .option('--watch', 're-render every second until Ctrl-C (on a terminal; piped, it prints once)')
+    .action(async (opts: { url?: string; watch?: boolean; json?: boolean }) => {
       const base = apiBase(opts.url);
+      if (opts.json) {
+        if (opts.watch) throw new CliError('--watch and --json do not go together', 2);
+        await printListing(hostsResponseSchema, { base, route: '/admin/hosts' }, { json: true, render: () => '' });
+        return;
+      }
       // The first read decides: an API that is not there is an error, even with --watch.
       const first = await fetchStatus(base);
-      if (opts.watch) await watchStatus(base, first);
-      else process.stdout.write(first);
-    });
-
-  const models = program.command('models').description('operate on the models of a running fleet');
-  models
-    .command('load <model>')
-    .description('load a model onto a host now (the coldLoad workflow a request would start) and wait until it is loaded')
-    .requiredOption('--host <id>', 'the host to load it on', hostId)
-    .option(...URL_OPTION)
-    .action(async (model: string, opts: { host: string; url?: string }) => {
-      const base = apiBase(opts.url);
-      const started = Date.now();
-      const route = `/admin/hosts/${encodeURIComponent(opts.host)}/models/${encodeURIComponent(model)}/load`;
-      const answer = await apiJson(z.object({ host: z.string(), model: z.string(), evicted: z.array(z.string()) }), { method: 'POST', base, route });
-      const { evicted } = answer;
-      const seconds = ((Date.now() - started) / 1000).toFixed(1);
-      process.stdout.write(
-        `loaded ${answer.model} on ${answer.host} in ${seconds}s${evicted.length ? ` (evicted: ${evicted.join(', ')})` : ''}\n`,
-      );
-    });
-
-  models
-    .command('release <build>')
-    .description('lift a build\'s quarantine (after fixing or replacing its file): hosts may load it again')
-    .option(...URL_OPTION)
-    .action(async (build: string, opts: { url?: string }) => {
-      const base = apiBase(opts.url);
-      const route = `/admin/models/${encodeURIComponent(build)}/release`;
-      const answer = await apiJson(z.object({ id: z.string(), was_quarantined: z.boolean() }), { method: 'POST', base, route });
-      process.stdout.write(answer.was_quarantined ? `released ${answer.id}: hosts may load it again\n` : `${answer.id} was not quarantined\n`);
+      // Redrawing is for a terminal: piped into a file or a pager, escape codes are noise.
+      if (opts.watch && process.stdout.isTTY) return watchStatus(base, first);
+      process.stdout.write(first);
+      if (opts.watch) process.stderr.write('fleet: --watch: stdout is not a terminal, printed once\n');
     });
 
   const keys = program
@@ -120,10 +98,11 @@ export function registerOperatorCommands(program: Command): Command {
     .description('keys with their budgets and spend (never a secret)')
     .option('--account <id>', 'only this account\'s keys')
     .option(...URL_OPTION)
-    .action(async (opts: { account?: string; url?: string }) => {
+    .option(...JSON_OPTION)
+    .action(async (opts: { account?: string; url?: string; json?: boolean }) => {
       const base = apiBase(opts.url);
       const route = `/admin/keys${opts.account ? `?account=${encodeURIComponent(opts.account)}` : ''}`;
-      process.stdout.write(renderKeys((await apiJson(keysListSchema, { base, route })).data));
+      await printListing(keysListSchema, { base, route }, { json: opts.json, render: (a) => renderKeys(a.data) });
     });
   keys
     .command('revoke <id>')
@@ -198,5 +177,4 @@ export function registerOperatorCommands(program: Command): Command {
       );
     });
 
-  return models;
 }

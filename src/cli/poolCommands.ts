@@ -6,7 +6,8 @@
  */
 import { Command } from 'commander';
 import { z } from 'zod';
-import { apiBase, apiJson, hostId, int, URL_OPTION } from './common.js';
+import { apiBase, apiJson, hostId, int, JSON_OPTION, printListing, URL_OPTION } from './common.js';
+import { renderTable } from '../textTable.js';
 
 const poolSchema = z.object({
   alias: z.string(),
@@ -46,15 +47,13 @@ export function renderPools(p: z.infer<typeof poolsSchema>): string {
     x.capacity_left === null ? '?' : String(x.capacity_left),
     x.hosts.join(',') || '-',
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
   const notes = [
     p.enabled ? '' : 'pools are OFF (FLEET_MODEL_POOLS=false): every host serves every alias',
     p.unassigned.length ? `hosts in no pool: ${p.unassigned.join(', ')}` : '',
     p.moving.length ? `moving: ${p.moving.join(', ')}` : '',
     ...(p.quarantined ?? []).map((q) => `quarantined: ${q.build}: ${q.reason} (fleet models release ${q.build})`),
   ].filter(Boolean);
-  return [line(head), ...rows.map(line), ...notes].join('\n') + '\n';
+  return renderTable([head, ...rows]) + notes.map((n) => `${n}\n`).join('');
 }
 
 export function registerPoolCommands(program: Command, models: Command): void {
@@ -62,9 +61,10 @@ export function registerPoolCommands(program: Command, models: Command): void {
     .command('pools')
     .description('model pools: per alias its hosts, loaded, busy, queued, capacity left (GET /admin/pools)')
     .option(...URL_OPTION)
-    .action(async (opts: { url?: string }) => {
+    .option(...JSON_OPTION)
+    .action(async (opts: { url?: string; json?: boolean }) => {
       const base = apiBase(opts.url);
-      process.stdout.write(renderPools(await apiJson(poolsSchema, { base, route: '/admin/pools' })));
+      await printListing(poolsSchema, { base, route: '/admin/pools' }, { json: opts.json, render: renderPools });
     });
   pools
     .command('move <host> <alias>')

@@ -5,7 +5,8 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { z } from 'zod';
-import { apiBase, apiFailure, apiJson, callApi, int, URL_OPTION } from './common.js';
+import { apiBase, apiFailure, apiJson, callApi, int, JSON_OPTION, printListing, URL_OPTION } from './common.js';
+import { renderTable } from '../textTable.js';
 
 const providerSchema = z.object({
   id: z.string(),
@@ -35,8 +36,7 @@ export function renderProviders(list: Array<z.infer<typeof providerSchema>>): st
     p.source,
     p.catalog.map((m) => `${m.canonical_id}${m.canonical_id === m.upstream_model ? '' : ` ← ${m.upstream_model}`}${m.active ? '' : ' (inactive)'}`).join(', ') || '-',
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));
-  return [head, ...rows].map((r) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n';
+  return renderTable([head, ...rows]);
 }
 
 export function registerProviderCommands(program: Command): void {
@@ -45,9 +45,10 @@ export function registerProviderCommands(program: Command): void {
     .command('list')
     .description('providers with their tier, key, failures and models')
     .option(...URL_OPTION)
-    .action(async (opts: { url?: string }) => {
+    .option(...JSON_OPTION)
+    .action(async (opts: { url?: string; json?: boolean }) => {
       const base = apiBase(opts.url);
-      process.stdout.write(renderProviders((await apiJson(z.object({ data: z.array(providerSchema) }), { base, route: '/admin/providers' })).data));
+      await printListing(z.object({ data: z.array(providerSchema) }), { base, route: '/admin/providers' }, { json: opts.json, render: (a) => renderProviders(a.data) });
     });
   providers
     .command('add <id> <baseUrl>')

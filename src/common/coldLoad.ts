@@ -1,6 +1,6 @@
 /**
- * The coldLoad workflow's id and shapes, shared by the workflow and the activity that starts
- * it (so activity code never imports workflow modules). Sandbox-safe.
+ * The coldLoad and modelUnload workflows' ids and shapes, shared by the workflows and the code that
+ * starts them (so activity code never imports workflow modules). Sandbox-safe.
  */
 export interface ColdLoadInput {
   hostId: string;
@@ -24,4 +24,15 @@ export interface ColdLoadResult extends ColdLoadInput {
 /** One id per (host, model): concurrent requests attach to the same load. */
 export function coldLoadWorkflowId(hostId: string, modelId: string): string {
   return `coldload:${hostId}:${modelId}`;
+}
+
+/** An operator's unload of one model from one host (the `modelUnload` workflow). */
+export interface ModelUnloadResult extends ColdLoadInput {
+  /** False: the model was not loaded there (nothing to do). */
+  unloaded: boolean;
+}
+
+/** One id per (host, model), like a load's: two operators' unloads are one. */
+export function modelUnloadWorkflowId(hostId: string, modelId: string): string {
+  return `unload:${hostId}:${modelId}`;
 }

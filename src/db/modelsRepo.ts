@@ -112,3 +112,46 @@ export async function listQuarantined(db: Kysely<Database>): Promise<Quarantined
     .execute();
   return rows.map((r) => ({ id: r.id, reason: r.quarantine_reason ?? '', hostId: r.quarantine_host, since: r.quarantined_at!.toISOString() }));
 }
+
+export type DeleteBuildResult =
+  | { kind: 'deleted'; verifiable: boolean }
+  | { kind: 'not_found' }
+  | { kind: 'remote' }
+  /** Aliases other than its own (or its own, mid-rollout) point at it. */
+  | { kind: 'aliased'; aliases: string[] }
+  /** Loaded, or being loaded or unloaded, on these hosts. */
+  | { kind: 'placed'; hosts: string[] };
+
+/**
+ * Removes a GGUF build from the catalog, with the alias of its own id when that alias serves
+ * only it (what registration created). Refused while another alias points at it (clients
+ * would lose the model) or a host holds it (its memory would be orphaned): the operator
+ * repoints or unloads first. The build row locked, so a concurrent alias change waits.
+ */
+export async function deleteBuild(db: Kysely<Database>, id: string): Promise<DeleteBuildResult> {
+  return db.transaction().execute(async (tx): Promise<DeleteBuildResult> => {
+    const row = await tx.selectFrom('models').select(['kind', 'verifiable']).where('id', '=', id).forUpdate().executeTakeFirst();
+    if (!row) return { kind: 'not_found' };
+    if (row.kind === 'remote') return { kind: 'remote' };
+    const pointing = await tx
+      .selectFrom('aliases')
+      .select(['id', 'desired_build', 'previous_build'])
+      .where((eb) => eb.or([eb('desired_build', '=', id), eb('previous_build', '=', id)]))
+      .orderBy('id')
+      .execute();
+    const own = (a: (typeof pointing)[number]) => a.id === id && a.desired_build === id && a.previous_build === null;
+    const others = pointing.filter((a) => !own(a)).map((a) => a.id);
+    if (others.length > 0) return { kind: 'aliased', aliases: others };
+    const placed = await tx
+      .selectFrom('placements')
+      .select('host_id')
+      .where('model_id', '=', id)
+      .where('state', 'in', ['loaded', 'loading', 'unloading'])
+      .orderBy('host_id')
+      .execute();
+    if (placed.length > 0) return { kind: 'placed', hosts: placed.map((p) => p.host_id) };
+    await tx.deleteFrom('aliases').where('id', '=', id).where('desired_build', '=', id).execute();
+    await tx.deleteFrom('models').where('id', '=', id).execute();
+    return { kind: 'deleted', verifiable: row.verifiable };
+  });
+}

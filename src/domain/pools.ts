@@ -207,3 +207,15 @@ export function poolHostIds(view: Pick<FleetView, 'alias' | 'model' | 'previous'
   if (!alias) return [];
   return view.hosts.filter((h) => countsFor(view.pools, h.id, alias)).map((h) => h.id);
 }
+
+/**
+ * The pool an operator's load of `build` moves a host into, when the host's pool does not
+ * serve it (`fleet models load <model> --host h`): the alias named, if the build is what it
+ * serves now; else the first alias (by id) whose desired build it is. Null: no alias serves
+ * the build as desired (a previous-only or unaliased build): nothing to move into.
+ */
+export function poolForLoad(aliases: readonly AliasView[], o: { requested: string; build: string }): string | null {
+  const named = aliases.find((a) => a.id === o.requested && a.desired === o.build);
+  if (named) return named.id;
+  return [...aliases].sort((a, b) => a.id.localeCompare(b.id)).find((a) => a.desired === o.build)?.id ?? null;
+}

@@ -7,3 +7,4 @@ export { poolReassign } from './poolReassign.js';
 export { warmPools } from './warmPools.js';
 export { providerRefresh } from './providerRefresh.js';
 export { attestedDiscoveryCycle } from './attestedDiscoveryCycle.js';
+export { modelUnload } from './modelUnload.js';

@@ -5,6 +5,7 @@
  * `fleet status` / `fleet models load` commands run as child processes against the API.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { after, before, describe, test } from 'node:test';
 import { serveMetrics } from '../../src/metrics.js';
 import { runFleet } from '../support/cli.js';
@@ -12,6 +13,19 @@ import { startTestFleet, type TestFleet } from '../support/stack.js';
 
 
 const fleet = (...args: string[]) => runFleet(args);
+
+/** `promtool check metrics` on an exposition (promtool is on PATH: .ci/run installs it). */
+function promtoolCheck(text: string): Promise<{ code: number | null; output: string }> {
+  return new Promise((resolve, reject) => {
+    const p = spawn('promtool', ['check', 'metrics'], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let output = '';
+    p.stdout.on('data', (d: Buffer) => (output += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (output += d.toString()));
+    p.on('error', (err) => reject(new Error(`promtool: ${err.message} (.ci/run installs it: Debian package prometheus)`)));
+    p.on('close', (code) => resolve({ code, output }));
+    p.stdin.end(text);
+  });
+}
 
 /** The value of the first sample of `name` whose labels include `labels` (Prometheus text format). */
 function sample(text: string, name: string, labels: Record<string, string> = {}): number | undefined {
@@ -133,6 +147,9 @@ describe('operations', () => {
     assert.equal(sample(text, 'fleet_host_healthy', { host }), 1);
     assert.equal(sample(text, 'fleet_running_requests', { host, model: 'tiny' }), 0);
     assert.equal(sample(text, 'fleet_queued_requests', { host, model: 'tiny' }), 0);
+    // Names, types and suffixes as Prometheus's own linter wants them (.ci/run installs it).
+    const lint = await promtoolCheck(text);
+    assert.equal(lint.code, 0, `promtool check metrics:\n${lint.output}`);
   });
 
   test('/metrics needs no API key', async () => {
@@ -142,7 +159,7 @@ describe('operations', () => {
   });
 
   test('serveMetrics: a bare /metrics server for workers without the API', async () => {
-    const m = await serveMetrics(0, '127.0.0.1');
+    const m = await serveMetrics({ port: 0, host: '127.0.0.1' });
     try {
       const r = await fetch(`${m.url}/metrics`);
       assert.equal(r.status, 200);
@@ -151,6 +168,20 @@ describe('operations', () => {
       assert.equal((await fetch(`${m.url}/other`)).status, 404);
     } finally {
       await m.close();
+    }
+    // With FLEET_METRICS_TOKEN, only a scraper that sends it reads the topology.
+    const token = 'metrics-token-0123456789';
+    const locked = await serveMetrics({ port: 0, host: '127.0.0.1', token });
+    try {
+      const none = await fetch(`${locked.url}/metrics`);
+      assert.equal(none.status, 401);
+      assert.match(await none.text(), /FLEET_METRICS_TOKEN/);
+      assert.equal((await fetch(`${locked.url}/metrics`, { headers: { authorization: 'Bearer wrong-token-0123456789' } })).status, 401);
+      const ok = await fetch(`${locked.url}/metrics`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(ok.status, 200);
+      assert.match(await ok.text(), /^# TYPE fleet_cold_loads_total counter$/m);
+    } finally {
+      await locked.close();
     }
   });
 

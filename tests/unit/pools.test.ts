@@ -10,6 +10,7 @@ import type { FleetView, HostView, PlacementStateName } from '../../src/domain/f
 import {
   countsFor,
   movableHosts,
+  poolForLoad,
   reassignRefusal,
   seedPool,
   servableBuilds,
@@ -233,6 +234,16 @@ const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect
     expect: { kind: 'movePool', hostId: 'new' },
   },
   {
+    name: 'one host, two aliases taking turns: the host moved 10 s ago stays (pool_cooling, Retry-After the cool-down left)',
+    view: view([host('h-b1', { loaded: ['b'] })], pools({ 'h-b1': member('b', 'serving', ago(10_000)) })),
+    expect: { kind: 'wait', reason: 'pool_cooling', retryAfterSeconds: 50 },
+  },
+  {
+    name: 'a cooling host and one past its cool-down: the one past it moves',
+    view: view([host('h-b1', { loaded: ['b'] }), host('h-b2', { loaded: ['b'] })], pools({ 'h-b1': member('b', 'serving', ago(10_000)), 'h-b2': member('b', 'serving', ago(61_000)) })),
+    expect: { kind: 'movePool', hostId: 'h-b2' },
+  },
+  {
     name: 'capability gap: no registered host could ever hold the build → not found, not 429',
     view: view([host('h-a1', { memory: 100 }), host('h-b1', { loaded: ['b'], memory: 100 })], pools(layout), { sizeBytes: 1000 }),
     expect: { kind: 'notFound', reason: 'no_capable_host' },
@@ -310,3 +321,16 @@ test(
     assert.deepEqual(d, { kind: 'wait', reason: 'no_pinned_host', retryAfterSeconds: 5 });
   },
 );
+
+const loadAliases: AliasView[] = [
+  { id: 'zeta', desired: 'b1', previous: null, minWarm: 0 },
+  { id: 'alpha', desired: 'b1', previous: null, minWarm: 0 },
+  { id: 'roll', desired: 'b2', previous: 'b1', minWarm: 0 },
+];
+const poolForLoadCases: Array<[string, { requested: string; build: string }, string | null]> = [
+  ['the alias named, when it serves the build', { requested: 'zeta', build: 'b1' }, 'zeta'],
+  ['a build named: the first alias (by id) that serves it', { requested: 'b1', build: 'b1' }, 'alpha'],
+  ['an alias rolling from the build does not count', { requested: 'roll', build: 'b1' }, 'alpha'],
+  ['a build no alias serves as desired', { requested: 'b3', build: 'b3' }, null],
+];
+for (const [name, o, expected] of poolForLoadCases) test(`pool for an operator load: ${name}`, () => assert.equal(poolForLoad(loadAliases, o), expected));

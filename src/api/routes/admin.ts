@@ -26,9 +26,9 @@ import type { ApiDeps } from '../callExecutor.js';
 import { parseOr400, patchModelBody, registerModelBody, type PatchModelBody } from '../schemas.js';
 import { setAlias } from '../../db/aliasesRepo.js';
 import { readFleetHosts } from '../../db/fleetStateRepo.js';
-import { seedPool, servableBuilds } from '../../domain/pools.js';
+import { poolForLoad, seedPool, servableBuilds } from '../../domain/pools.js';
 import { setHostPool } from '../../db/poolsRepo.js';
-import { startWarmPoolsNow } from '../../temporal/poolStarters.js';
+import { startPoolReassign, startWarmPoolsNow } from '../../temporal/poolStarters.js';
 import { setModelVerifiable } from '../../db/pinSetsRepo.js';
 import { deleteDiscoverySchedule, startDiscoveryCycle, upsertDiscoverySchedule } from '../../temporal/discovery.js';
 
@@ -55,6 +55,19 @@ async function patchAlias(deps: AdminDeps, id: string, body: PatchModelBody): Pr
   deps.log.info({ alias: a.id, desired: a.desired_build, previous: a.previous_build, minWarm: a.min_warm }, 'alias set');
   await startWarmPoolsNow(deps.client).catch((err: Error) => deps.log.warn({ err: err.message }, 'could not start the planner'));
   return { desired: a.desired_build, previous: a.previous_build, min_warm: a.min_warm, created: result.created };
+}
+
+/** An operator's load onto a host of another pool: the host moves into the build's pool. */
+async function moveForLoad(deps: AdminDeps, o: { host: string; alias: string; build: string }): Promise<Record<string, unknown>> {
+  let result;
+  try {
+    // Attaches to a move of this host already running (same id), as a load attaches to a load.
+    result = await (await startPoolReassign(deps.client, { hostId: o.host, toAlias: o.alias, reason: 'operator' }, true)).result();
+  } catch (err) {
+    throw fromWorkflowFailure(err, o.build);
+  }
+  deps.log.info({ host: o.host, model: o.build, from: result.fromAlias, alias: result.toAlias }, 'operator load moved the host');
+  return { host: result.hostId, model: result.build, evicted: result.unloaded, moved_from: result.fromAlias, pool: result.toAlias };
 }
 
 /** Path parameters of the load endpoint, with the same rules as registration and config. */
@@ -163,9 +176,10 @@ export function adminRoutes(deps: AdminDeps): Router {
   r.post('/admin/hosts/:hostId/models/:modelId/load', async (req, res) => {
     const { host, model: modelId } = parseOr400(loadParams, { host: req.params.hostId, model: req.params.modelId });
     // A build by its id, or an alias's desired build.
-    const build = (await deps.catalog.getBuild(modelId))?.id ?? (await deps.catalog.get(modelId))?.build;
-    if (!build) throw modelNotFound(modelId);
-    if ((await deps.catalog.getBuild(build))?.kind !== 'gguf') {
+    const entry = await deps.catalog.resolveBuild(modelId);
+    if (!entry) throw modelNotFound(modelId);
+    const build = entry.id;
+    if (entry.kind !== 'gguf') {
       throw invalidRequest(`'${modelId}' is served by a remote provider: there is nothing to load on a host.`, 'model');
     }
     if (!(await getHost(deps.db, host))) throw hostNotFound(host);
@@ -182,14 +196,21 @@ export function adminRoutes(deps: AdminDeps): Router {
         }
       }
       if (served.length === 0) {
-        const pool = pools.hostPools[host]?.alias ?? 'none';
-        throw new ApiError(
-          409,
-          `Host '${host}' serves the pool '${pool}', which does not include '${build}'. Move it first: fleet pools move ${host} <alias>.`,
-          'invalid_request_error',
-          'host_not_in_pool',
-          'host',
-        );
+        // Loading a build onto a host of another pool is asking for the move: the same
+        // poolReassign as `fleet pools move` (refused, with the reason, if the host is busy).
+        const into = poolForLoad(pools.aliases, { requested: modelId, build });
+        if (!into) {
+          const pool = pools.hostPools[host]?.alias ?? 'none';
+          throw new ApiError(
+            409,
+            `Host '${host}' serves the pool '${pool}', and no alias serves '${build}' as its desired build: point one at it first (fleet models alias <alias> --desired ${build}).`,
+            'invalid_request_error',
+            'host_not_in_pool',
+            'host',
+          );
+        }
+        res.json(await moveForLoad(deps, { host, alias: into, build }));
+        return;
       }
     }
     let result;
