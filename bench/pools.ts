@@ -7,8 +7,9 @@
  *      time to first delta on a free warm host measured in the same round; and the
  *      reassignment workflow's own duration.
  *   2. rollout: an open-loop trickle of alpha requests while alpha's desired build changes
- *      (alpha → alpha-v2 → alpha, one rollout per round): success rate and latency before,
- *      during (PATCH → every alpha host serves the desired build) and after each rollout.
+ *      (alpha → alpha-v2 → alpha → …, one rollout per round, 4 by default): success rate and
+ *      latency before, during (PATCH → every alpha host serves the desired build) and after
+ *      each rollout, and the worst rollout's duration (a rollout is bounded by a load per host).
  * Temporal: `TEMPORAL_ADDRESS`, else a dev server of its own. PostgreSQL: `DATABASE_URL`, else a
  * private cluster in `<FLEET_TOOLS_DIR>/pg-bench`. Figures on stdout, logs on stderr.
  */
@@ -20,11 +21,11 @@ import { chat, type Outcome } from './fleetScenarios.js';
 import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
 import { median, percentile, round } from './stats.js';
 
-const USAGE = 'usage: npx tsx bench/pools.ts [--borrow-rounds N=5] [--rollout-rounds N=2] [--trickle-ms N=100] [--pre-s S=4] [--post-s S=4] [--heartbeat-ms N=500]';
+const USAGE = 'usage: npx tsx bench/pools.ts [--borrow-rounds N=5] [--rollout-rounds N=4] [--trickle-ms N=100] [--pre-s S=4] [--post-s S=4] [--heartbeat-ms N=500]';
 
 function options(argv: string[]) {
   const { values: v } = parseArgs({ args: argv, strict: true, options: {
-    'borrow-rounds': { type: 'string', default: '5' }, 'rollout-rounds': { type: 'string', default: '2' },
+    'borrow-rounds': { type: 'string', default: '5' }, 'rollout-rounds': { type: 'string', default: '4' },
     'trickle-ms': { type: 'string', default: '100' }, 'pre-s': { type: 'string', default: '4' }, 'post-s': { type: 'string', default: '4' },
     'heartbeat-ms': { type: 'string', default: '500' }, help: { type: 'boolean', short: 'h', default: false },
   } });
@@ -205,9 +206,11 @@ try {
       }),
     ),
   ];
+  const worst = rollouts.reduce((w, r) => (r.rolloutMs > w.rolloutMs ? r : w), rollouts[0]!);
+  lines.push(`   worst rollout of ${rollouts.length}: ${worst.rolloutMs} ms (to ${worst.to}); median ${round(median(rollouts.map((r) => r.rolloutMs)))} ms`);
   console.log(lines.join('\n'));
   const failed = rollouts.reduce((a, r) => a + (r.during.n - r.during.ok) + (r.before.n - r.before.ok) + (r.after.n - r.after.ok), 0);
-  console.log(`BENCH_JSON ${JSON.stringify({ bench: 'pools', borrow: { rounds: borrows, warmMedianMs: round2(warmMed), borrowedMedianMs: round2(borrowMed), reassignMedianMs: reassign.length ? round2(median(reassign)) : null }, rollouts, failed, cores: os.availableParallelism(), loadAvg1m: { start: round(loadAtStart), end: round(loadAtEnd) } })}`);
+  console.log(`BENCH_JSON ${JSON.stringify({ bench: 'pools', borrow: { rounds: borrows, warmMedianMs: round2(warmMed), borrowedMedianMs: round2(borrowMed), reassignMedianMs: reassign.length ? round2(median(reassign)) : null }, rollouts, worstRolloutMs: worst.rolloutMs, failed, cores: os.availableParallelism(), loadAvg1m: { start: round(loadAtStart), end: round(loadAtEnd) } })}`);
   if (failed > 0) exitCode = 1;
 } catch (err) {
   console.error(`bench failed: ${(err as Error).stack ?? (err as Error).message}`);

@@ -10,23 +10,13 @@
  * record through the typed helpers below rather than touching metric objects, so a label
  * set cannot drift between call sites.
  *
- * The fleet-state gauges (running/queued per host and model, host health, per-pool figures)
- * are not pushed by anyone: they are read from the database when scraped (`watchFleetHosts`),
- * so every API replica reports the same fleet-wide picture and a host that went away simply
- * vanishes.
+ * The fleet-state gauges (running/queued, KV usage, host health, pools) are in fleetMetrics.ts.
  */
 import http from 'node:http';
 import { listen } from './httpListen.js';
-import type { Kysely } from 'kysely';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
 import { tokensEqual } from './api/apiKey.js';
-import { readFleetHosts } from './db/fleetStateRepo.js';
-import { summarizePools, type PoolSummary } from './domain/poolSummary.js';
 import type { RejectReason } from './domain/admission.js';
-import { isHostHealthy } from './domain/health.js';
-import { isDemoted, type DemotionPolicy } from './domain/replicas.js';
-import { readReplicaFailures } from './db/replicaHealthRepo.js';
-import type { Database } from './db/schema.js';
 import type { Logger } from './logger.js';
 
 export const registry = new Registry();
@@ -36,31 +26,78 @@ collectDefaultMetrics({ register: registry, prefix: 'fleet_' });
 // The same numbers are `sum(fleet_nodejs_active_handles)` etc. over the per-type gauges.
 for (const name of ['active_handles_total', 'active_requests_total', 'active_resources_total']) registry.removeSingleMetric(`fleet_nodejs_${name}`);
 
-const registers = [registry];
+/** The registry list every metric registers on (fleetMetrics.ts too). */
+export const registers = [registry];
 
 // Buckets: an inference request spans milliseconds (a refusal) to minutes (a cold load
 // followed by a long answer); load times span a tiny test model to tens of GB.
 const requestDuration = new Histogram({
   name: 'fleet_request_duration_seconds',
-  help: 'Inference requests through the API, from arrival to the last byte, by endpoint, streaming and HTTP status.',
-  labelNames: ['endpoint', 'stream', 'status'] as const,
+  help: 'Inference requests through the API, from arrival to the last byte, by endpoint, model (the alias asked for), streaming and HTTP status.',
+  labelNames: ['endpoint', 'model', 'stream', 'status'] as const,
   buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
   registers,
 });
 
 const timeToFirstToken = new Histogram({
   name: 'fleet_time_to_first_token_seconds',
-  help: 'Streaming requests: time from arrival at the API to the first text written to the client.',
-  labelNames: ['endpoint'] as const,
+  help: 'Streaming requests: time from arrival at the API to the first text written to the client, by endpoint and model.',
+  labelNames: ['endpoint', 'model'] as const,
   buckets: [0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60],
   registers,
 });
 
 const tokensPerSecond = new Histogram({
   name: 'fleet_tokens_per_second',
-  help: 'Completion tokens per second of one generation on a GPU host (wall time of the generation, admission wait included).',
+  help: 'Decode speed of one generation: on a GPU host, tokens after the first over the decode window (first token to last); through a provider, completion tokens over the whole call.',
   labelNames: ['model'] as const,
   buckets: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2500],
+  registers,
+});
+
+// The phases vLLM and llama-server report, per model, measured on the GPU host.
+const PHASE_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+const queueTime = new Histogram({
+  name: 'fleet_queue_time_seconds',
+  help: 'Time a generation waited on its GPU host for an admission slot.',
+  labelNames: ['model'] as const,
+  buckets: PHASE_BUCKETS,
+  registers,
+});
+const prefillTime = new Histogram({
+  name: 'fleet_prefill_time_seconds',
+  help: 'Time from a generation taking its slot to its first token (prompt evaluation).',
+  labelNames: ['model'] as const,
+  buckets: PHASE_BUCKETS,
+  registers,
+});
+const timePerOutputToken = new Histogram({
+  name: 'fleet_time_per_output_token_seconds',
+  help: 'Inter-token latency: the decode window over the tokens after the first, one observation per generation of two tokens or more.',
+  labelNames: ['model'] as const,
+  buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 1, 2.5],
+  registers,
+});
+const TOKEN_COUNT_BUCKETS = [1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 32768];
+const promptLength = new Histogram({
+  name: 'fleet_request_prompt_tokens',
+  help: 'Prompt length of a generation on a GPU host, in tokens.',
+  labelNames: ['model'] as const,
+  buckets: TOKEN_COUNT_BUCKETS,
+  registers,
+});
+const completionLength = new Histogram({
+  name: 'fleet_request_completion_tokens',
+  help: 'Completion length of a generation on a GPU host, in tokens.',
+  labelNames: ['model'] as const,
+  buckets: TOKEN_COUNT_BUCKETS,
+  registers,
+});
+
+const requestErrors = new Counter({
+  name: 'fleet_request_errors_total',
+  help: 'Inference API requests answered with an error envelope — refused before dispatch (400, 401, 404, 413, 429) or failed after — by endpoint, status and code.',
+  labelNames: ['endpoint', 'status', 'code'] as const,
   registers,
 });
 
@@ -117,13 +154,18 @@ const budgetRefusals = new Counter({
 export type EndpointLabel = 'chat' | 'completion' | 'embedding' | 'count_tokens';
 
 /** One inference request answered by the API (any outcome). */
-export function recordRequest(o: { endpoint: EndpointLabel; stream: boolean; status: number; seconds: number }): void {
-  requestDuration.observe({ endpoint: o.endpoint, stream: String(o.stream), status: String(o.status) }, o.seconds);
+export function recordRequest(o: { endpoint: EndpointLabel; model: string; stream: boolean; status: number; seconds: number }): void {
+  requestDuration.observe({ endpoint: o.endpoint, model: o.model, stream: String(o.stream), status: String(o.status) }, o.seconds);
 }
 
 /** The first text of a streamed answer reached the client. */
-export function recordFirstText(endpoint: EndpointLabel, seconds: number): void {
-  timeToFirstToken.observe({ endpoint }, seconds);
+export function recordFirstText(o: { endpoint: EndpointLabel; model: string; seconds: number }): void {
+  timeToFirstToken.observe({ endpoint: o.endpoint, model: o.model }, o.seconds);
+}
+
+/** An inference API request answered with an error envelope (`endpoint`: its route, or `other`). */
+export function recordRequestError(o: { endpoint: string; status: number; code: string | null }): void {
+  requestErrors.inc({ endpoint: o.endpoint, status: String(o.status), code: o.code ?? 'none' });
 }
 
 /** Usage and failovers of a successful inference request. */
@@ -145,9 +187,22 @@ export function recordBudgetRefusal(reason: 'balance' | 'window' | 'exceeds_wind
   budgetRefusals.inc({ reason });
 }
 
-/** One generation on a GPU host; nothing is recorded for an empty or instantaneous one. */
+/** One generation through a provider (whole call); nothing is recorded for an empty or instantaneous one. */
 export function recordGeneration(model: string, completionTokens: number, seconds: number): void {
   if (completionTokens > 0 && seconds > 0) tokensPerSecond.observe({ model }, completionTokens / seconds);
+}
+
+/** One generation on a GPU host, by phase (see GenerationTimings). */
+export function recordHostGeneration(model: string, t: { queueSeconds: number; prefillSeconds: number; decodeSeconds: number; promptTokens: number; completionTokens: number }): void {
+  const labels = { model };
+  queueTime.observe(labels, t.queueSeconds);
+  prefillTime.observe(labels, t.prefillSeconds);
+  promptLength.observe(labels, t.promptTokens);
+  completionLength.observe(labels, t.completionTokens);
+  if (t.completionTokens >= 2 && t.decodeSeconds > 0) {
+    timePerOutputToken.observe(labels, t.decodeSeconds / (t.completionTokens - 1));
+    tokensPerSecond.observe(labels, (t.completionTokens - 1) / t.decodeSeconds);
+  }
 }
 
 export function recordAdmissionRejection(reason: RejectReason): void {
@@ -158,155 +213,6 @@ export function recordAdmissionRejection(reason: RejectReason): void {
 export function recordColdLoad(model: string, outcome: 'ok' | 'failed', seconds: number): void {
   coldLoads.inc({ model, outcome });
   if (outcome === 'ok') coldLoadDuration.observe({ model }, seconds);
-}
-
-// ---- fleet state, read from the hosts table at scrape time ----
-
-interface HostSnapshot {
-  host: string;
-  healthy: boolean;
-  models: Record<string, { running: number; queued: number }>;
-}
-
-/** What one scrape reads: per host (health, load) and per pool, from one fleet read. */
-interface FleetSnapshot {
-  hosts: HostSnapshot[];
-  pools: PoolSummary[];
-  /** Replicas with failures in a row (hosts and providers), for demotion. */
-  replicas: Array<{ replica: string; failures: number; demoted: boolean }>;
-}
-
-type FleetSource = () => Promise<FleetSnapshot>;
-
-const fleetSources = new Set<FleetSource>();
-let pendingSnapshot: Promise<FleetSnapshot> | undefined;
-
-/**
- * The registry collects all metrics of a scrape in parallel, so the gauges below start their
- * collect() in the same tick: they share one in-flight read instead of a query each.
- */
-function fleetSnapshot(): Promise<FleetSnapshot> {
-  pendingSnapshot ??= Promise.all([...fleetSources].map((source) => source()))
-    .then((all) => ({ hosts: all.flatMap((s) => s.hosts), pools: all.flatMap((s) => s.pools), replicas: all.flatMap((s) => s.replicas) }))
-    .finally(() => {
-      pendingSnapshot = undefined;
-    });
-  return pendingSnapshot;
-}
-
-new Gauge({
-  name: 'fleet_host_healthy',
-  help: 'Whether a registered GPU host is healthy (1) or not (0): down, or 3 heartbeats missed in a row.',
-  labelNames: ['host'] as const,
-  registers,
-  async collect() {
-    const { hosts } = await fleetSnapshot();
-    // Reset first: a host removed from the table must vanish, not keep its last value.
-    this.reset();
-    for (const h of hosts) this.set({ host: h.host }, h.healthy ? 1 : 0);
-  },
-});
-
-/**
- * Only healthy hosts report load: a host that stopped heartbeating left its last figures in
- * the table, and summing those stale numbers would show work nobody is doing.
- */
-function loadGauge(name: string, help: string, pick: (l: { running: number; queued: number }) => number): void {
-  new Gauge({
-    name,
-    help,
-    labelNames: ['host', 'model'] as const,
-    registers,
-    async collect() {
-      const { hosts } = await fleetSnapshot();
-      this.reset();
-      for (const h of hosts) {
-        if (!h.healthy) continue;
-        for (const [model, load] of Object.entries(h.models)) this.set({ host: h.host, model }, pick(load));
-      }
-    },
-  });
-}
-loadGauge('fleet_running_requests', 'Requests generating on a healthy GPU host, per model (from its last heartbeat).', (l) => l.running);
-loadGauge('fleet_queued_requests', 'Requests waiting for a slot on a healthy GPU host, per model (from its last heartbeat).', (l) => l.queued);
-
-/** Per-pool gauges (label `pool` = the alias), from the same summary as `GET /admin/pools`. */
-function poolGauge(name: string, help: string, pick: (p: PoolSummary) => number | null): void {
-  new Gauge({
-    name,
-    help,
-    labelNames: ['pool'] as const,
-    registers,
-    async collect() {
-      const { pools } = await fleetSnapshot();
-      this.reset();
-      for (const p of pools) {
-        const v = pick(p);
-        if (v !== null) this.set({ pool: p.alias }, v);
-      }
-    },
-  });
-}
-poolGauge('fleet_pool_hosts', 'Healthy hosts in a model pool.', (p) => p.healthy);
-poolGauge('fleet_pool_loaded_hosts', 'Healthy hosts of a pool with one of its builds loaded.', (p) => p.loaded);
-poolGauge('fleet_pool_min_warm', "The pool's configured min_warm.", (p) => p.minWarm);
-poolGauge('fleet_pool_running_requests', 'Requests generating in a pool.', (p) => p.running);
-poolGauge('fleet_pool_queued_requests', 'Requests queued in a pool.', (p) => p.queued);
-poolGauge('fleet_pool_capacity_left', 'Free slots and queue places on the loaded hosts of a pool.', (p) => p.capacityLeft);
-
-new Gauge({
-  name: 'fleet_replica_consecutive_failures',
-  help: 'Failures in a row of a replica (host:<id> or provider:<id>); 0 ones are not listed.',
-  labelNames: ['replica'] as const,
-  registers,
-  async collect() {
-    const { replicas } = await fleetSnapshot();
-    this.reset();
-    for (const r of replicas) this.set({ replica: r.replica }, r.failures);
-  },
-});
-new Gauge({
-  name: 'fleet_replica_demoted',
-  help: 'A replica demoted behind the next tier after FLEET_DEMOTE_AFTER failures in a row (1), until it succeeds again.',
-  labelNames: ['replica'] as const,
-  registers,
-  async collect() {
-    const { replicas } = await fleetSnapshot();
-    this.reset();
-    for (const r of replicas) this.set({ replica: r.replica }, r.demoted ? 1 : 0);
-  },
-});
-
-/**
- * Makes the fleet-state gauges read this database's hosts and pools at each scrape; returns
- * the function that stops it (a stopped stack's closed database must not break later scrapes).
- * A failed read is logged and skipped, so one bad source never fails the whole scrape.
- */
-export function watchFleetHosts(o: {
-  db: Kysely<Database>;
-  heartbeatIntervalMs: number;
-  pools: { enabled: boolean; cooldownMs: number };
-  demotion: DemotionPolicy;
-  log: Logger;
-}): () => void {
-  const source: FleetSource = async () => {
-    try {
-      const [{ hosts, pools }, failures] = await Promise.all([readFleetHosts(o.db), readReplicaFailures(o.db)]);
-      const now = Date.now();
-      return {
-        hosts: hosts.map((h) => ({ host: h.id, healthy: isHostHealthy(h, now, o.heartbeatIntervalMs), models: h.load })),
-        pools: summarizePools(hosts, { ...pools, ...o.pools }, now, o.heartbeatIntervalMs).pools,
-        replicas: Object.entries(failures).map(([replica, h]) => ({ replica, failures: h.consecutiveFailures, demoted: isDemoted(h, o.demotion, now) })),
-      };
-    } catch (err) {
-      o.log.warn({ err: (err as Error).message }, 'metrics: reading the fleet failed');
-      return { hosts: [], pools: [], replicas: [] };
-    }
-  };
-  fleetSources.add(source);
-  return () => {
-    fleetSources.delete(source);
-  };
 }
 
 // ---- exposition ----

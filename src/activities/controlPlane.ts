@@ -10,7 +10,7 @@ import type { Kysely } from 'kysely';
 import type { AwaitColdLoadInput, ColdLoadResult } from '../common/coldLoad.js';
 import type { PoolReassignInput, PoolReassignResult } from '../common/pools.js';
 import { readCatalogViews, readFleetHosts } from '../db/fleetStateRepo.js';
-import { markHostMoving, setHostPool, type SetHostPoolInput } from '../db/poolsRepo.js';
+import { markHostMoving, setHostDraining, setHostPool, type SetHostPoolInput } from '../db/poolsRepo.js';
 import type { PlannerState } from '../domain/warmPools.js';
 import { startPoolReassign } from '../temporal/poolStarters.js';
 import { FailureType } from '../common/failures.js';
@@ -20,11 +20,12 @@ import { claimModelLoad, setPlacementState } from '../db/placementsRepo.js';
 import type { Database, PlacementState } from '../db/schema.js';
 import type { FleetView } from '../domain/fleetView.js';
 import { isHostHealthy } from '../domain/health.js';
+import { attestableHosts } from '../domain/attestable.js';
 import type { Logger } from '../logger.js';
 import { startColdLoad } from '../temporal/coldLoadStarter.js';
 import type { ServingHosts } from '../common/discovery.js';
 import { reconcileAttestedSchedules } from '../temporal/attestedDiscovery.js';
-import { readPinRecord, readPinSet, recordDiscoveryCycle, type CycleRecord, type PinRecord } from '../db/pinSetsRepo.js';
+import { countDiscoveryCycles, readPinRecord, readPinSet, recordDiscoveryCycle, type CycleRecord, type PinRecord } from '../db/pinSetsRepo.js';
 import { readProviderOffers } from '../db/fleetStateRepo.js';
 import { readReplicaFailures, recordReplicaOutcomes, type ReplicaOutcome } from '../db/replicaHealthRepo.js';
 import { planRequest, type RouteOutcome, type RouteView } from '../domain/requestPlan.js';
@@ -161,6 +162,11 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
       await setHostPool(db, input);
     },
 
+    /** Drains a host for a rollout step, or clears its drain (every drain: no hostId). */
+    async setHostDraining(input: { hostId?: string; draining: boolean }): Promise<void> {
+      await setHostDraining(db, input);
+    },
+
     /**
      * Starts `poolReassign` for the host or joins the one running, and waits for it (the
      * on-demand path: a request whose pool is exhausted borrows an idle host).
@@ -174,16 +180,16 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
       }
     },
 
-    /** The healthy hosts with the model loaded (sorted), and the catalog's sha256 of its build. */
+    /**
+     * The healthy hosts that serve the build or could (loaded, or its file present in their
+     * pool; sorted), the catalog's sha256 and path of the build, and the cycle's index.
+     */
     async countServingHosts(modelId: string): Promise<ServingHosts> {
       const view = await readFleetState(db, modelId);
-      const now = Date.now();
-      const hostIds = view.hosts
-        .filter((h) => isHostHealthy({ status: h.status, lastHeartbeatAt: h.lastHeartbeatAt }, now, deps.heartbeatIntervalMs))
-        .filter((h) => h.placements.some((p) => p.modelId === modelId && p.state === 'loaded'))
-        .map((h) => h.id)
-        .sort();
-      return { hostIds, sha256: view.model?.sha256 ?? null };
+      const model = view.model;
+      const fleet: FleetView = { ...view, pools: { ...view.pools, ...deps.pools }, heartbeatIntervalMs: deps.heartbeatIntervalMs };
+      const hostIds = model ? attestableHosts(fleet, { buildId: modelId, path: model.path, now: Date.now() }) : [];
+      return { hostIds, sha256: model?.sha256 ?? null, ...(model ? { path: model.path } : {}), cycle: await countDiscoveryCycles(db, modelId) };
     },
 
     async readPinSet(modelId: string): Promise<PinSet> {

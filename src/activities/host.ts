@@ -12,12 +12,13 @@
  */
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
+import { stat } from 'node:fs/promises';
 import os from 'node:os';
 import { FailureType, type LoadFailureDetails } from '../common/failures.js';
 import { typedFailure } from '../common/typedFailure.js';
 import type { GenerateInput, GenerateResult } from '../common/inference.js';
 import type { Logger } from '../logger.js';
-import { recordAdmissionRejection, recordColdLoad, recordGeneration } from '../metrics.js';
+import { recordAdmissionRejection, recordColdLoad, recordHostGeneration } from '../metrics.js';
 import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
 import { chunkSource } from '../common/replicas.js';
 import type { StreamChannel } from '../stream/channel.js';
@@ -70,8 +71,10 @@ export interface LoadModelInput {
 export interface AttestInput {
   /** The caller's challenge, echoed in the signed report. */
   nonce: string;
-  /** The model the cycle is about; refused (ModelNotLoaded) when it is not loaded. Every loaded model is reported. */
+  /** The model the cycle is about; refused (ModelNotLoaded) when it is neither loaded nor its file present. Every loaded model is reported. */
   modelId: string;
+  /** The build's file: hashed and reported when the model is not loaded here. */
+  path?: string;
 }
 
 export interface HostDescription {
@@ -242,11 +245,17 @@ export function createHostActivities(deps: HostActivityDeps) {
       }
     },
 
-    /** A signed report of this host's key, loaded model builds (sha256) and version, with the nonce. */
+    /**
+     * A signed report of this host's key, loaded model builds (sha256) and version, with the
+     * nonce. A build not loaded here is reported by the hash of its file when the cycle names
+     * the file and the host has it (bootstrap: pinned before its first load).
+     */
     async attest(input: AttestInput): Promise<AttestationReport> {
-      // Unloaded since the cycle counted it (e.g. evicted): a call failure, not a lie about the build.
-      if (!runtime.isLoaded(input.modelId)) {
-        throw typedFailure(FailureType.ModelNotLoaded, `${input.modelId} is not loaded on host ${hostId}`);
+      const loaded = runtime.isLoaded(input.modelId);
+      const file = !loaded && input.path !== undefined ? await regularFile(input.path) : undefined;
+      // Unloaded since the cycle counted it (e.g. evicted), and no file: a call failure, not a lie about the build.
+      if (!loaded && !file) {
+        throw typedFailure(FailureType.ModelNotLoaded, `${input.modelId} is neither loaded nor present on host ${hostId}`);
       }
       const key = await loadOrCreateIdentityKey(deps.identityKeyFile);
       deps.onIdentityRead?.();
@@ -254,6 +263,7 @@ export function createHostActivities(deps: HostActivityDeps) {
       for (const m of runtime.loadedModels()) {
         models.push({ modelId: m.modelId, sha256: (await sha256File(m.path)).sha256 });
       }
+      if (file) models.push({ modelId: input.modelId, sha256: (await sha256File(file)).sha256 });
       models.sort((a, b) => (a.modelId < b.modelId ? -1 : a.modelId > b.modelId ? 1 : 0));
       return signReport({ hostId, models, softwareVersion: deps.softwareVersion, nonce: input.nonce }, key);
     },
@@ -286,7 +296,6 @@ export function createHostActivities(deps: HostActivityDeps) {
       // a cancellation reaches this activity. The SDK throttles what reaches the server.
       const beat = () => ctx.heartbeat({ chars: publisher ? publisher.published : generated });
       const beats = setInterval(beat, 1000);
-      const started = performance.now();
       const gate = deps.gates ? gateOf(input.input) : undefined;
       try {
         const out = await runtime.generate(input.modelId, {
@@ -296,6 +305,7 @@ export function createHostActivities(deps: HostActivityDeps) {
           signal,
           ...(input.countOnly ? { countOnly: true } : {}),
           ...(gate ? { beforeGenerate: () => deps.gates!.wait(gate, signal) } : {}),
+          onTimings: (t) => recordHostGeneration(input.modelId, t),
           onText: (text) => {
             // A stream's first text is recorded at once ("something was streamed": it may no
             // longer move to another host); after that the interval keeps beating — a heartbeat
@@ -307,9 +317,6 @@ export function createHostActivities(deps: HostActivityDeps) {
             if (first && publisher) beat();
           },
         });
-        // Wall time of runtime.generate: the slot's start is not visible here, so a request
-        // that queued for admission reads slower than its decode speed.
-        recordGeneration(input.modelId, out.usage.completionTokens, (performance.now() - started) / 1000);
         await publisher?.flush();
         if (input.sign && signingKey) {
           // A request recorded before the body hash was passed binds to its id instead.
@@ -368,4 +375,10 @@ function toFailure(err: unknown, hostId: string, modelId: string): Error {
     return typedFailure(FailureType.ModelNotLoaded, err.message);
   }
   return typedFailure(FailureType.GenerationFailed, `generation failed on host ${hostId}: ${(err as Error).message}`);
+}
+
+/** The path when it names a regular file (a directory, FIFO or missing file: undefined). */
+async function regularFile(p: string): Promise<string | undefined> {
+  const st = await stat(p).catch(() => undefined);
+  return st?.isFile() ? p : undefined;
 }

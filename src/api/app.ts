@@ -7,7 +7,7 @@ import type { DemotionPolicy } from '../domain/replicas.js';
 import { randomBytes } from 'node:crypto';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { sql } from 'kysely';
-import { METRICS_UNAUTHORIZED, metricsAllowed, renderMetrics } from '../metrics.js';
+import { METRICS_UNAUTHORIZED, metricsAllowed, recordRequestError, renderMetrics } from '../metrics.js';
 import { adminAuthMiddleware, authMiddleware } from './auth.js';
 import { corsMiddleware } from './cors.js';
 import { anthropicErrorResponse, ApiError, toErrorResponse } from './errors.js';
@@ -43,6 +43,21 @@ export interface AppOptions extends AdminDeps {
   secrets: { get(name: string): string | undefined };
   demotion: DemotionPolicy;
 }
+
+/**
+ * The endpoint label of an inference API path: the call kind fleet_request_duration_seconds
+ * uses (chat covers the Chat Completions, Responses and Messages routes), from a fixed set so
+ * a scanner cannot grow the series.
+ */
+const ENDPOINT_OF_PATH: Readonly<Record<string, string>> = {
+  '/v1/chat/completions': 'chat',
+  '/v1/responses': 'chat',
+  '/v1/messages': 'chat',
+  '/v1/completions': 'completion',
+  '/v1/embeddings': 'embedding',
+  '/v1/messages/count_tokens': 'count_tokens',
+};
+const endpointOfPath = (p: string): string => ENDPOINT_OF_PATH[p] ?? 'other';
 
 export function createApp(o: AppOptions): express.Express {
   const app = express();
@@ -104,6 +119,9 @@ export function createApp(o: AppOptions): express.Express {
   // Express recognises error middleware by its four parameters.
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     const e = toErrorResponse(err);
+    // Refused before dispatch (bad body, no key, unknown model, too large): errors after
+    // dispatch are counted where the call ends (callExecutor.ts).
+    if (req.path.startsWith('/v1/')) recordRequestError({ endpoint: endpointOfPath(req.path), status: e.status, code: e.body.error.code });
     // An outage (503) is expected and transient: one line, no stack; anything else is a bug.
     if (e.status === 503) o.log.warn({ err: (err as Error)?.message, path: req.path }, 'request failed: dependency unavailable');
     else if (e.status >= 500) o.log.error({ err, path: req.path }, 'request failed');

@@ -21,7 +21,7 @@ import { insertRequestLog } from '../db/requestLogRepo.js';
 import type { Database, RequestKind } from '../db/schema.js';
 import { insertSignature, type SignatureToStore } from '../db/signaturesRepo.js';
 import type { Logger } from '../logger.js';
-import { recordBudgetRefusal, recordFirstText, recordInferenceResult, recordKeyTokens, recordRequest } from '../metrics.js';
+import { recordBudgetRefusal, recordFirstText, recordInferenceResult, recordKeyTokens, recordRequest, recordRequestError } from '../metrics.js';
 import { createAnswerListener, type PublishedAnswer } from '../stream/answerListener.js';
 import type { StreamChannel } from '../stream/channel.js';
 import type { inferenceRequest } from '../workflows/inferenceRequest.js';
@@ -156,7 +156,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
   const listener = createAnswerListener({
     stream: call.stream,
     emit: (text) => {
-      if (first) recordFirstText(call.kind, elapsedSeconds());
+      if (first) recordFirstText({ endpoint: call.kind, model: call.modelId, seconds: elapsedSeconds() });
       first = false;
       if (!sink.closed) sink.text(text);
     },
@@ -243,7 +243,8 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
   }
 
   // The outcome's status, even when a mid-stream failure went out after a 200 header.
-  recordRequest({ endpoint: call.kind, stream: call.stream, status: failure?.status ?? 200, seconds: elapsedSeconds() });
+  recordRequest({ endpoint: call.kind, model: call.modelId, stream: call.stream, status: failure?.status ?? 200, seconds: elapsedSeconds() });
+  if (failure) recordRequestError({ endpoint: call.kind, status: failure.status, code: failure.code });
   if (result && !call.countOnly) {
     recordInferenceResult({ model: call.modelId, promptTokens: result.usage.promptTokens, completionTokens: result.usage.completionTokens, failovers: result.failovers });
   }
@@ -263,7 +264,8 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
 
   function refuse(err: ApiError, keyId: string): Promise<void> {
     sink.fail(err);
-    recordRequest({ endpoint: call.kind, stream: call.stream, status: err.status, seconds: elapsedSeconds() });
+    recordRequest({ endpoint: call.kind, model: call.modelId, stream: call.stream, status: err.status, seconds: elapsedSeconds() });
+    recordRequestError({ endpoint: call.kind, status: err.status, code: err.code });
     return writeLog({ replica: null, principal: keyId, status: 'error', failure: err }).then(() => undefined);
   }
 }

@@ -13,6 +13,10 @@ export interface ServingHosts {
   hostIds: string[];
   /** The catalog's sha256 of the model build; null when the model is not in the catalog. */
   sha256: string | null;
+  /** The build's file, for hosts that attest it before loading it (absent in older histories). */
+  path?: string;
+  /** Cycles recorded for the model before this one (the fan-out window's rotation); absent in older histories. */
+  cycle?: number;
 }
 
 export interface DiscoveryOutcome extends PinUpdateOutcome {

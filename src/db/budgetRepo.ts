@@ -215,6 +215,14 @@ export async function releaseExpiredReservations(db: Kysely<Database>): Promise<
   return Number(r.numUpdatedRows);
 }
 
+/** Whether a sweep would change anything: a held reservation past its expiry, or a stale window bucket. */
+export async function hasSweepWork(db: Kysely<Database>): Promise<boolean> {
+  const r = await sql<{ work: boolean }>`
+    select exists (select 1 from reservations where state = ${ReservationState.Held} and expires_at <= now())
+        or exists (select 1 from key_window_buckets b join api_keys k on k.id = b.key_id where not (${inWindow('b', 'k')})) as work`.execute(db);
+  return r.rows[0]?.work === true;
+}
+
 /** Also the sweep's: deletes window buckets entirely outside their key's window; returns how many. */
 export async function deleteStaleWindowBuckets(db: Kysely<Database>): Promise<number> {
   const r = await sql`

@@ -96,6 +96,7 @@ export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> 
         'hp.alias as pool_alias',
         'hp.state as pool_state',
         'hp.moved_at as pool_moved_at',
+        'hp.draining_since as pool_draining_since',
       ])
       .orderBy('h.id')
       .orderBy('p.model_id')
@@ -139,7 +140,7 @@ export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> 
       });
     }
     if (row.pool_state !== null && !pools.hostPools[row.id]) {
-      pools.hostPools[row.id] = toHostPoolView({ alias: row.pool_alias, state: row.pool_state, moved_at: row.pool_moved_at });
+      pools.hostPools[row.id] = toHostPoolView({ alias: row.pool_alias, state: row.pool_state, moved_at: row.pool_moved_at, draining_since: row.pool_draining_since });
     }
   }
   return { hosts: [...hosts.values()], pools };

@@ -34,6 +34,9 @@ export const modelLoadSchema = z.object({
   queued: z.number().int().nonnegative(),
   /** ISO time the model last served a request on this host. */
   lastUsedAt: z.string().nullable().optional(),
+  /** KV cache tokens held, and the capacity, of the model's context sequences (absent from older hosts). */
+  kvTokensUsed: z.number().int().nonnegative().optional(),
+  kvTokensCapacity: z.number().int().nonnegative().optional(),
 });
 export type ModelLoad = z.output<typeof modelLoadSchema>;
 

@@ -83,3 +83,9 @@ export async function setModelVerifiable(
     .executeTakeFirst();
   return Number(res.numUpdatedRows) > 0;
 }
+
+/** Discovery cycles recorded for a model: the rotation index of the next one's fan-out window. */
+export async function countDiscoveryCycles(db: Kysely<Database>, modelId: string): Promise<number> {
+  const row = await db.selectFrom('discovery_cycles').select((eb) => eb.fn.countAll<string>().as('n')).where('model_id', '=', modelId).executeTakeFirst();
+  return Number(row?.n ?? 0);
+}

@@ -10,11 +10,24 @@ import { readAliasViews } from './aliasesRepo.js';
 import { parseHostStats } from './hostsRepo.js';
 import { HostPoolState, PlacementState, PoolSource, type Database, type HostPoolRow } from './schema.js';
 
-export const toHostPoolView = (r: Pick<HostPoolRow, 'alias' | 'state' | 'moved_at'>): HostPoolView => ({
+export const toHostPoolView = (r: Pick<HostPoolRow, 'alias' | 'state' | 'moved_at'> & { draining_since?: Date | null }): HostPoolView => ({
   alias: r.alias,
   state: r.state,
   movedAt: r.moved_at ? r.moved_at.toISOString() : null,
+  ...(r.draining_since ? { draining: true as const } : {}),
 });
+
+/**
+ * Marks a host drained for a rollout step (routing prefers the pool's other hosts) or clears
+ * it; `hostId` undefined with `draining: false` clears every drain (a planner run's start, so a
+ * run that died mid-step leaves no host drained for long).
+ */
+export async function setHostDraining(db: Kysely<Database>, o: { hostId?: string; draining: boolean }): Promise<void> {
+  let q = db.updateTable('host_pools').set({ draining_since: o.draining ? sql<Date>`now()` : null });
+  if (o.hostId !== undefined) q = q.where('host_id', '=', o.hostId);
+  else if (o.draining) throw new RangeError('draining every host at once is never wanted');
+  await q.execute();
+}
 
 export async function getHostPool(db: Kysely<Database>, hostId: string): Promise<HostPoolRow | undefined> {
   return db.selectFrom('host_pools').selectAll().where('host_id', '=', hostId).executeTakeFirst();

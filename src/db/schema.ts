@@ -297,6 +297,8 @@ export interface HostPoolsTable {
   source: PoolSource;
   /** When a reassignment last moved the host (the planner's cool-down). */
   moved_at: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
+  /** Since when the planner drains the host for a rollout step (migrations/0010); null: not. */
+  draining_since: ColumnType<Date | null, Date | string | null | undefined, Date | string | null>;
   error: string | null;
   updated_at: DefaultTimestamp;
 }

@@ -95,6 +95,19 @@ export function planFanOut(count: BackendCount, cap: number = MAX_ATTESTATION_FA
   return { attest: c.count, reasons: [] };
 }
 
+/**
+ * Which hosts a cycle attests: all of them up to the cap; past it, a window of `cap` hosts
+ * (of the sorted ids) that moves by `cap` each cycle (`rotation`: the cycle's index), so every
+ * host is attested at least once every ceil(n / cap) cycles and none stays unattested. A
+ * capped cycle merges (never replaces), so the pins of hosts outside the window stay.
+ */
+export function attestationTargets(hostIds: readonly string[], o: { attest: number; rotation: number }): string[] {
+  const n = hostIds.length;
+  if (o.attest >= n) return [...hostIds];
+  const start = ((Math.trunc(o.rotation) * o.attest) % n + n) % n;
+  return Array.from({ length: o.attest }, (_, i) => hostIds[(start + i) % n]!);
+}
+
 /** How a pinned set changed when it stays pinned. */
 function changeKind(newlyPinned: number, evicted: number): string {
   if (newlyPinned > 0 && evicted > 0) return 'rotated';

@@ -30,6 +30,8 @@ export interface HostPoolView {
   state: HostPoolState;
   /** ISO time a reassignment last moved the host. */
   movedAt: string | null;
+  /** The planner is emptying it for a rollout step: routing prefers the pool's other hosts. */
+  draining?: true;
 }
 
 export interface PoolsView {

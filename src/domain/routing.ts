@@ -90,10 +90,12 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   const pool = healthy.filter((h) => countsFor(pools, h.id, alias));
   const stateOn = (h: HostView, build: string) =>
     servableBuilds(pools, h.id, alias).includes(build) ? h.placements.find((p) => p.modelId === build)?.state : undefined;
+  // A host the planner drains for a rollout step goes last: it serves only when the others refuse.
+  const draining = (h: HostView) => (pools?.hostPools[h.id]?.draining ? 1 : 0);
   const ready = (build: string) =>
     pool
       .filter((h) => stateOn(h, build) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, build))
-      .sort((a, b) => busy(a, build) - busy(b, build) || byName(a, b));
+      .sort((a, b) => draining(a) - draining(b) || busy(a, build) - busy(b, build) || byName(a, b));
 
   const candidates = ready(model.id).map((h) => h.id);
   const fallback = previous ? ready(previous.id).map((h) => h.id).filter((id) => !candidates.includes(id)) : [];

@@ -122,23 +122,53 @@ export function planWarmPools(state: PlannerState, now: number, o: PlanOptions =
 }
 
 /**
- * Aliases whose rollout is not finished: a healthy pool host still serves the previous build
- * without the desired one. The planner keeps planning (with a pause) while one is pending,
- * since the host to upgrade next may only be busy for a moment.
+ * Hosts a rollout waits for, per alias: a healthy pool host that still serves the previous
+ * build without the desired one, and whose upgrade leaves another host serving.
  */
-export function pendingRollouts(state: PlannerState, now: number, o: PlanOptions = {}): string[] {
+function rolloutWaiters(state: PlannerState, now: number, o: PlanOptions = {}): Array<{ alias: string; host: HostView }> {
   const skip = new Set(o.skip ?? []);
   const healthy = state.hosts.filter((h) => isHostHealthy(h, now, state.heartbeatIntervalMs));
   const has = (h: HostView, build: string, states: string[]) => h.placements.some((p) => p.modelId === build && states.includes(p.state));
   return state.pools.aliases
     .filter((a) => a.previous !== null && state.builds[a.desired] !== undefined)
-    .filter((a) => {
+    .flatMap((a) => {
       const pool = healthy.filter((h) => servableBuilds(state.pools, h.id, a).includes(a.desired));
       const serving = (h: HostView) => has(h, a.desired, ['loaded']) || has(h, a.previous!, ['loaded']);
-      // Only a host whose upgrade leaves another host serving can be waited for.
-      return pool.some(
-        (h) => !skip.has(h.id) && has(h, a.previous!, ['loaded']) && !has(h, a.desired, ['loaded', 'loading']) && pool.some((o) => o.id !== h.id && serving(o)),
-      );
-    })
-    .map((a) => a.id);
+      return pool
+        .filter((h) => !skip.has(h.id) && has(h, a.previous!, ['loaded']) && !has(h, a.desired, ['loaded', 'loading']) && pool.some((x) => x.id !== h.id && serving(x)))
+        .map((host) => ({ alias: a.id, host }));
+    });
+}
+
+/**
+ * Aliases whose rollout is not finished: a healthy pool host still serves the previous build
+ * without the desired one. The planner keeps planning (with a pause) while one is pending,
+ * since the host to upgrade next may only be busy for a moment.
+ */
+export function pendingRollouts(state: PlannerState, now: number, o: PlanOptions = {}): string[] {
+  return [...new Set(rolloutWaiters(state, now, o).map((w) => w.alias))];
+}
+
+/**
+ * The host to drain for the next rollout step when every candidate is busy (under steady load
+ * none is ever idle by itself): the least busy one, then by name; none while a host of that
+ * alias is draining already or a desired load runs (one step at a time). Routing then sends it
+ * nothing the pool's other hosts can take, so it empties within one request.
+ */
+export function drainCandidate(state: PlannerState, now: number, o: PlanOptions = {}): string | null {
+  const busy = (h: HostView) => Object.values(h.load).reduce((n, l) => n + l.running + l.queued, 0);
+  const stepRunning = (alias: string) =>
+    state.hosts.some((h) => {
+      const a = state.pools.aliases.find((x) => x.id === alias);
+      return (state.pools.hostPools[h.id]?.draining && state.pools.hostPools[h.id]?.alias === alias) || (a && h.placements.some((p) => p.modelId === a.desired && p.state === 'loading'));
+    });
+  const next = rolloutWaiters(state, now, o)
+    .filter((w) => !stepRunning(w.alias))
+    .sort((x, y) => busy(x.host) - busy(y.host) || x.host.id.localeCompare(y.host.id))[0];
+  return next?.host.id ?? null;
+}
+
+/** Whether a planner run would do anything now: an action to take, or a rollout to wait for. */
+export function plannerHasWork(state: PlannerState, now: number): boolean {
+  return planWarmPools(state, now).length > 0 || pendingRollouts(state, now).length > 0;
 }

@@ -8,6 +8,9 @@ import { ScheduleAlreadyRunning, ScheduleNotFoundError, ScheduleOverlapPolicy, t
 import { discoveryScheduleId, discoveryWorkflowId, type DiscoveryInput } from '../common/discovery.js';
 import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../db/schema.js';
+import type { Logger } from '../logger.js';
 import type { discoveryCycle } from '../workflows/discoveryCycle.js';
 
 export type DiscoveryHandle = WorkflowHandle<typeof discoveryCycle>;
@@ -30,13 +33,19 @@ export function startDiscoveryCycle(client: Client, input: DiscoveryInput, now: 
   });
 }
 
-/** Creates the model's refresh Schedule, or updates its interval when it exists. */
-export async function upsertDiscoverySchedule(client: Client, modelId: string, intervalS: number): Promise<'created' | 'updated'> {
+const WORKFLOW_TYPE = 'discoveryCycle';
+
+/**
+ * Creates the model's refresh Schedule, or updates its interval when it exists. With
+ * `runNow`, its first cycle starts at once, through the Schedule (the same code path as every
+ * later one): marking a model verifiable pins the hosts that can serve it without waiting.
+ */
+export async function upsertDiscoverySchedule(client: Client, modelId: string, intervalS: number, o: { runNow?: boolean } = {}): Promise<'created' | 'updated'> {
   const scheduleId = discoveryScheduleId(modelId);
   const spec = { intervals: [{ every: `${intervalS} seconds` }] };
   const action = {
     type: 'startWorkflow' as const,
-    workflowType: 'discoveryCycle',
+    workflowType: WORKFLOW_TYPE,
     args: [{ modelId }],
     taskQueue: CONTROL_PLANE_QUEUE,
     workflowId: scheduleId,
@@ -44,13 +53,47 @@ export async function upsertDiscoverySchedule(client: Client, modelId: string, i
     typedSearchAttributes: searchAttributes(modelId),
   };
   try {
-    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP } });
+    await client.schedule.create({ scheduleId, spec, action, policies: { overlap: ScheduleOverlapPolicy.SKIP }, state: { triggerImmediately: o.runNow === true } });
     return 'created';
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
   }
-  await client.schedule.getHandle(scheduleId).update((prev) => ({ ...prev, spec, action, policies: { ...prev.policies, overlap: ScheduleOverlapPolicy.SKIP } }));
+  const handle = client.schedule.getHandle(scheduleId);
+  await handle.update((prev) => ({ ...prev, spec, action, policies: { ...prev.policies, overlap: ScheduleOverlapPolicy.SKIP } }));
+  if (o.runNow) await handle.trigger(ScheduleOverlapPolicy.SKIP);
   return 'updated';
+}
+
+/**
+ * Puts the Schedules in step with the database, at control-plane start: one per verifiable
+ * GGUF build (at its interval), none for any other. A Schedule lost with a Temporal cluster,
+ * or left behind by a model no longer verifiable, is corrected here.
+ */
+export async function reconcileDiscoverySchedules(client: Client, db: Kysely<Database>, log: Logger): Promise<{ upserted: string[]; deleted: string[] }> {
+  const have = new Set<string>();
+  for await (const s of client.schedule.list()) {
+    if (s.action?.type === 'startWorkflow' && s.action.workflowType === WORKFLOW_TYPE) have.add(s.scheduleId);
+  }
+  // Read after listing (as attestedDiscovery.ts does): a Schedule made meanwhile has its model.
+  const want = await db.selectFrom('models').select(['id', 'discovery_interval_s']).where('verifiable', '=', true).where('kind', '=', 'gguf').execute();
+  const upserted: string[] = [];
+  for (const m of want) {
+    await upsertDiscoverySchedule(client, m.id, m.discovery_interval_s);
+    upserted.push(discoveryScheduleId(m.id));
+  }
+  const keep = new Set(upserted);
+  const deleted: string[] = [];
+  for (const scheduleId of have) {
+    if (keep.has(scheduleId)) continue;
+    try {
+      await client.schedule.getHandle(scheduleId).delete();
+      deleted.push(scheduleId);
+    } catch (err) {
+      if (!(err instanceof ScheduleNotFoundError)) throw err;
+    }
+  }
+  if (upserted.length || deleted.length) log.info({ upserted, deleted }, 'discovery schedules reconciled');
+  return { upserted, deleted };
 }
 
 /** Deletes the model's refresh Schedule; false when there was none. */

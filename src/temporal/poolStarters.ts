@@ -21,6 +21,7 @@ import {
 } from '../common/pools.js';
 import { CONTROL_PLANE_QUEUE } from '../common/taskQueues.js';
 import type { Logger } from '../logger.js';
+import { pauseIfRunning, TRIGGERED_NOTE } from './sweepSchedule.js';
 import type { poolReassign } from '../workflows/poolReassign.js';
 import type { warmPools } from '../workflows/warmPools.js';
 
@@ -67,10 +68,13 @@ export async function ensureWarmPoolsSchedule(client: Client, intervalS: number,
         workflowExecutionTimeout: '1 hour',
       },
       policies: { overlap: ScheduleOverlapPolicy.SKIP },
+      // Triggered by the control plane when the planner has work (housekeepingTicker.ts).
+      state: { paused: true, note: TRIGGERED_NOTE },
     });
     log.info({ scheduleId: WARM_POOLS_SCHEDULE_ID, intervalS }, 'warm-pool planner scheduled');
   } catch (err) {
     if (!(err instanceof ScheduleAlreadyRunning)) throw err;
+    await pauseIfRunning(client, WARM_POOLS_SCHEDULE_ID);
     const handle = client.schedule.getHandle(WARM_POOLS_SCHEDULE_ID);
     const current = await handle.describe();
     const every = current.spec.intervals?.[0]?.every;

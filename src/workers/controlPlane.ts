@@ -14,10 +14,12 @@ import type { TemporalHandle } from '../temporal/connect.js';
 import type { FleetConfig } from '../config.js';
 import { ensureWarmPoolsSchedule } from '../temporal/poolStarters.js';
 import { ensureSweepSchedule } from '../temporal/sweepSchedule.js';
+import { startHousekeepingTicker } from './housekeepingTicker.js';
 import { syncConfigProviders } from '../db/providersRepo.js';
 import { parseCanonicalMap } from '../domain/canonicalIds.js';
 import { ensureProviderRefreshSchedule, startProviderRefresh } from '../temporal/providerRefresh.js';
 import { reconcileAttestedSchedules } from '../temporal/attestedDiscovery.js';
+import { reconcileDiscoverySchedules } from '../temporal/discovery.js';
 import { runWorker, type RunningWorker } from './running.js';
 
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
@@ -45,6 +47,9 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
   await reconcileAttestedSchedules(o.temporal.client, o.db.db, log).catch((err: Error) => {
     log.error({ err: err.message }, 'could not reconcile the attested discovery schedules');
   });
+  await reconcileDiscoverySchedules(o.temporal.client, o.db.db, log).catch((err: Error) => {
+    log.error({ err: err.message }, 'could not reconcile the discovery schedules');
+  });
   if (synced && (synced.saved.length || synced.removed.length)) log.info(synced, 'providers from the config file');
   // One set of activities for both queues: the request workflow's local activities (routing,
   // outcomes) run on the worker that runs the workflow.
@@ -63,7 +68,15 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
     Worker.create({ ...common, taskQueue: CONTROL_PLANE_QUEUE, workflowBundle: controlBundle }),
     Worker.create({ ...common, taskQueue: REQUEST_QUEUE, workflowBundle: requestBundle }),
   ]);
-  const running = bothWorkers(runWorker(worker, { log, name: 'control-plane' }), runWorker(requests, { log, name: 'request' }));
+  const workers = bothWorkers(runWorker(worker, { log, name: 'control-plane' }), runWorker(requests, { log, name: 'request' }));
+  const ticker = startHousekeepingTicker({ client: o.temporal.client, db: o.db.db, plannerIntervalS: o.pools.plannerIntervalS, readPlannerState: activities.readPlannerState, log });
+  const running: RunningWorker = {
+    done: workers.done,
+    stop: async () => {
+      ticker.stop();
+      await workers.stop();
+    },
+  };
   log.info({ taskQueues: [CONTROL_PLANE_QUEUE, REQUEST_QUEUE] }, 'control-plane worker running');
   await ensureSweepSchedule(o.temporal.client, log).catch((err: Error) => {
     // Not fatal: requests still settle and release; only crash leftovers wait for a later start.

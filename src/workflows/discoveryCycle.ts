@@ -14,7 +14,7 @@ import { pinUpdateSummary, type DiscoveryInput, type DiscoveryOutcome } from '..
 import { FleetBackendCount, FleetModel, FleetPinReplaced } from '../common/searchAttributes.js';
 import { hostQueue } from '../common/taskQueues.js';
 import { ed25519Verifier } from '../domain/attestation.js';
-import { applyPinUpdate, planFanOut, type BackendCount, type HostAttestation } from '../domain/pinSet.js';
+import { applyPinUpdate, attestationTargets, planFanOut, type BackendCount, type HostAttestation } from '../domain/pinSet.js';
 
 const { countServingHosts, readPinSet } = proxyLocalActivities<ControlPlaneActivities>({
   startToCloseTimeout: '10 seconds',
@@ -40,23 +40,27 @@ export async function discoveryCycle(input: DiscoveryInput): Promise<DiscoveryOu
   let count: BackendCount;
   let hostIds: string[] = [];
   let sha256: string | null = null;
+  let rotation = 0;
+  let path: string | undefined;
   try {
     const serving = await countServingHosts(modelId);
     hostIds = serving.hostIds;
     sha256 = serving.sha256;
+    rotation = serving.cycle ?? 0;
+    path = serving.path;
     count = sha256 === null ? { ok: false, error: 'model not in the catalog' } : { ok: true, count: hostIds.length };
   } catch (err) {
     count = { ok: false, error: describe(err) };
   }
 
   const plan = planFanOut(count);
-  const targets = hostIds.slice(0, plan.attest);
+  const targets = attestationTargets(hostIds, { attest: plan.attest, rotation });
   const results: HostAttestation[] = await Promise.all(
     targets.map(async (hostId): Promise<HostAttestation> => {
       const nonce = uuid4();
       const host = proxyActivities<HostActivities>({ ...ATTEST_PROFILE, taskQueue: hostQueue(hostId) });
       try {
-        const report = await host.attest({ nonce, modelId });
+        const report = await host.attest({ nonce, modelId, ...(path !== undefined ? { path } : {}) });
         const verdict = ed25519Verifier.verify(report, { nonce, hostId, models: { [modelId]: sha256 ?? '' } });
         if (verdict.ok) return { hostId, ok: true, fingerprint: verdict.fingerprint, verified: true };
         return { hostId, ok: true, fingerprint: String(report.keyFingerprint), verified: false, reason: verdict.reason };

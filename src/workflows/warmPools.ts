@@ -4,14 +4,22 @@
  * activity), lets `planWarmPools` choose loads and moves, runs them (the shared `coldLoad`
  * and `poolReassign` workflows, so a request's load and the planner's are one), and plans
  * again until nothing is left — a rollout upgrades host after host within one run.
+ *
+ * Under steady load no host of a rollout is ever idle by itself: the run drains the next one
+ * (routing offers it last), so it empties within a request and the step takes one load —
+ * not however long a lucky idle moment takes to come. The drain is cleared after its step,
+ * and at the start of every run (a run that died mid-step leaves no host drained for long).
  */
-import { ActivityFailure, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
+import { ActivityFailure, CancellationScope, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { WarmPoolsOutcome } from '../common/pools.js';
-import { pendingRollouts, planWarmPools } from '../domain/warmPools.js';
+import { drainCandidate, pendingRollouts, planWarmPools } from '../domain/warmPools.js';
 import { AWAIT_WORKFLOW_PROFILE, STATE_LOCAL_PROFILE } from './profiles.js';
 
-const { readPlannerState } = proxyLocalActivities<ControlPlaneActivities>(STATE_LOCAL_PROFILE);
+const { readPlannerState, setHostDraining } = proxyLocalActivities<ControlPlaneActivities>(STATE_LOCAL_PROFILE);
+
+/** Histories recorded before rollouts drained their next host waited for an idle moment only. */
+const DRAIN_PATCH = 'rollout-drain';
 
 const { awaitColdLoad, awaitPoolReassign } = proxyActivities<ControlPlaneActivities>(AWAIT_WORKFLOW_PROFILE);
 
@@ -26,6 +34,19 @@ const MAX_FAILURES_PER_HOST = 3;
 const MAX_ROLLOUT_WAITS = 120;
 
 export async function warmPools(): Promise<WarmPoolsOutcome> {
+  const drains = patched(DRAIN_PATCH);
+  if (drains) await setHostDraining({ draining: false });
+  /** The host this run drains for its rollout's next step, if any. */
+  const drain: { hostId?: string } = {};
+  try {
+    return await plan({ drains, drain });
+  } finally {
+    const { hostId } = drain;
+    if (hostId !== undefined) await CancellationScope.nonCancellable(() => setHostDraining({ hostId, draining: false }));
+  }
+}
+
+async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: string } }): Promise<WarmPoolsOutcome> {
   const outcome: WarmPoolsOutcome = { rounds: 0, actions: [] };
   // Per host: a host whose actions keep failing (requests keep reaching it) is left alone for
   // the rest of the run, and the plan offers another host instead of waiting on it.
@@ -36,8 +57,13 @@ export async function warmPools(): Promise<WarmPoolsOutcome> {
     const state = await readPlannerState();
     const actions = planWarmPools(state, Date.now(), { skip: skip() });
     if (actions.length === 0) {
-      // A rollout waits for its next host to be idle for a moment, within this run.
+      // A rollout waits for its next host to be idle, within this run: drained, it soon is.
       if (pendingRollouts(state, Date.now(), { skip: skip() }).length > 0 && waits++ < MAX_ROLLOUT_WAITS) {
+        const next = drains && drain.hostId === undefined ? drainCandidate(state, Date.now(), { skip: skip() }) : null;
+        if (next) {
+          await setHostDraining({ hostId: next, draining: true });
+          drain.hostId = next;
+        }
         await sleep('1 second');
         continue;
       }
@@ -52,6 +78,12 @@ export async function warmPools(): Promise<WarmPoolsOutcome> {
           : awaitPoolReassign({ hostId: a.hostId, toAlias: a.alias, reason: 'planner' }),
       ),
     );
+    const drained = drain.hostId;
+    if (drained !== undefined && actions.some((a) => a.hostId === drained)) {
+      // Its step ran (or failed): it serves like any other host again.
+      await setHostDraining({ hostId: drained, draining: false });
+      drain.hostId = undefined;
+    }
     results.forEach((r, i) => {
       const a = actions[i]!;
       if (r.status === 'rejected') failures.set(a.hostId, (failures.get(a.hostId) ?? 0) + 1);

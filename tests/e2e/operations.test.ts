@@ -10,6 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { serveMetrics } from '../../src/metrics.js';
 import { runFleet } from '../support/cli.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
+import { waitFor } from '../support/wait.js';
 
 
 const fleet = (...args: string[]) => runFleet(args);
@@ -110,6 +111,12 @@ describe('operations', () => {
       // drain
     }
 
+    // Refused before dispatch: counted by status and code.
+    const refused = await fetch(`${api}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ model: 'no-such-model', messages: [{ role: 'user', content: 'hi' }] }) });
+    assert.equal(refused.status, 404);
+    const bad = await fetch(`${api}/v1/chat/completions`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"model":' });
+    assert.equal(bad.status, 400);
+
     const r = await fetch(`${api}/metrics`);
     assert.equal(r.status, 200);
     assert.match(r.headers.get('content-type') ?? '', /^text\/plain; version=0\.0\.4; charset=utf-8$/);
@@ -136,7 +143,21 @@ describe('operations', () => {
     const chat = { endpoint: 'chat', status: '200' };
     assert.ok(sample(text, 'fleet_request_duration_seconds_count', { ...chat, stream: 'false' })! >= 1);
     assert.ok(sample(text, 'fleet_request_duration_seconds_count', { ...chat, stream: 'true' })! >= 1);
-    assert.ok(sample(text, 'fleet_time_to_first_token_seconds_count', { endpoint: 'chat' })! >= 1);
+    assert.ok(sample(text, 'fleet_time_to_first_token_seconds_count', { endpoint: 'chat', model: 'tiny' })! >= 1);
+    assert.ok(sample(text, 'fleet_request_duration_seconds_count', { ...chat, model: 'tiny', stream: 'false' })! >= 1);
+    assert.ok(sample(text, 'fleet_request_errors_total', { endpoint: 'chat', status: '404', code: 'model_not_found' })! >= 1);
+    assert.ok(sample(text, 'fleet_request_errors_total', { endpoint: 'chat', status: '400', code: 'invalid_json' })! >= 1);
+    // The phases a GPU host measures, per model: queue, prefill, inter-token latency, lengths.
+    for (const name of ['fleet_queue_time_seconds_count', 'fleet_prefill_time_seconds_count', 'fleet_request_prompt_tokens_count', 'fleet_request_completion_tokens_count']) {
+      assert.ok(sample(text, name, { model: 'tiny' })! >= 2, name);
+    }
+    assert.ok(sample(text, 'fleet_time_per_output_token_seconds_count', { model: 'tiny' })! >= 1);
+    // KV cache usage from the host's heartbeats: the sequences keep their last prompt and answer.
+    const kv = await waitFor(async () => {
+      const v = sample(await (await fetch(`${api}/metrics`)).text(), 'fleet_kv_cache_usage_ratio', { host, model: 'tiny' });
+      return v !== undefined && v > 0 ? v : undefined;
+    });
+    assert.ok(kv !== undefined && kv > 0 && kv <= 1, `kv usage ${kv}`);
     assert.ok(sample(text, 'fleet_tokens_total', { model: 'tiny', kind: 'completion' })! > 0);
     assert.ok(sample(text, 'fleet_tokens_total', { model: 'tiny', kind: 'prompt' })! > 0);
     assert.ok(sample(text, 'fleet_tokens_per_second_count', { model: 'tiny' })! >= 2);

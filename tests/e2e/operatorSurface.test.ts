@@ -3,7 +3,8 @@
  * node-llama-cpp): a 503 + Retry-After before any host registers; an over-long prompt refused
  * at the edge without a cold load; a principal's cap surfacing as a 429 that says so; model
  * management (list, register, unload, delete and their refusals) through the `fleet` CLI as a
- * child process, with `--json` parsed; `--version`, usage errors and a piped `--watch`.
+ * child process, with `--json` parsed; `--version`, usage errors and a piped `--watch`; and a
+ * verifiable model pinned and served with no manual load.
  */
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
@@ -11,6 +12,8 @@ import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { listPlacements } from '../../src/db/placementsRepo.js';
+import { readPinSet } from '../../src/db/pinSetsRepo.js';
+import { setAlias } from '../../src/db/aliasesRepo.js';
 import { makeTinyModel } from '../../src/model/tinyModel.js';
 import { runFleet } from '../support/cli.js';
 import { startTestFleet, type TestFleet } from '../support/stack.js';
@@ -234,3 +237,68 @@ async function hostLoad(api: string, host: string): Promise<{ running: number; q
   const p = hosts.data.find((h) => h.id === host)?.placements.find((x) => x.model === 'tiny');
   return { running: p?.running ?? 0, queued: p?.queued ?? 0 };
 }
+
+describe('a verifiable model bootstraps without a manual load', () => {
+  let f: TestFleet;
+  before(async () => {
+    f = await startTestFleet({ db: 'pglite' });
+  });
+  after(async () => {
+    // The Schedule lives on the suite's Temporal server: removed with the verifiability.
+    await fetch(`${f.stack.api!.url}/admin/models/tiny`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ verifiable: false }) }).catch(() => undefined);
+    await f?.stop();
+  });
+
+  test('marking it verifiable runs its first cycle at once, pins the host that has the file, and a request is served and signed', async () => {
+    const api = f.stack.api!.url;
+    const host = f.hostIds[0]!;
+    assert.deepEqual(await listPlacements(f.stack.db.db, { modelId: 'tiny' }), [], 'nothing loaded');
+    const patch = await fetch(`${api}/admin/models/tiny`, { method: 'PATCH', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ verifiable: true, discovery_interval_s: 3600 }) });
+    assert.equal(patch.status, 200, await patch.clone().text());
+    assert.equal(((await patch.json()) as { schedule: string }).schedule, 'created');
+    // The Schedule's first run, started at once: the host attests the file it would load.
+    const pins = await waitFor(async () => {
+      const p = await readPinSet(f.stack.db.db, 'tiny');
+      return p.state === 'pinned' && p.fingerprints.length === 1 ? p : undefined;
+    }, 60_000);
+    assert.ok(pins, 'pinned by the first cycle');
+    const r = await post(`${f.baseURL}/chat/completions`, { model: 'tiny', messages: user('signed?'), max_tokens: 4 });
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    const id = r.body.id as string;
+    const placements = await listPlacements(f.stack.db.db, { modelId: 'tiny' });
+    assert.deepEqual(placements.map((p) => [p.host_id, p.state]), [[host, 'loaded']]);
+    const sig = await waitFor(async () => {
+      const s = await fetch(`${api}/v1/signature/${id}`);
+      return s.status === 200 ? ((await s.json()) as { fingerprint: string }) : undefined;
+    });
+    assert.equal(sig?.fingerprint, pins!.fingerprints[0]);
+  });
+});
+
+describe('housekeeping runs only when it has work', () => {
+  let f: TestFleet;
+  before(async () => {
+    f = await startTestFleet({ db: 'pglite', env: { FLEET_POOL_PLANNER_INTERVAL_S: '1' } });
+  });
+  after(async () => {
+    await f?.stop();
+  });
+
+  test('the planner and sweep Schedules stay paused and idle; a min_warm the fleet misses gets a planner run', async () => {
+    const client = f.stack.temporal.client;
+    const planner = client.schedule.getHandle('fleet.warm-pools');
+    const sweep = client.schedule.getHandle('fleet.sweep-reservations');
+    for (const s of [planner, sweep]) assert.equal((await s.describe()).state.paused, true);
+    const since = Date.now();
+    const runsSince = async () => (await planner.describe()).info.recentActions.filter((a) => a.takenAt.getTime() >= since);
+    // Idle: a negative check needs a window — three check periods pass without a run (the
+    // check itself is not a workflow). On a slow machine fewer checks run: weaker, not flaky.
+    await new Promise((resolve) => setTimeout(resolve, 3_000));
+    assert.deepEqual(await runsSince(), [], 'no planner run while nothing would change');
+    // Work the planner would do, written behind its back (no alias-change trigger): min_warm 1.
+    await setAlias(f.stack.db.db, { id: 'tiny', minWarm: 1 });
+    const run = await waitFor(async () => (await runsSince())[0], 30_000);
+    assert.ok(run, 'the control plane triggered the planner');
+    assert.ok(await waitFor(async () => (await listPlacements(f.stack.db.db, { modelId: 'tiny' })).find((p) => p.state === 'loaded'), 60_000), 'the planner warmed the pool');
+  });
+});

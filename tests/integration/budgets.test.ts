@@ -85,7 +85,8 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
       }, 20_000);
 
     before(async () => {
-      f = await startTestFleet({ db, env: { FLEET_ADMIN_TOKEN: ADMIN } });
+      // Two models take turns on the one host: no pool cool-down, so a turn is never refused.
+      f = await startTestFleet({ db, env: { FLEET_ADMIN_TOKEN: ADMIN, FLEET_POOL_COOLDOWN_S: '0' } });
       api = f.stack.api!.url;
       // A model slow enough to disconnect from mid-generation.
       const file = path.join(f.tmpDir, 'small.gguf');

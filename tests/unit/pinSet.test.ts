@@ -4,6 +4,7 @@ import { test } from 'node:test';
 import {
   applyPinUpdate,
   planFanOut,
+  attestationTargets,
   type BackendCount,
   type HostAttestation,
   type PinCycle,
@@ -255,4 +256,24 @@ test('planFanOut: how many hosts to call', () => {
   assert.deepEqual(planFanOut(count(256)), { attest: 256, reasons: [] });
   assert.deepEqual(planFanOut(count(1000)), { attest: 256, reasons: ['fanout_capped'] });
   assert.throws(() => planFanOut(count(1), 0), /fanOutCap must be an integer ≥ 1/);
+});
+
+const ids = (n: number) => Array.from({ length: n }, (_, i) => `h${String(i).padStart(3, '0')}`);
+const targetCases: Array<[string, { hosts: number; attest: number; rotation: number }, string[]]> = [
+  ['under the cap: every host', { hosts: 3, attest: 3, rotation: 7 }, ids(3)],
+  ['cycle 0: the first window', { hosts: 5, attest: 2, rotation: 0 }, ['h000', 'h001']],
+  ['cycle 1: the next window', { hosts: 5, attest: 2, rotation: 1 }, ['h002', 'h003']],
+  ['cycle 2: wraps around', { hosts: 5, attest: 2, rotation: 2 }, ['h004', 'h000']],
+  ['nothing to attest', { hosts: 5, attest: 0, rotation: 3 }, []],
+];
+for (const [name, o, expected] of targetCases) {
+  test(`attestation targets: ${name}`, () => assert.deepEqual(attestationTargets(ids(o.hosts), { attest: o.attest, rotation: o.rotation }), expected));
+}
+
+test('attestation targets: past the cap, every host is attested within ceil(n / cap) cycles', () => {
+  for (const [n, cap] of [[300, 256], [1000, 256], [7, 3]] as const) {
+    const seen = new Set<string>();
+    for (let cycle = 0; cycle < Math.ceil(n / cap); cycle++) for (const h of attestationTargets(ids(n), { attest: cap, rotation: cycle })) seen.add(h);
+    assert.equal(seen.size, n, `${n} hosts, cap ${cap}`);
+  }
 });

@@ -267,6 +267,11 @@ const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect
     expect: { kind: 'serve', candidates: ['h-a1'], fallback: ['h-b1'] },
   },
   {
+    name: 'a host drained for a rollout step is offered last (it serves only when the others refuse)',
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), draining: true }, 'h-a2': member('a') })),
+    expect: { kind: 'serve', candidates: ['h-a2', 'h-a1'] },
+  },
+  {
     name: 'a host being moved is never offered',
     view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'] })], pools({ 'h-a1': member('a', 'moving'), 'h-a2': member('a') })),
     expect: { kind: 'serve', candidates: ['h-a2'] },

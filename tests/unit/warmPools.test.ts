@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { CatalogModelView, HostView, PlacementStateName } from '../../src/domain/fleetView.js';
 import { summarizePools } from '../../src/domain/poolSummary.js';
 import type { AliasView, HostPoolView, PoolsView } from '../../src/domain/pools.js';
-import { pendingRollouts, planWarmPools, type PlanAction, type PlannerState } from '../../src/domain/warmPools.js';
+import { drainCandidate, pendingRollouts, plannerHasWork, planWarmPools, type PlanAction, type PlannerState } from '../../src/domain/warmPools.js';
 
 const NOW = Date.parse('2026-11-24T12:00:00Z');
 const HB = 1000;
@@ -243,3 +243,50 @@ test('planWarmPools / pendingRollouts: a host skipped after repeated failures is
   assert.deepEqual(pendingRollouts(st, NOW, { skip: ['a1'] }), ['a']);
   assert.deepEqual(pendingRollouts(st, NOW, { skip: ['a1', 'a2'] }), [], 'nothing left to wait for in this run');
 });
+
+// The control plane triggers the planner's Schedule only on these: an idle fleet adds no runs.
+const hasWork: Array<[string, boolean]> = [
+  ['min_warm met → nothing to do', false],
+  ['min_warm from the pool’s own hosts, empty ones first', true],
+  ['a host moved within the cool-down is not moved (no thrashing)', false],
+  ['rollout: one host at a time while the other keeps serving the previous build', true],
+  ['rollout: a busy previous host is not evicted', true],
+];
+for (const [name, expected] of hasWork) {
+  test(`plannerHasWork: ${name} → ${expected}`, () => {
+    const c = cases.find((x) => x.name === name)!;
+    assert.equal(plannerHasWork(c.state, NOW), expected);
+  });
+}
+
+// Under steady load no rollout host is ever idle by itself: the planner drains one.
+const rolloutAlias = [alias('a', 'a2', 'a1')];
+const drainCases: Array<[string, PlannerState, string | null]> = [
+  [
+    'both previous hosts busy: drain the less busy one',
+    state([host('h1', [['a1', 'loaded']], { running: 2 }), host('h2', [['a1', 'loaded']], { running: 1 })], rolloutAlias, { h1: member('a'), h2: member('a') }),
+    'h2',
+  ],
+  [
+    'equally busy: by name',
+    state([host('h1', [['a1', 'loaded']], { running: 1 }), host('h2', [['a1', 'loaded']], { running: 1 })], rolloutAlias, { h1: member('a'), h2: member('a') }),
+    'h1',
+  ],
+  [
+    'one already draining: no second (one step at a time)',
+    state([host('h1', [['a1', 'loaded']], { running: 1 }), host('h2', [['a1', 'loaded']], { running: 1 })], rolloutAlias, { h1: { ...member('a'), draining: true }, h2: member('a') }),
+    null,
+  ],
+  [
+    'a desired load runs: no drain',
+    state([host('h1', [['a2', 'loading']]), host('h2', [['a1', 'loaded']], { running: 1 }), host('h3', [['a1', 'loaded']], { running: 1 })], rolloutAlias, { h1: member('a'), h2: member('a'), h3: member('a') }),
+    null,
+  ],
+  [
+    'the only host serving: never drained (the alias would go dark)',
+    state([host('h1', [['a1', 'loaded']], { running: 1 })], rolloutAlias, { h1: member('a') }),
+    null,
+  ],
+  ['no rollout: nothing to drain', state([host('h1', [['a', 'loaded']], { running: 2 })], [alias('a')], { h1: member('a') }), null],
+];
+for (const [name, s, expected] of drainCases) test(`drainCandidate: ${name}`, () => assert.equal(drainCandidate(s, NOW), expected));

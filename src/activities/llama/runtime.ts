@@ -13,6 +13,7 @@ import {
   type ChatWrapper,
   type Llama,
   type LlamaContext,
+  type LlamaContextSequence,
   type LlamaEmbeddingContext,
   type LlamaGrammar,
   type LlamaModel,
@@ -45,6 +46,9 @@ export interface LoadedModelInfo {
   capacity: number;
   avgServiceMs: number;
   lastUsedAt: number | null;
+  /** KV cache: tokens held in the model's context sequences, and what they can hold. */
+  kvTokensUsed?: number;
+  kvTokensCapacity?: number;
 }
 
 /** One loaded model (exported for the embedding path, src/activities/llama/embeddings.ts). */
@@ -55,6 +59,8 @@ export interface LoadedModel {
   context: LlamaContext;
   chatWrapper: ChatWrapper;
   pool: AdmissionQueue<LlamaCompletion>;
+  /** The context's sequences (one per slot), read for KV cache usage. */
+  sequences: LlamaContextSequence[];
   /** Usable tokens per sequence. */
   contextLength: number;
   /** Tokens in the vocabulary (what a logit_bias key may name); 0: unknown. */
@@ -92,6 +98,20 @@ export interface GenerateOptions {
   onText?: (text: string) => void;
   /** Awaited once the slot is taken, before the prompt is evaluated (test gates hold here). */
   beforeGenerate?: () => Promise<void>;
+  /** Where the generation's time went, reported once it ends (metrics; not part of the answer). */
+  onTimings?: (t: GenerationTimings) => void;
+}
+
+/** Phases of one generation, in seconds (performance.now() deltas). */
+export interface GenerationTimings {
+  /** Waiting for an admission slot. */
+  queueSeconds: number;
+  /** Slot taken → first token: prompt evaluation (prefill). */
+  prefillSeconds: number;
+  /** First token → last: the decode window (0 with fewer than two tokens). */
+  decodeSeconds: number;
+  promptTokens: number;
+  completionTokens: number;
 }
 
 export interface GenerateOutput {
@@ -170,7 +190,10 @@ export class LlamaRuntime {
   }
 
   private info(m: LoadedModel): LoadedModelInfo {
-    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, ...m.pool.stats };
+    // What the sequences hold now (the last prompt and answer of each, until the next one).
+    const kvTokensUsed = m.sequences.reduce((n, q) => n + q.nextTokenIndex, 0);
+    const kvTokensCapacity = m.sequences.reduce((n, q) => n + q.contextSize, 0);
+    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, kvTokensUsed, kvTokensCapacity, ...m.pool.stats };
   }
 
   private async doLoad(
@@ -189,10 +212,8 @@ export class LlamaRuntime {
         sequences,
         threads: this.opts.threads,
       });
-      const completions = Array.from(
-        { length: sequences },
-        () => new LlamaCompletion({ contextSequence: context.getSequence() }),
-      );
+      const seqs = Array.from({ length: sequences }, () => context.getSequence());
+      const completions = seqs.map((contextSequence) => new LlamaCompletion({ contextSequence }));
       const loaded: LoadedModel = {
         modelId,
         path: modelPath,
@@ -200,6 +221,7 @@ export class LlamaRuntime {
         context,
         chatWrapper: resolveChatWrapper(model),
         pool: new AdmissionQueue(completions, this.opts.admission, this.opts.onLoadChange),
+        sequences: seqs,
         contextLength: ctxLen,
         vocabularySize: vocabularySizeOf(model),
         embedChain: Promise.resolve(),
@@ -267,6 +289,7 @@ export class LlamaRuntime {
     if (room < 1 || (requested !== null && requested > room)) {
       throw new ContextOverflowError(tokens.length, requested, m.contextLength);
     }
+    const queuedAt = performance.now();
     let lease: Lease<LlamaCompletion>;
     try {
       lease = await m.pool.acquire(o.principal, o.signal);
@@ -277,6 +300,8 @@ export class LlamaRuntime {
     }
     const completion = lease.item;
     m.lastUsedAt = Date.now();
+    const leasedAt = performance.now();
+    let firstTokenAt: number | undefined;
     let completionTokens = 0;
     let evaluating = false;
     try {
@@ -292,12 +317,21 @@ export class LlamaRuntime {
         customStopTriggers: [...stops, ...o.params.stop],
         signal: o.signal,
         onToken: (t) => {
+          firstTokenAt ??= performance.now();
           completionTokens += t.length;
         },
         onTextChunk: o.onText,
       });
       // The chat template's own stop triggers end a turn too: only the client's are reported.
       const trigger = res.metadata.stopReason === 'customStopTrigger' ? res.metadata.customStopTrigger.filter((t) => typeof t === 'string').join('') : undefined;
+      const endedAt = performance.now();
+      o.onTimings?.({
+        queueSeconds: (leasedAt - queuedAt) / 1000,
+        prefillSeconds: ((firstTokenAt ?? endedAt) - leasedAt) / 1000,
+        decodeSeconds: firstTokenAt !== undefined ? (endedAt - firstTokenAt) / 1000 : 0,
+        promptTokens: tokens.length,
+        completionTokens,
+      });
       return {
         text: res.response,
         finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',

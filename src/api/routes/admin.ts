@@ -246,7 +246,7 @@ export function adminRoutes(deps: AdminDeps): Router {
       if (!(await setModelVerifiable(deps.db, id.data, body.verifiable, intervalS))) throw modelNotFound(id.data);
       deps.catalog.invalidate();
       const schedule = body.verifiable
-        ? await upsertDiscoverySchedule(deps.client, id.data, intervalS)
+        ? await upsertDiscoverySchedule(deps.client, id.data, intervalS, { runNow: true })
         : (await deleteDiscoverySchedule(deps.client, id.data))
           ? 'deleted'
           : 'none';
