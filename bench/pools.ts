@@ -140,7 +140,7 @@ async function rolloutRound(f: ProcessFleet, to: string) {
   for (const deadline = performance.now() + 180_000; ; ) {
     const p = await poolOf(f, 'alpha');
     if (p.desired_loaded === p.hosts.length) break;
-    if (performance.now() > deadline) throw new Error(`the rollout to ${to} did not finish in 180 s: ${JSON.stringify(p)}`);
+    if (performance.now() > deadline) throw new Error(`the rollout to ${to} did not finish in 180 s: ${JSON.stringify(p)}; planner: ${await plannerRun(f)}`);
     await sleep(50);
   }
   const rolloutMs = performance.now() - t0;
@@ -157,6 +157,18 @@ async function rolloutRound(f: ProcessFleet, to: string) {
     return { n: xs.length, ok: ok.length, successRate: xs.length ? round(ok.length / xs.length, 4) : null, p50Ms: lat.length ? round(median(lat)) : null, p99Ms: lat.length ? round(percentile(lat, 99)) : null, statuses };
   };
   return { to, rolloutMs: round(rolloutMs), before: stats(of('before')), during: stats(of('during')), after: stats(of('after')) };
+}
+
+/** What the last on-demand planner run did (status and actions), for a rollout that stalls. */
+async function plannerRun(f: ProcessFleet): Promise<string> {
+  try {
+    const h = f.stack.temporal.client.workflow.getHandle('warm-pools:now');
+    const d = await h.describe();
+    if (d.status.name === 'RUNNING') return `running since ${d.startTime.toISOString()}`;
+    return `${d.status.name}: ${JSON.stringify(await h.result().catch((err: Error) => err.message))}`;
+  } catch (err) {
+    return (err as Error).message;
+  }
 }
 
 let exitCode = 0;

@@ -30,7 +30,7 @@ export interface HostPoolView {
   state: HostPoolState;
   /** ISO time a reassignment last moved the host. */
   movedAt: string | null;
-  /** The planner is emptying it for a rollout step: routing prefers the pool's other hosts. */
+  /** The planner is emptying it for a rollout step: no new request while another pool host serves. */
   draining?: true;
 }
 

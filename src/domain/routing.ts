@@ -90,12 +90,16 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   const pool = healthy.filter((h) => countsFor(pools, h.id, alias));
   const stateOn = (h: HostView, build: string) =>
     servableBuilds(pools, h.id, alias).includes(build) ? h.placements.find((p) => p.modelId === build)?.state : undefined;
-  // A host the planner drains for a rollout step goes last: it serves only when the others refuse.
-  const draining = (h: HostView) => (pools?.hostPools[h.id]?.draining ? 1 : 0);
+  // A host the planner drains for a rollout step gets no new request while another host of
+  // the pool serves the alias (even a full one: its 429 is the step's cost, a request racing
+  // the drain would make the step fail); with no other host left, it serves as before.
+  const draining = (h: HostView) => pools?.hostPools[h.id]?.draining === true;
+  const servesAlias = (h: HostView) => stateOn(h, model.id) === 'loaded' || (previous !== undefined && stateOn(h, previous.id) === 'loaded');
+  const skipDraining = pool.some((h) => !draining(h) && !excluded.has(h.id) && servesAlias(h));
   const ready = (build: string) =>
     pool
-      .filter((h) => stateOn(h, build) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, build))
-      .sort((a, b) => draining(a) - draining(b) || busy(a, build) - busy(b, build) || byName(a, b));
+      .filter((h) => stateOn(h, build) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, build) && !(skipDraining && draining(h)))
+      .sort((a, b) => busy(a, build) - busy(b, build) || byName(a, b));
 
   const candidates = ready(model.id).map((h) => h.id);
   const fallback = previous ? ready(previous.id).map((h) => h.id).filter((id) => !candidates.includes(id)) : [];

@@ -153,7 +153,7 @@ export function pendingRollouts(state: PlannerState, now: number, o: PlanOptions
  * The host to drain for the next rollout step when every candidate is busy (under steady load
  * none is ever idle by itself): the least busy one, then by name; none while a host of that
  * alias is draining already or a desired load runs (one step at a time). Routing then sends it
- * nothing the pool's other hosts can take, so it empties within one request.
+ * nothing while another host of the pool serves, so it empties within one request.
  */
 export function drainCandidate(state: PlannerState, now: number, o: PlanOptions = {}): string | null {
   const busy = (h: HostView) => Object.values(h.load).reduce((n, l) => n + l.running + l.queued, 0);
@@ -171,4 +171,18 @@ export function drainCandidate(state: PlannerState, now: number, o: PlanOptions 
 /** Whether a planner run would do anything now: an action to take, or a rollout to wait for. */
 export function plannerHasWork(state: PlannerState, now: number): boolean {
   return planWarmPools(state, now).length > 0 || pendingRollouts(state, now).length > 0;
+}
+
+/**
+ * Whether a planned action must wait for its host to be drained first: a rollout step that
+ * replaces the previous build on a host serving it. Without the drain, requests keep arriving
+ * between the plan (the host looked idle) and the load's eviction, which then refuses — three
+ * times, and the run gives the host up, leaving the rollout half done.
+ */
+export function needsDrain(state: PlannerState, action: PlanAction): boolean {
+  if (action.kind !== 'load' || action.why !== 'rollout') return false;
+  const alias = state.pools.aliases.find((a) => a.id === action.alias);
+  const host = state.hosts.find((h) => h.id === action.hostId);
+  if (!alias?.previous || !host) return false;
+  return host.placements.some((p) => p.modelId === alias.previous && p.state === 'loaded');
 }

@@ -6,14 +6,14 @@
  * again until nothing is left — a rollout upgrades host after host within one run.
  *
  * Under steady load no host of a rollout is ever idle by itself: the run drains the next one
- * (routing offers it last), so it empties within a request and the step takes one load —
+ * (routing sends it nothing while another host serves), so it empties within a request and the step takes one load —
  * not however long a lucky idle moment takes to come. The drain is cleared after its step,
  * and at the start of every run (a run that died mid-step leaves no host drained for long).
  */
 import { ActivityFailure, CancellationScope, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { WarmPoolsOutcome } from '../common/pools.js';
-import { drainCandidate, pendingRollouts, planWarmPools } from '../domain/warmPools.js';
+import { drainCandidate, needsDrain, pendingRollouts, planWarmPools } from '../domain/warmPools.js';
 import { AWAIT_WORKFLOW_PROFILE, STATE_LOCAL_PROFILE } from './profiles.js';
 
 const { readPlannerState, setHostDraining } = proxyLocalActivities<ControlPlaneActivities>(STATE_LOCAL_PROFILE);
@@ -30,7 +30,7 @@ const MAX_ROUNDS = 32;
  * again after a pause, up to this many times per run; then it is left for the next run.
  */
 const MAX_FAILURES_PER_HOST = 3;
-/** Seconds a run waits for a busy host of a pending rollout to become idle (then: next run). */
+/** Seconds a rollout step waits for its busy (drained) host to become idle (then: next run). */
 const MAX_ROLLOUT_WAITS = 120;
 
 export async function warmPools(): Promise<WarmPoolsOutcome> {
@@ -69,6 +69,18 @@ async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: stri
       }
       break;
     }
+    if (drains) {
+      // A rollout step on a host serving the previous build: drain it first, then act on a
+      // fresh plan once it is idle (no request can race the eviction).
+      const step = actions.find((a) => needsDrain(state, a));
+      if (step && drain.hostId !== step.hostId) {
+        if (drain.hostId !== undefined) await setHostDraining({ hostId: drain.hostId, draining: false });
+        await setHostDraining({ hostId: step.hostId, draining: true });
+        drain.hostId = step.hostId;
+        await sleep('1 second');
+        continue;
+      }
+    }
     if (actions.some((a) => failures.has(a.hostId))) await sleep('1 second');
     outcome.rounds++;
     const results = await Promise.allSettled(
@@ -78,12 +90,6 @@ async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: stri
           : awaitPoolReassign({ hostId: a.hostId, toAlias: a.alias, reason: 'planner' }),
       ),
     );
-    const drained = drain.hostId;
-    if (drained !== undefined && actions.some((a) => a.hostId === drained)) {
-      // Its step ran (or failed): it serves like any other host again.
-      await setHostDraining({ hostId: drained, draining: false });
-      drain.hostId = undefined;
-    }
     results.forEach((r, i) => {
       const a = actions[i]!;
       if (r.status === 'rejected') failures.set(a.hostId, (failures.get(a.hostId) ?? 0) + 1);
@@ -93,6 +99,18 @@ async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: stri
         ...(r.status === 'rejected' ? { error: describe(r.reason) } : {}),
       });
     });
+    if (drains) {
+      // The wait budget is per step: a rollout across many hosts is not cut short.
+      if (results.some((r) => r.status === 'fulfilled')) waits = 0;
+      const drained = drain.hostId;
+      const step = actions.findIndex((a) => a.hostId === drained);
+      // Its step done, it serves like any other host again; a failed step keeps it drained for
+      // the retry, unless the host is given up on for this run.
+      if (drained !== undefined && step >= 0 && (results[step]!.status === 'fulfilled' || skip().includes(drained))) {
+        await setHostDraining({ hostId: drained, draining: false });
+        drain.hostId = undefined;
+      }
+    }
   }
   return outcome;
 }

@@ -267,9 +267,19 @@ const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect
     expect: { kind: 'serve', candidates: ['h-a1'], fallback: ['h-b1'] },
   },
   {
-    name: 'a host drained for a rollout step is offered last (it serves only when the others refuse)',
+    name: 'a host drained for a rollout step gets no new request while another host serves',
     view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), draining: true }, 'h-a2': member('a') })),
-    expect: { kind: 'serve', candidates: ['h-a2', 'h-a1'] },
+    expect: { kind: 'serve', candidates: ['h-a2'] },
+  },
+  {
+    name: '… even when that host is full (429, the step’s cost)',
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'], full: true })], pools({ 'h-a1': { ...member('a'), draining: true }, 'h-a2': member('a') })),
+    expect: { kind: 'wait', reason: 'pool_exhausted', retryAfterSeconds: 1 },
+  },
+  {
+    name: '… and serves as before when no other host serves the alias',
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { beatAgo: 10 * HB, loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), draining: true }, 'h-a2': member('a') })),
+    expect: { kind: 'serve', candidates: ['h-a1'] },
   },
   {
     name: 'a host being moved is never offered',

@@ -10,7 +10,7 @@ import { test } from 'node:test';
 import type { CatalogModelView, HostView, PlacementStateName } from '../../src/domain/fleetView.js';
 import { summarizePools } from '../../src/domain/poolSummary.js';
 import type { AliasView, HostPoolView, PoolsView } from '../../src/domain/pools.js';
-import { drainCandidate, pendingRollouts, plannerHasWork, planWarmPools, type PlanAction, type PlannerState } from '../../src/domain/warmPools.js';
+import { drainCandidate, needsDrain, pendingRollouts, plannerHasWork, planWarmPools, type PlanAction, type PlannerState } from '../../src/domain/warmPools.js';
 
 const NOW = Date.parse('2026-11-24T12:00:00Z');
 const HB = 1000;
@@ -290,3 +290,12 @@ const drainCases: Array<[string, PlannerState, string | null]> = [
   ['no rollout: nothing to drain', state([host('h1', [['a', 'loaded']], { running: 2 })], [alias('a')], { h1: member('a') }), null],
 ];
 for (const [name, s, expected] of drainCases) test(`drainCandidate: ${name}`, () => assert.equal(drainCandidate(s, NOW), expected));
+
+const rollingHosts = state([host('h1', [['a1', 'loaded']]), host('h2', [['a2', 'loaded']])], rolloutAlias, { h1: member('a'), h2: member('a') });
+const drainFirst: Array<[string, PlannerState, PlanAction, boolean]> = [
+  ['a rollout step on a host serving the previous build', rollingHosts, { kind: 'load', hostId: 'h1', alias: 'a', build: 'a2', why: 'rollout' }, true],
+  ['a rollout step on an empty host', state([host('h1'), host('h2', [['a1', 'loaded']])], rolloutAlias, { h1: member('a'), h2: member('a') }), { kind: 'load', hostId: 'h1', alias: 'a', build: 'a2', why: 'rollout' }, false],
+  ['a min_warm load', rollingHosts, { kind: 'load', hostId: 'h1', alias: 'a', build: 'a2', why: 'min_warm' }, false],
+  ['a move', rollingHosts, { kind: 'move', hostId: 'h1', alias: 'a', why: 'min_warm' }, false],
+];
+for (const [name, s, a, expected] of drainFirst) test(`needsDrain: ${name} → ${expected}`, () => assert.equal(needsDrain(s, a), expected));
