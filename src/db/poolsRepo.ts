@@ -5,7 +5,7 @@
  * `poolReassign` workflow's activities only.
  */
 import { sql, type Kysely } from 'kysely';
-import { seedPool, type HostPoolView, type SeedDecision } from '../domain/pools.js';
+import { DRAIN_TTL_MS, seedPool, type HostPoolView, type SeedDecision } from '../domain/pools.js';
 import { readAliasViews } from './aliasesRepo.js';
 import { parseHostStats } from './hostsRepo.js';
 import { HostPoolState, PlacementState, PoolSource, type Database, type HostPoolRow } from './schema.js';
@@ -14,18 +14,19 @@ export const toHostPoolView = (r: Pick<HostPoolRow, 'alias' | 'state' | 'moved_a
   alias: r.alias,
   state: r.state,
   movedAt: r.moved_at ? r.moved_at.toISOString() : null,
-  ...(r.draining_since ? { draining: true as const } : {}),
+  ...(r.draining_since ? { drainingSince: r.draining_since.toISOString() } : {}),
 });
 
 /**
- * Marks a host drained for a rollout step (routing prefers the pool's other hosts) or clears
- * it; `hostId` undefined with `draining: false` clears every drain (a planner run's start, so a
- * run that died mid-step leaves no host drained for long).
+ * Marks a host drained for a rollout step (or refreshes the mark), or clears it; `hostId`
+ * undefined with `draining: false` clears the stale drains only (older than DRAIN_TTL_MS: a
+ * planner run that died mid-step), never a live run's.
  */
 export async function setHostDraining(db: Kysely<Database>, o: { hostId?: string; draining: boolean }): Promise<void> {
   let q = db.updateTable('host_pools').set({ draining_since: o.draining ? sql<Date>`now()` : null });
   if (o.hostId !== undefined) q = q.where('host_id', '=', o.hostId);
   else if (o.draining) throw new RangeError('draining every host at once is never wanted');
+  else q = q.where('draining_since', '<', sql<Date>`now() - make_interval(secs => ${DRAIN_TTL_MS / 1000})`);
   await q.execute();
 }
 

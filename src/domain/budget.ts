@@ -86,11 +86,19 @@ export type ContextMisfit =
   | { kind: 'max_tokens'; contextLength: number; maxTokens: number }
   | { kind: 'prompt'; contextLength: number; estimate: number; maxTokens: number | null };
 
+/**
+ * Characters per token the edge refuses at: text rarely averages more, so a prompt refused at
+ * this rate is impossible, not merely borderline (English under a large vocabulary runs ~4–5;
+ * the host's tokenizer decides anything closer).
+ */
+export const REFUSAL_CHARS_PER_TOKEN = 6;
+
 export function judgeContextFit(o: { input: InferenceInput; contextLength: number; maxTokens: number | null }): ContextMisfit | null {
   if (o.maxTokens !== null && o.maxTokens >= o.contextLength) return { kind: 'max_tokens', contextLength: o.contextLength, maxTokens: o.maxTokens };
   const estimate = estimatePromptTokens(o.input);
+  const atLeast = Math.ceil((estimate * CHARS_PER_TOKEN_ESTIMATE) / REFUSAL_CHARS_PER_TOKEN);
   // At least one token of output must fit after the prompt (what the host checks exactly).
-  if (estimate + (o.maxTokens ?? 1) > o.contextLength) return { kind: 'prompt', contextLength: o.contextLength, estimate, maxTokens: o.maxTokens };
+  if (atLeast + (o.maxTokens ?? 1) > o.contextLength) return { kind: 'prompt', contextLength: o.contextLength, estimate, maxTokens: o.maxTokens };
   return null;
 }
 

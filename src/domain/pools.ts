@@ -30,8 +30,18 @@ export interface HostPoolView {
   state: HostPoolState;
   /** ISO time a reassignment last moved the host. */
   movedAt: string | null;
-  /** The planner is emptying it for a rollout step: no new request while another pool host serves. */
-  draining?: true;
+  /** ISO time the planner drained it for a rollout step (refreshed while the step waits); see isDraining. */
+  drainingSince?: string;
+}
+
+/**
+ * A drain older than this is stale (its planner run died or was terminated): routing and the
+ * planner ignore it, and the next run clears it. A live run refreshes its drain every second.
+ */
+export const DRAIN_TTL_MS = 60_000;
+
+export function isDraining(pool: HostPoolView | undefined, now: number): boolean {
+  return pool?.drainingSince !== undefined && now - Date.parse(pool.drainingSince) < DRAIN_TTL_MS;
 }
 
 export interface PoolsView {

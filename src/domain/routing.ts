@@ -24,7 +24,7 @@
 import type { FleetView, HostView } from './fleetView.js';
 import { isHostHealthy } from './health.js';
 import { canEverHost, chooseLoadTarget } from './placement.js';
-import { countsFor, movableHosts, servableBuilds, viewAlias, type PoolsView } from './pools.js';
+import { countsFor, isDraining, movableHosts, servableBuilds, viewAlias, type PoolsView } from './pools.js';
 
 export type WaitReason = 'no_hosts' | 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted' | 'pool_cooling' | 'quarantined';
 
@@ -93,7 +93,7 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   // A host the planner drains for a rollout step gets no new request while another host of
   // the pool serves the alias (even a full one: its 429 is the step's cost, a request racing
   // the drain would make the step fail); with no other host left, it serves as before.
-  const draining = (h: HostView) => pools?.hostPools[h.id]?.draining === true;
+  const draining = (h: HostView) => isDraining(pools?.hostPools[h.id], opts.now);
   const servesAlias = (h: HostView) => stateOn(h, model.id) === 'loaded' || (previous !== undefined && stateOn(h, previous.id) === 'loaded');
   const skipDraining = pool.some((h) => !draining(h) && !excluded.has(h.id) && servesAlias(h));
   const ready = (build: string) =>
@@ -136,7 +136,11 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   // answered at once (Retry-After), and not a reason to load more copies in the pool —
   // though an idle host from another pool may be moved in.
   if (pool.some((h) => builds.some((b) => stateOn(h, b) === 'loaded'))) {
-    return moveOr(enforced ? exhausted : { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S });
+    const busyWait: RouteDecision = enforced ? exhausted : { kind: 'wait', reason: 'all_tried', retryAfterSeconds: RETRY_AFTER_BUSY_S };
+    // Full only because a drained host is held back: a rollout step's brief cost, never a
+    // reason to pull a host out of another pool.
+    const drainHeldBack = skipDraining && pool.some((h) => draining(h) && !excluded.has(h.id) && servesAlias(h));
+    return drainHeldBack ? busyWait : moveOr(busyWait);
   }
   const loading = pool.filter((h) => builds.some((b) => stateOn(h, b) === 'loading')).sort(byName);
   if (loading.length > 0) {

@@ -16,7 +16,7 @@
 import type { CatalogModelView, HostView } from './fleetView.js';
 import { isHostHealthy } from './health.js';
 import { canEverHost, planLoadOnHost } from './placement.js';
-import { movableHosts, servableBuilds, type PoolsView } from './pools.js';
+import { isDraining, movableHosts, servableBuilds, type PoolsView } from './pools.js';
 
 export interface PlannerState {
   hosts: HostView[];
@@ -160,7 +160,7 @@ export function drainCandidate(state: PlannerState, now: number, o: PlanOptions 
   const stepRunning = (alias: string) =>
     state.hosts.some((h) => {
       const a = state.pools.aliases.find((x) => x.id === alias);
-      return (state.pools.hostPools[h.id]?.draining && state.pools.hostPools[h.id]?.alias === alias) || (a && h.placements.some((p) => p.modelId === a.desired && p.state === 'loading'));
+      return (isDraining(state.pools.hostPools[h.id], now) && state.pools.hostPools[h.id]?.alias === alias) || (a && h.placements.some((p) => p.modelId === a.desired && p.state === 'loading'));
     });
   const next = rolloutWaiters(state, now, o)
     .filter((w) => !stepRunning(w.alias))
@@ -184,5 +184,6 @@ export function needsDrain(state: PlannerState, action: PlanAction): boolean {
   const alias = state.pools.aliases.find((a) => a.id === action.alias);
   const host = state.hosts.find((h) => h.id === action.hostId);
   if (!alias?.previous || !host) return false;
-  return host.placements.some((p) => p.modelId === alias.previous && p.state === 'loaded');
+  // Only a load that evicts the previous build races requests: one into a free slot does not.
+  return planLoadOnHost(host, action.build)?.evict.includes(alias.previous) ?? host.placements.some((p) => p.modelId === alias.previous && p.state === 'loaded');
 }

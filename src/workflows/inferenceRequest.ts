@@ -23,6 +23,7 @@ import {
   CancelledFailure,
   CancellationScope,
   isCancellation,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   TimeoutFailure,
@@ -67,6 +68,9 @@ const HOST_PROFILE: ActivityOptions = {
  * may take it); the upstream's own timeouts bound the call, heartbeats carry cancellation.
  */
 const PROVIDER_PROFILE: ActivityOptions = { ...HOST_PROFILE, scheduleToStartTimeout: '30 seconds' };
+
+/** Histories recorded before PrincipalLimited was retried on the next replica (it failed the request). */
+const PRINCIPAL_NEXT_REPLICA_PATCH = 'principal-next-replica';
 
 /** Route → (cold load | move | attempts) rounds before giving up with 503. */
 const MAX_ROUNDS = 4;
@@ -141,7 +145,8 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
         } catch (err) {
           const facts = attemptFacts(err);
           if (countsTowardDemotion(facts)) outcomes.push({ replica: key, ok: false, error: facts.type ?? facts.timeoutType ?? 'failure' });
-          const verdict = classifyAttemptFailure(facts, input.stream);
+          // Histories from before a principal's cap moved on to the next replica ended here.
+          const verdict = facts.type === FailureType.PrincipalLimited && !patched(PRINCIPAL_NEXT_REPLICA_PATCH) ? 'fail' : classifyAttemptFailure(facts, input.stream);
           if (verdict === 'fail') {
                 throw surface(err);
           }

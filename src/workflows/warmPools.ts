@@ -8,11 +8,13 @@
  * Under steady load no host of a rollout is ever idle by itself: the run drains the next one
  * (routing sends it nothing while another host serves), so it empties within a request and the step takes one load —
  * not however long a lucky idle moment takes to come. The drain is cleared after its step,
- * and at the start of every run (a run that died mid-step leaves no host drained for long).
+ * and a drain older than DRAIN_TTL_MS is ignored and cleared by the next run (a run that died
+ * mid-step leaves no host drained for long); a live run refreshes its own.
  */
 import { ActivityFailure, CancellationScope, patched, proxyActivities, proxyLocalActivities, sleep } from '@temporalio/workflow';
 import type { ControlPlaneActivities } from '../activities/controlPlane.js';
 import type { WarmPoolsOutcome } from '../common/pools.js';
+import { DRAIN_TTL_MS } from '../domain/pools.js';
 import { drainCandidate, needsDrain, pendingRollouts, planWarmPools } from '../domain/warmPools.js';
 import { AWAIT_WORKFLOW_PROFILE, STATE_LOCAL_PROFILE } from './profiles.js';
 
@@ -36,8 +38,8 @@ const MAX_ROLLOUT_WAITS = 120;
 export async function warmPools(): Promise<WarmPoolsOutcome> {
   const drains = patched(DRAIN_PATCH);
   if (drains) await setHostDraining({ draining: false });
-  /** The host this run drains for its rollout's next step, if any. */
-  const drain: { hostId?: string } = {};
+  /** The host this run drains for its rollout's next step, if any, and when it last said so. */
+  const drain: { hostId?: string; at?: number } = {};
   try {
     return await plan({ drains, drain });
   } finally {
@@ -46,7 +48,12 @@ export async function warmPools(): Promise<WarmPoolsOutcome> {
   }
 }
 
-async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: string } }): Promise<WarmPoolsOutcome> {
+async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: string; at?: number } }): Promise<WarmPoolsOutcome> {
+  const mark = async (hostId: string) => {
+    await setHostDraining({ hostId, draining: true });
+    drain.hostId = hostId;
+    drain.at = Date.now();
+  };
   const outcome: WarmPoolsOutcome = { rounds: 0, actions: [] };
   // Per host: a host whose actions keep failing (requests keep reaching it) is left alone for
   // the rest of the run, and the plan offers another host instead of waiting on it.
@@ -60,10 +67,9 @@ async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: stri
       // A rollout waits for its next host to be idle, within this run: drained, it soon is.
       if (pendingRollouts(state, Date.now(), { skip: skip() }).length > 0 && waits++ < MAX_ROLLOUT_WAITS) {
         const next = drains && drain.hostId === undefined ? drainCandidate(state, Date.now(), { skip: skip() }) : null;
-        if (next) {
-          await setHostDraining({ hostId: next, draining: true });
-          drain.hostId = next;
-        }
+        if (next) await mark(next);
+        // A live drain is refreshed well within its TTL; a stale one (a dead run's) is ignored.
+        else if (drain.hostId !== undefined && Date.now() - (drain.at ?? 0) > DRAIN_TTL_MS / 3) await mark(drain.hostId);
         await sleep('1 second');
         continue;
       }
@@ -75,8 +81,7 @@ async function plan({ drains, drain }: { drains: boolean; drain: { hostId?: stri
       const step = actions.find((a) => needsDrain(state, a));
       if (step && drain.hostId !== step.hostId) {
         if (drain.hostId !== undefined) await setHostDraining({ hostId: drain.hostId, draining: false });
-        await setHostDraining({ hostId: step.hostId, draining: true });
-        drain.hostId = step.hostId;
+        await mark(step.hostId);
         await sleep('1 second');
         continue;
       }

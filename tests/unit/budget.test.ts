@@ -88,7 +88,8 @@ const fitCases: Array<[string, { input: InferenceInput; contextLength: number; m
   ['max_tokens equal to the context cannot fit', { input: user('hi'), contextLength: 512, maxTokens: 512 }, { kind: 'max_tokens', contextLength: 512, maxTokens: 512 }],
   ['estimate + max_tokens over the context', { input: user('x'.repeat(400)), contextLength: 512, maxTokens: 500 }, { kind: 'prompt', contextLength: 512, estimate: 100, maxTokens: 500 }],
   ['estimate + max_tokens exactly the context fits', { input: user('x'.repeat(400)), contextLength: 512, maxTokens: 412 }, null],
-  ['no max_tokens: one output token must fit', { input: user('x'.repeat(2048)), contextLength: 512, maxTokens: null }, { kind: 'prompt', contextLength: 512, estimate: 512, maxTokens: null }],
+  ['no max_tokens: one output token must fit, even at 6 characters a token', { input: user('x'.repeat(3072)), contextLength: 512, maxTokens: null }, { kind: 'prompt', contextLength: 512, estimate: 768, maxTokens: null }],
+  ['over the context at 4 characters a token but not at 6: left to the host', { input: user('x'.repeat(2100)), contextLength: 512, maxTokens: null }, null],
   ['no max_tokens: the prompt alone fits', { input: user('x'.repeat(2044)), contextLength: 512, maxTokens: null }, null],
 ];
 for (const [name, o, expected] of fitCases) test(`context fit: ${name}`, () => assert.deepEqual(judgeContextFit(o), expected));

@@ -268,17 +268,27 @@ const routing: Array<{ name: string; view: FleetView; exclude?: string[]; expect
   },
   {
     name: 'a host drained for a rollout step gets no new request while another host serves',
-    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), draining: true }, 'h-a2': member('a') })),
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), drainingSince: ago(1_000) }, 'h-a2': member('a') })),
     expect: { kind: 'serve', candidates: ['h-a2'] },
   },
   {
     name: '… even when that host is full (429, the step’s cost)',
-    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'], full: true })], pools({ 'h-a1': { ...member('a'), draining: true }, 'h-a2': member('a') })),
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'], full: true })], pools({ 'h-a1': { ...member('a'), drainingSince: ago(1_000) }, 'h-a2': member('a') })),
     expect: { kind: 'wait', reason: 'pool_exhausted', retryAfterSeconds: 1 },
   },
   {
+    name: '… and a pool full only because its drained host is held back pulls no host from another pool',
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'], full: true }), host('h-b1', { loaded: ['b'] })], pools({ 'h-a1': { ...member('a'), drainingSince: ago(1_000) }, 'h-a2': member('a'), 'h-b1': member('b') })),
+    expect: { kind: 'wait', reason: 'pool_exhausted', retryAfterSeconds: 1 },
+  },
+  {
+    name: 'a stale drain (its planner run died) is ignored',
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), drainingSince: ago(120_000) }, 'h-a2': member('a') })),
+    expect: { kind: 'serve', candidates: ['h-a1', 'h-a2'] },
+  },
+  {
     name: '… and serves as before when no other host serves the alias',
-    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { beatAgo: 10 * HB, loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), draining: true }, 'h-a2': member('a') })),
+    view: view([host('h-a1', { loaded: ['a'] }), host('h-a2', { beatAgo: 10 * HB, loaded: ['a'] })], pools({ 'h-a1': { ...member('a'), drainingSince: ago(1_000) }, 'h-a2': member('a') })),
     expect: { kind: 'serve', candidates: ['h-a1'] },
   },
   {

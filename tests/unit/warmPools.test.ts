@@ -274,7 +274,7 @@ const drainCases: Array<[string, PlannerState, string | null]> = [
   ],
   [
     'one already draining: no second (one step at a time)',
-    state([host('h1', [['a1', 'loaded']], { running: 1 }), host('h2', [['a1', 'loaded']], { running: 1 })], rolloutAlias, { h1: { ...member('a'), draining: true }, h2: member('a') }),
+    state([host('h1', [['a1', 'loaded']], { running: 1 }), host('h2', [['a1', 'loaded']], { running: 1 })], rolloutAlias, { h1: { ...member('a'), drainingSince: ago(1_000) }, h2: member('a') }),
     null,
   ],
   [

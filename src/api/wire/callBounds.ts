@@ -1,7 +1,8 @@
 /**
  * The edge's context check and reservation, shared by every wire format: a `max_tokens` no
- * context could hold, or a prompt estimated (≈ 4 characters per token) past the context, is
- * a 400 `context_length_exceeded` before anything is routed — an impossible request never
+ * context could hold, or a prompt past the context even at 6 characters per token (the
+ * message gives the ≈ 4-characters-per-token estimate), is a 400 `context_length_exceeded`
+ * before anything is routed — an impossible request never
  * cold-loads a model or moves a pool. The host's exact tokenizer check stays behind it.
  */
 import type { InferenceInput, SamplingParams } from '../../common/inference.js';
