@@ -164,35 +164,50 @@ describe('model pools: 3 hosts, 2 aliases', () => {
   test('a rollout whose hosts are all busy drains one at a time and upgrades each once its request ends', async () => {
     const alphaHosts = (await pools()).alpha!.hosts;
     assert.equal(alphaHosts.length, 2);
-    // Both alpha hosts busy, each on a gate: no idle moment will ever come by itself.
-    const holding = alphaHosts.map((_, i) => held('alpha', `drain-${i}`));
-    for (const h of alphaHosts) assert.ok(await running(h, 'alpha-v2'), `${h} busy`);
-    const draining = async () =>
-      (await f.stack.db.db.selectFrom('host_pools').select('host_id').where('draining_since', 'is not', null).execute()).map((r) => r.host_id);
-    const servedBuild = async (h: string) => (await listPlacements(f.stack.db.db, {})).find((p) => p.host_id === h && p.state === 'loaded')?.model_id;
-    const rolled = await admin('PATCH', '/admin/models/alpha', { desired: 'alpha' });
-    assert.equal(rolled.status, 200, JSON.stringify(rolled.body));
-    // The planner drains one of them (equally busy: the first by name), never both.
-    const first = await waitFor(async () => ((await draining()).length === 1 ? (await draining())[0] : undefined), 30_000);
-    assert.equal(first, alphaHosts[0]);
-    assert.deepEqual(await draining(), [first]);
-    // Its request ends: it is upgraded at once, and the drain moves to the other host.
-    await f.release(`drain-${alphaHosts.indexOf(first!)}`);
-    const up = await waitFor(async () => ((await servedBuild(first!)) === 'alpha' ? true : undefined), 60_000);
-    if (!up) {
-      const h = f.stack.temporal.client.workflow.getHandle('warm-pools:now');
-      const d = await h.describe();
-      process.stderr.write(`DEBUG planner ${d.status.name} ${JSON.stringify(d.status.name === 'RUNNING' ? null : await h.result().catch((e: Error) => e.message))}\nDEBUG pools ${JSON.stringify((await pools()).alpha)} draining ${await draining()} placements ${JSON.stringify(await listPlacements(f.stack.db.db, {}))}\n`);
+    // Both alpha hosts busy, each on a gate of its own: no idle moment will come by itself.
+    // One at a time, so the test knows which host holds which gate.
+    const gateOn = new Map<string, string>();
+    const holding = [];
+    for (let i = 0; i < alphaHosts.length; i++) {
+      holding.push(held('alpha', `drain-${i}`));
+      const busyNow = await waitFor(async () => {
+        for (const h of alphaHosts) if (!gateOn.has(h) && (await getHost(f.stack.db.db, h))?.stats.models['alpha-v2']?.running === 1) return h;
+        return undefined;
+      }, 20_000);
+      assert.ok(busyNow, `gate drain-${i} holds a host`);
+      gateOn.set(busyNow, `drain-${i}`);
     }
-    assert.ok(up, `${first} upgraded`);
-    const second = alphaHosts.find((h) => h !== first)!;
-    assert.ok(await waitFor(async () => ((await draining()).join() === second ? true : undefined), 30_000), `${second} drained next`);
-    await f.release(`drain-${alphaHosts.indexOf(second)}`);
-    const done = await waitFor(async () => {
-      const p = (await pools()).alpha!;
-      return p.desired_loaded === p.hosts.length && (await draining()).length === 0 ? p : undefined;
-    }, 60_000);
-    assert.ok(done, `rollout finished, no host left drained: ${JSON.stringify((await pools()).alpha)} ${await draining()}`);
+    try {
+      const draining = async () =>
+        (await f.stack.db.db.selectFrom('host_pools').select('host_id').where('draining_since', 'is not', null).execute()).map((r) => r.host_id);
+      const servedBuild = async (h: string) => (await listPlacements(f.stack.db.db, {})).find((p) => p.host_id === h && p.state === 'loaded')?.model_id;
+      const rolled = await admin('PATCH', '/admin/models/alpha', { desired: 'alpha' });
+      assert.equal(rolled.status, 200, JSON.stringify(rolled.body));
+      // The planner drains one of them (equally busy: the first by name), never both.
+      const first = await waitFor(async () => ((await draining()).length === 1 ? (await draining())[0] : undefined), 30_000);
+      assert.equal(first, alphaHosts[0]);
+      assert.deepEqual(await draining(), [first]);
+      // Its request ends: it is upgraded at once, and the drain moves to the other host.
+      await f.release(gateOn.get(first!)!);
+      const up = await waitFor(async () => ((await servedBuild(first!)) === 'alpha' ? true : undefined), 60_000);
+      if (!up) {
+        const h = f.stack.temporal.client.workflow.getHandle('warm-pools:now');
+        const d = await h.describe();
+        process.stderr.write(`DEBUG planner ${d.status.name} ${JSON.stringify(d.status.name === 'RUNNING' ? null : await h.result().catch((e: Error) => e.message))}\nDEBUG pools ${JSON.stringify((await pools()).alpha)} draining ${await draining()} placements ${JSON.stringify(await listPlacements(f.stack.db.db, {}))}\n`);
+      }
+      assert.ok(up, `${first} upgraded`);
+      const second = alphaHosts.find((h) => h !== first)!;
+      assert.ok(await waitFor(async () => ((await draining()).join() === second ? true : undefined), 30_000), `${second} drained next`);
+      await f.release(gateOn.get(second)!);
+      const done = await waitFor(async () => {
+        const p = (await pools()).alpha!;
+        return p.desired_loaded === p.hosts.length && (await draining()).length === 0 ? p : undefined;
+      }, 60_000);
+      assert.ok(done, `rollout finished, no host left drained: ${JSON.stringify((await pools()).alpha)} ${await draining()}`);
+    } finally {
+      // A failed check must not leave a host held for the tests after this one.
+      for (const g of gateOn.values()) await f.release(g);
+    }
     for (const r of await Promise.all(holding)) assert.equal(r.model, 'alpha');
   });
 
