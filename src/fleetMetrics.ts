@@ -67,7 +67,7 @@ new Gauge({
  * Only healthy hosts report load: a host that stopped heartbeating left its last figures in
  * the table, and summing those stale numbers would show work nobody is doing.
  */
-function loadGauge(name: string, help: string, pick: (l: { running: number; queued: number }) => number): void {
+function hostModelGauge(name: string, help: string, valuesOf: (h: HostSnapshot) => Record<string, number>): void {
   new Gauge({
     name,
     help,
@@ -78,28 +78,19 @@ function loadGauge(name: string, help: string, pick: (l: { running: number; queu
       this.reset();
       for (const h of hosts) {
         if (!h.healthy) continue;
-        for (const [model, load] of Object.entries(h.models)) this.set({ host: h.host, model }, pick(load));
+        for (const [model, v] of Object.entries(valuesOf(h))) this.set({ host: h.host, model }, v);
       }
     },
   });
 }
-loadGauge('fleet_running_requests', 'Requests generating on a healthy GPU host, per model (from its last heartbeat).', (l) => l.running);
-loadGauge('fleet_queued_requests', 'Requests waiting for a slot on a healthy GPU host, per model (from its last heartbeat).', (l) => l.queued);
-
-new Gauge({
-  name: 'fleet_kv_cache_usage_ratio',
-  help: "KV cache usage of a model on a healthy GPU host: tokens its context sequences hold (each keeps its last prompt and answer) over what they can hold, from the host's last heartbeat.",
-  labelNames: ['host', 'model'] as const,
-  registers,
-  async collect() {
-    const { hosts } = await fleetSnapshot();
-    this.reset();
-    for (const h of hosts) {
-      if (!h.healthy) continue;
-      for (const [model, kv] of Object.entries(h.kv)) this.set({ host: h.host, model }, kv.used / kv.capacity);
-    }
-  },
-});
+const perModel = <T>(m: Record<string, T>, pick: (x: T) => number) => Object.fromEntries(Object.entries(m).map(([model, x]) => [model, pick(x)]));
+hostModelGauge('fleet_running_requests', 'Requests generating on a healthy GPU host, per model (from its last heartbeat).', (h) => perModel(h.models, (l) => l.running));
+hostModelGauge('fleet_queued_requests', 'Requests waiting for a slot on a healthy GPU host, per model (from its last heartbeat).', (h) => perModel(h.models, (l) => l.queued));
+hostModelGauge(
+  'fleet_kv_cache_usage_ratio',
+  "KV cache usage of a model on a healthy GPU host: tokens its context sequences hold (each keeps its last prompt and answer) over what they can hold, from the host's last heartbeat.",
+  (h) => perModel(h.kv, (kv) => kv.used / kv.capacity),
+);
 
 /** Per-pool gauges (label `pool` = the alias), from the same summary as `GET /admin/pools`. */
 function poolGauge(name: string, help: string, pick: (p: PoolSummary) => number | null): void {

@@ -77,9 +77,12 @@ export const CHARS_PER_TOKEN_ESTIMATE = 4;
  */
 export function estimatePromptTokens(input: InferenceInput): number {
   if (input.kind === 'embedding') return 0;
-  const chars = input.kind === 'completion' ? input.prompt.length : input.messages.reduce((n, m) => n + m.content.length, 0);
-  return Math.ceil(chars / CHARS_PER_TOKEN_ESTIMATE);
+  return Math.ceil(promptChars(input) / CHARS_PER_TOKEN_ESTIMATE);
 }
+
+/** Characters of a request's text: the edge's estimate, and a provider's usage when it reports none. */
+export const promptChars = (i: InferenceInput): number =>
+  i.kind === 'completion' ? i.prompt.length : i.kind === 'embedding' ? i.inputs.reduce((n, x) => n + x.length, 0) : i.messages.reduce((n, m) => n + m.content.length, 0);
 
 /** Why a request cannot fit the model's context, judged at the edge; null: it may fit. */
 export type ContextMisfit =

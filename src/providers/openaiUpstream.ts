@@ -5,6 +5,7 @@
  * wraps it. Every failure is an `UpstreamError` with a category a retry policy can read
  * (src/domain/upstreamRetry.ts) and a message that never holds the URL or the key.
  */
+import { promptChars } from '../domain/budget.js';
 import { Agent, errors as undiciErrors, request } from 'undici';
 import { z } from 'zod';
 import type { UpstreamCategory, UpstreamRejectedDetails } from '../common/failures.js';
@@ -77,8 +78,6 @@ const errorBodySchema = z.object({
 
 const finishOf = (r: string | null | undefined): FinishReason => (r === 'length' ? 'length' : 'stop');
 const estimate = (chars: number) => Math.max(1, Math.ceil(chars / 4));
-export const promptChars = (i: InferenceInput): number =>
-  i.kind === 'completion' ? i.prompt.length : i.kind === 'embedding' ? i.inputs.reduce((n, x) => n + x.length, 0) : i.messages.reduce((n, m) => n + m.content.length, 0);
 
 /** Anything in an upstream's words that looks like a URL (it may hold a host, a path, a token) is cut out. */
 export function scrub(text: string, secrets: ReadonlyArray<string | undefined> = []): string {
