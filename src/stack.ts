@@ -7,6 +7,7 @@
  * a stack without the API serves them on `metricsPort` when one is given.
  */
 import { ModelCatalog } from './api/catalog.js';
+import { startFleetSnapshot } from './api/fleetSnapshot.js';
 import { KeyResolver } from './api/keyResolver.js';
 import { startApiServer, type ApiServer } from './api/server.js';
 import type { FleetConfig } from './config.js';
@@ -138,7 +139,15 @@ export async function startStack(o: StackOptions): Promise<Stack> {
     }
     let api: ApiServer | undefined;
     if (o.api) {
+      const routeConfig = { heartbeatIntervalMs: config.heartbeatIntervalMs, pools: { enabled: config.pools.enabled, cooldownMs: config.pools.cooldownMs }, demotion: config.providers.demotion, secrets: config.secrets };
+      // Without it (its LISTEN failed) every request routes in its workflow, as it always could.
+      const fleet = await startFleetSnapshot({ db, config: routeConfig, log }).catch((err: Error) => {
+        log.warn({ err: err.message }, 'fleet snapshot unavailable: requests route in their workflow');
+        return undefined;
+      });
+      if (fleet) cleanups.push(() => fleet.close());
       api = await startApiServer({
+        fleet,
         host: o.api.host,
         port: o.api.port,
         client: temporal.client,

@@ -26,11 +26,11 @@ import { startColdLoad } from '../temporal/coldLoadStarter.js';
 import type { ServingHosts } from '../common/discovery.js';
 import { reconcileAttestedSchedules } from '../temporal/attestedDiscovery.js';
 import { countDiscoveryCycles, readPinRecord, readPinSet, recordDiscoveryCycle, type CycleRecord, type PinRecord } from '../db/pinSetsRepo.js';
-import { readProviderOffers } from '../db/fleetStateRepo.js';
-import { readReplicaFailures, recordReplicaOutcomes, type ReplicaOutcome } from '../db/replicaHealthRepo.js';
-import { planRequest, type RouteOutcome, type RouteView } from '../domain/requestPlan.js';
+import { recordReplicaOutcomes, type ReplicaOutcome } from '../db/replicaHealthRepo.js';
+import { readRoutingSnapshot, routeViewFor } from '../db/routingSnapshot.js';
+import { planRequest, type RouteOutcome } from '../domain/requestPlan.js';
 import { listProviders, mergeRefresh } from '../db/providersRepo.js';
-import { providerUnusable, type Listing } from '../domain/providerCatalog.js';
+import type { Listing } from '../domain/providerCatalog.js';
 import { markHostSuspect } from '../db/hostsRepo.js';
 import { quarantineBuild } from '../db/modelsRepo.js';
 import type { PinSet } from '../domain/pinSet.js';
@@ -104,24 +104,9 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
      * the workflow's history records, not the fleet.
      */
     async route(input: RouteInput): Promise<RouteOutcome> {
-      const [state, offers, health] = await Promise.all([
-        readFleetState(db, input.alias, 'alias'),
-        readProviderOffers(db, input.alias),
-        readReplicaFailures(db),
-      ]);
-      const fleet: FleetView = { ...state, pools: { ...state.pools, ...deps.pools }, heartbeatIntervalMs: deps.heartbeatIntervalMs };
-      const view: RouteView = {
-        fleet,
-        offers: offers.map((o) => ({
-          providerId: o.provider_id,
-          target: { kind: 'remote', build: o.build, upstreamModel: o.upstream_model ?? o.build, contextLength: o.context_length },
-          tier: o.tier,
-          streaming: o.streaming,
-          unusable: providerUnusable({ enabled: o.enabled, modelActive: o.active, apiKeyEnv: o.api_key_env, keySet: !!o.api_key_env && deps.secrets.get(o.api_key_env) !== undefined }),
-        })),
-        health,
-        demotion: deps.demotion,
-      };
+      let { view, consistent } = routeViewFor(await readRoutingSnapshot(db), input.alias, deps);
+      // The alias changed between the parallel reads (a rollout began): read again, once.
+      if (!consistent) ({ view } = routeViewFor(await readRoutingSnapshot(db), input.alias, deps));
       return planRequest(view, { now: Date.now(), requestId: input.requestId, stream: input.stream, exclude: input.exclude, joinLoads: input.joinLoads });
     },
 

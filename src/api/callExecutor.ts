@@ -14,7 +14,8 @@ import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@tempo
 import type { Kysely } from 'kysely';
 import type { InferenceInput, InferenceResult, SamplingParams, Usage } from '../common/inference.js';
 import { retryThroughOutage } from '../common/outage.js';
-import { FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
+import { replicaSource } from '../common/replicas.js';
+import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { REQUEST_QUEUE } from '../common/taskQueues.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation, type WindowState } from '../db/budgetRepo.js';
 import { insertRequestLog } from '../db/requestLogRepo.js';
@@ -27,6 +28,7 @@ import type { StreamChannel } from '../stream/channel.js';
 import type { inferenceRequest } from '../workflows/inferenceRequest.js';
 import type { Principal } from './auth.js';
 import type { ModelCatalog } from './catalog.js';
+import type { FleetSnapshot } from './fleetSnapshot.js';
 import { ApiError, budgetRefused, fromWorkflowFailure, keyRevoked } from './errors.js';
 import type { KeyResolver } from './keyResolver.js';
 
@@ -46,6 +48,8 @@ export interface ApiDeps {
   };
   /** The payload codec, to read a cancellation's usage from the history. */
   codec?: PayloadCodec;
+  /** Routes a request's first round without a query when current (absent: the workflow routes). */
+  fleet?: FleetSnapshot;
 }
 
 export interface InferenceCall {
@@ -173,6 +177,10 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
       log.warn({ err: err.message }, 'stream channel unavailable: answering from the workflow result');
       return undefined;
     });
+    // Decided here when the snapshot is current and says "serve now": the workflow's first task
+    // then schedules `generate` at once, and its first replica is a search attribute from the start.
+    const route = deps.fleet?.preRoute({ alias: call.modelId, requestId: call.requestId, stream: call.stream });
+    const firstReplica = route?.attempts[0]?.replica;
     handle = await deps.client.workflow.start<typeof inferenceRequest>('inferenceRequest', {
       taskQueue: REQUEST_QUEUE,
       workflowId: call.requestId,
@@ -187,6 +195,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
           accountId: principal?.accountId ?? null,
           ...(call.requestSha256 ? { requestSha256: call.requestSha256 } : {}),
           ...(call.countOnly ? { countOnly: true } : {}),
+          ...(route ? { route } : {}),
         },
       ],
       // Closes before the reservation expires, so the sweep never releases a live request's hold.
@@ -195,6 +204,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
       typedSearchAttributes: [
         { key: FleetModel, value: call.modelId },
         { key: FleetRequestKind, value: call.kind },
+        ...(firstReplica ? [{ key: FleetHost, value: replicaSource(firstReplica) }] : []),
       ],
     });
     // Gone while the workflow was being started: nobody is waiting for (or paying for) it.

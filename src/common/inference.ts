@@ -4,7 +4,11 @@
  */
 import type { HostSignature } from '../domain/teeSignatures.js';
 import type { OutputConstraint } from '../domain/toolCalls.js';
+import type { RouteOutcome } from '../domain/requestPlan.js';
 import type { Replica } from './replicas.js';
+
+/** A route decision to serve now: ranked attempts (and why other replicas were left out). */
+export type ServeDecision = Extract<RouteOutcome, { kind: 'serve' }>;
 export type ChatRole = 'system' | 'user' | 'assistant' | 'developer' | 'tool';
 
 export interface ChatMessage {
@@ -68,6 +72,13 @@ export interface InferenceRequestInput {
    * model's host signature binds the response to. Absent in requests recorded before it.
    */
   requestSha256?: string;
+  /**
+   * The first round's decision, made by the API from its fleet snapshot (src/api/fleetSnapshot.ts)
+   * when it says "serve now": the workflow starts its attempts without its route step. Every later
+   * round is routed by the workflow. Absent: the workflow routes from the start (and in requests
+   * recorded before it).
+   */
+  route?: ServeDecision;
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -122,7 +133,7 @@ export interface InferenceResult extends GenerateResult {
   failovers: number;
 }
 
-export interface GenerateInput extends InferenceRequestInput {
+export interface GenerateInput extends Omit<InferenceRequestInput, 'route'> {
   /** Fleet-state facts the host needs to check before using a slot. */
   contextLength: number;
   /**

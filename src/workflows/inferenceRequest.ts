@@ -94,6 +94,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
   let lastAttemptFailure: unknown;
   /** A host refused for the caller's per-host cap: the 429 the client hears if nothing serves. */
   let principalLimited: unknown;
+  let hostAtStart = input.route?.attempts[0] ? replicaSource(input.route.attempts[0].replica) : undefined;
   try {
     return await serve();
   } finally {
@@ -103,7 +104,8 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
 
   async function serve(): Promise<InferenceResult> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
-      const decision = await routeOrUnavailable({ alias: input.modelId, requestId: input.requestId, stream: input.stream, exclude: tried, joinLoads: true });
+      // The API's decision from its fleet snapshot stands for the first round's route step.
+      const decision = round === 0 && input.route ? input.route : await routeOrUnavailable({ alias: input.modelId, requestId: input.requestId, stream: input.stream, exclude: tried, joinLoads: true });
       lastDecision = decision;
       if (decision.kind === 'notFound') {
         throw typedFailure(FailureType.ModelNotFound, `The model '${input.modelId}' does not exist or no replica can serve it`);
@@ -136,7 +138,10 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
       for (const attempt of decision.attempts) {
         const key = replicaKey(attempt.replica);
         tried.push(key);
-        upsertSearchAttributes([{ key: FleetHost, value: replicaSource(attempt.replica) }]);
+        // The API set it at start for its decision's first attempt; every other attempt sets it here.
+        const source = replicaSource(attempt.replica);
+        if (source !== hostAtStart) upsertSearchAttributes([{ key: FleetHost, value: source }]);
+        hostAtStart = undefined;
         try {
           const result = await run(attempt, input, failovers);
           if (attempt.consecutiveFailures > 0) outcomes.push({ replica: key, ok: true });
@@ -178,7 +183,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
 }
 
 /** Runs one attempt's `generate` on its replica's queue, with the input its kind takes. */
-function run(attempt: Attempt, input: InferenceRequestInput, failovers: number) {
+function run(attempt: Attempt, { route: _decided, ...input }: InferenceRequestInput, failovers: number) {
   const t = attempt.target;
   const base: GenerateInput = { ...input, modelId: t.build, contextLength: t.contextLength, failovers };
   const generateInput: GenerateInput =

@@ -67,6 +67,18 @@ for (const db of ['pglite', 'postgres'] as DbKind[]) {
       assert.ok(found);
       const req = await client.workflow.getHandle(r.id).describe();
       assert.equal(req.typedSearchAttributes.get({ name: 'FleetHost', type: 'KEYWORD' } as never), f.hostIds[0]);
+      // Once the API's fleet snapshot has read the loaded placement, the API routes the first
+      // round: generate is scheduled in the first workflow task (no route marker), and the host
+      // is a search attribute from the start (no upsert).
+      const preRouted = await waitFor(async () => {
+        const again = await f.openai.chat.completions.create({ model: 'tiny', messages: user('hello again'), max_tokens: 4 });
+        const events = (await client.workflow.getHandle(again.id).fetchHistory()).events ?? [];
+        return events.some((e) => e.markerRecordedEventAttributes) ? undefined : { id: again.id, events };
+      });
+      assert.ok(preRouted, 'no request was routed by the API snapshot');
+      assert.ok(!preRouted.events.some((e) => e.upsertWorkflowSearchAttributesEventAttributes));
+      const again = await client.workflow.getHandle(preRouted.id).describe();
+      assert.equal(again.typedSearchAttributes.get({ name: 'FleetHost', type: 'KEYWORD' } as never), f.hostIds[0]);
       // The request log is written after the response.
       const logged = await waitFor(() => getRequestLog(f.stack.db.db, r.id));
       assert.equal(logged!.status, 'ok');

@@ -63,7 +63,7 @@ function defineDbSuite(label: string, makeBackend: () => Promise<Backend>): void
       await backend?.cleanup();
     });
 
-    const ALL_MIGRATIONS = ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience', '0007_providers', '0008_attested_providers', '0009_embeddings', '0010_rollout_drain'];
+    const ALL_MIGRATIONS = ['0001_initial', '0002_keys_budgets', '0003_attestation', '0004_signatures', '0005_pools', '0006_resilience', '0007_providers', '0008_attested_providers', '0009_embeddings', '0010_rollout_drain', '0011_fleet_change_notify'];
 
     it('migrations apply once under concurrency, re-apply as a no-op, and roll back', async () => {
       // On Postgres these are separate pools, i.e. what separate processes would do.

@@ -9,6 +9,8 @@ import { after, before, test } from 'node:test';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
+import proto from '@temporalio/proto';
+import { FleetHost } from '../../src/common/searchAttributes.js';
 import { Client } from '@temporalio/client';
 import type { ControlPlaneActivities } from '../../src/activities/controlPlane.js';
 import type { HostActivities } from '../../src/activities/host.js';
@@ -31,6 +33,7 @@ interface Scenario {
   hostBehaviour: Record<string, 'ok' | 'busy' | 'principal' | 'context' | 'crash' | 'untilCancelled' | 'unpinned'>;
   calls: string[];
 }
+const EventType = proto.temporal.api.enums.v1.EventType;
 const scenarios = new Map<string, Scenario>();
 const scenarioOf = () => {
   const id = Context.current().info.workflowExecution!.workflowId;
@@ -148,10 +151,16 @@ interface Outcome {
   calls: string[];
 }
 
-async function run(s: Omit<Scenario, 'calls'>): Promise<Outcome> {
+/** `preRouted`: the API's snapshot decided the first round (from the scenario's first view), as the API does. */
+async function run(s: Omit<Scenario, 'calls'>, o: { preRouted?: boolean } = {}): Promise<Outcome> {
   const requestId = `wf-${randomBytes(6).toString('hex')}`;
   const scenario = { ...s, calls: [] as string[] };
   scenarios.set(requestId, scenario);
+  const decision = o.preRouted
+    ? planRequest({ fleet: s.views[0]!, offers: s.offers ?? [], health: s.health ?? {}, demotion: { after: 10, retryAfterMs: 60_000 } }, { now: Date.now(), requestId, stream: false, exclude: [], joinLoads: true })
+    : undefined;
+  assert.ok(!o.preRouted || decision?.kind === 'serve', 'a pre-routed scenario serves at once');
+  const route = decision?.kind === 'serve' ? decision : undefined;
   const input: InferenceRequestInput = {
     requestId,
     modelId: 'm',
@@ -159,9 +168,16 @@ async function run(s: Omit<Scenario, 'calls'>): Promise<Outcome> {
     params: { maxTokens: 4, temperature: 0, topP: 1, stop: [] },
     stream: false,
     principal: null,
+    ...(route ? { route } : {}),
   };
+  const first = route?.attempts[0]?.replica;
   try {
-    const result = await client.workflow.execute('inferenceRequest', { taskQueue: QUEUE, workflowId: requestId, args: [input] });
+    const result = await client.workflow.execute('inferenceRequest', {
+      taskQueue: QUEUE,
+      workflowId: requestId,
+      args: [input],
+      ...(first?.kind === 'host' ? { typedSearchAttributes: [{ key: FleetHost, value: first.hostId }] } : {}),
+    });
     return { requestId, result: result as InferenceResult, calls: scenario.calls };
   } catch (err) {
     assert.ok(err instanceof WorkflowFailedError, String(err));
@@ -174,6 +190,30 @@ test('serves from the least busy loaded host', async () => {
   assert.equal(result?.hostId, A);
   assert.equal(result?.coldLoaded, false);
   assert.deepEqual(calls, ['readFleetState', `generate:${A}`]);
+});
+
+test("the API's decision stands for the first route step: generate is scheduled in the first task, the host was set at start", async () => {
+  const { requestId, result, calls } = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: {} }, { preRouted: true });
+  assert.equal(result?.hostId, A);
+  assert.deepEqual(calls, [`generate:${A}`]);
+  const events = (await client.workflow.getHandle(requestId).fetchHistory()).events ?? [];
+  const types = events.map((e) => e.eventType);
+  assert.ok(!events.some((e) => e.markerRecordedEventAttributes), 'no route marker');
+  assert.ok(!events.some((e) => e.upsertWorkflowSearchAttributesEventAttributes), 'the host came with the start');
+  assert.equal(types.filter((t) => t === EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED).length, 2, 'schedule, then complete');
+  const desc = await client.workflow.getHandle(requestId).describe();
+  assert.equal(desc.typedSearchAttributes.get(FleetHost), A);
+});
+
+test("after the API's decision fails on every replica, the workflow routes the next round itself", async () => {
+  const { requestId, result, calls } = await run({ views: [view([loaded(A), loaded(B)]), view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'busy' } }, { preRouted: true });
+  assert.equal(result?.hostId, B);
+  assert.deepEqual(calls, [`generate:${A}`, `generate:${B}`]);
+  const desc = await client.workflow.getHandle(requestId).describe();
+  assert.equal(desc.typedSearchAttributes.get(FleetHost), B, 'the failover upserts the host that served');
+  const both = await run({ views: [view([loaded(A), loaded(B)])], hostBehaviour: { [A]: 'busy', [B]: 'busy' } }, { preRouted: true });
+  assert.equal(both.error?.type, FailureType.Unavailable);
+  assert.deepEqual(both.calls, [`generate:${A}`, `generate:${B}`, 'readFleetState']);
 });
 
 test('a busy host falls through to the next replica', async () => {
