@@ -2,9 +2,10 @@
  * Fleet change notifications: every write to what routing reads (hosts, placements, pools,
  * aliases, builds, pin sets, providers, replica health) sends a NOTIFY on `fleet_changes`, so an
  * API process can keep its routing snapshot current without a query per request. The payload
- * is `load` when only a host's reported load or heartbeat time (or a placement's load progress)
- * changed — routing may use a load a moment old, the hosts' admission queues decide anyway —
- * and the table's name for anything else, which the snapshot must read before it routes again.
+ * is `load:<host id>` when only a host's reported load or heartbeat time changed (the snapshot
+ * re-reads that host alone), `load` when only a placement's load progress did (routing does not
+ * use it), and the table's name for anything else, which the snapshot must read before it routes
+ * again.
  * Self-contained (no src/ imports).
  */
 import { sql, type Kysely } from 'kysely';
@@ -14,9 +15,9 @@ const STATEMENT_TABLES = ['host_pools', 'aliases', 'models', 'pin_sets', 'provid
  * Row-level, with one function each (PL/pgSQL resolves every column it names): an UPDATE that
  * changed nothing but these columns is a load change.
  */
-const ROW_TABLES: Record<string, string[]> = {
-  hosts: ['status', 'suspect_since', 'info', 'task_queue'],
-  placements: ['state', 'last_used_at'],
+const ROW_TABLES: Record<string, { structural: string[]; load: string }> = {
+  hosts: { structural: ['status', 'suspect_since', 'info', 'task_queue'], load: `'load:' || NEW.id` },
+  placements: { structural: ['state', 'last_used_at'], load: `'load'` },
 };
 
 export async function up(db: Kysely<unknown>): Promise<void> {
@@ -26,13 +27,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       perform pg_notify('fleet_changes', TG_TABLE_NAME);
       return null;
     end $$`.execute(db);
-  for (const [t, structural] of Object.entries(ROW_TABLES)) {
+  for (const [t, { structural, load }] of Object.entries(ROW_TABLES)) {
     const same = structural.map((c) => `OLD.${c} is not distinct from NEW.${c}`).join(' and ');
     await sql`
       create function ${sql.raw(`fleet_notify_${t}_change`)}() returns trigger language plpgsql as $$
       begin
         if TG_OP = 'UPDATE' and ${sql.raw(same)} then
-          perform pg_notify('fleet_changes', 'load');
+          perform pg_notify('fleet_changes', ${sql.raw(load)});
         else
           perform pg_notify('fleet_changes', TG_TABLE_NAME);
         end if;

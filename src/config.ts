@@ -9,6 +9,7 @@ import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { fleetConfigFileSchema, type FleetConfigFile } from './providers/providerSpec.js';
 import { parsePayloadKeys, PayloadCodecError, type PayloadKey } from './temporal/payloadCodec.js';
+import { DEFAULT_PREFIX_POLICY } from './domain/prefixRouting.js';
 
 const boolFromEnv = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
@@ -69,6 +70,9 @@ const envSchema = z.object({
   FLEET_MODEL_POOLS: boolFromEnv.default(true),
   FLEET_POOL_COOLDOWN_S: z.coerce.number().int().min(0).max(86_400).default(300),
   FLEET_POOL_PLANNER_INTERVAL_S: z.coerce.number().int().min(1).max(86_400).default(30),
+  FLEET_PREFIX_ROUTING: boolFromEnv.default(DEFAULT_PREFIX_POLICY.enabled),
+  FLEET_PREFIX_MAX_LOAD_GAP: z.coerce.number().int().min(0).max(10_000).default(DEFAULT_PREFIX_POLICY.maxLoadGap),
+  FLEET_PREFIX_MIN_BLOCKS: z.coerce.number().int().min(1).max(10_000).default(DEFAULT_PREFIX_POLICY.minBlocks),
   FLEET_LOAD_PROBE: boolFromEnv.default(true),
   FLEET_PAYLOAD_KEYS: z.string().min(1).optional(),
   FLEET_PAYLOAD_KEYS_FILE: z.string().min(1).optional(),
@@ -149,6 +153,12 @@ function toConfig(e: z.infer<typeof envSchema>, env: NodeJS.ProcessEnv) {
     /** Models a host keeps loaded at once; loading another evicts the least recently used idle one. */
     maxModelSlots: e.FLEET_MAX_MODEL_SLOTS,
     heartbeatIntervalMs: e.FLEET_HEARTBEAT_INTERVAL_MS,
+    /**
+     * Prefix-cache-aware routing (src/domain/prefixRouting.ts): a replica holding the longest
+     * prefix of the conversation goes first unless it is busier than the least busy one by more
+     * than `maxLoadGap` (running + queued); `enabled: false` routes by load only.
+     */
+    prefixRouting: { enabled: e.FLEET_PREFIX_ROUTING, maxLoadGap: e.FLEET_PREFIX_MAX_LOAD_GAP, minBlocks: e.FLEET_PREFIX_MIN_BLOCKS },
     pools: {
       /** Kill switch: false turns pool enforcement off in routing, the planner and the lists. */
       enabled: e.FLEET_MODEL_POOLS,

@@ -94,6 +94,13 @@ const completionLength = new Histogram({
   registers,
 });
 
+const cachedPromptTokens = new Counter({
+  name: 'fleet_prompt_cached_tokens_total',
+  help: 'Prompt tokens a GPU host did not evaluate because a context sequence already held them (prefix reuse), by model.',
+  labelNames: ['model'] as const,
+  registers,
+});
+
 const requestErrors = new Counter({
   name: 'fleet_request_errors_total',
   help: 'Inference API requests answered with an error envelope — refused before dispatch (400, 401, 404, 413, 429) or failed after — by endpoint, status and code.',
@@ -193,8 +200,9 @@ export function recordGeneration(model: string, completionTokens: number, second
 }
 
 /** One generation on a GPU host, by phase (see GenerationTimings). */
-export function recordHostGeneration(model: string, t: { queueSeconds: number; prefillSeconds: number; decodeSeconds: number; promptTokens: number; completionTokens: number }): void {
+export function recordHostGeneration(model: string, t: { queueSeconds: number; prefillSeconds: number; decodeSeconds: number; promptTokens: number; completionTokens: number; cachedTokens: number }): void {
   const labels = { model };
+  cachedPromptTokens.inc(labels, t.cachedTokens);
   queueTime.observe(labels, t.queueSeconds);
   prefillTime.observe(labels, t.prefillSeconds);
   promptLength.observe(labels, t.promptTokens);

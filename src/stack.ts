@@ -7,7 +7,7 @@
  * a stack without the API serves them on `metricsPort` when one is given.
  */
 import { ModelCatalog } from './api/catalog.js';
-import { startFleetSnapshot } from './api/fleetSnapshot.js';
+import { startFleetSnapshot, type FleetSnapshot } from './api/fleetSnapshot.js';
 import { KeyResolver } from './api/keyResolver.js';
 import { startApiServer, type ApiServer } from './api/server.js';
 import type { FleetConfig } from './config.js';
@@ -55,6 +55,8 @@ export interface Stack {
   channel: StreamChannel;
   devServer?: DevServer;
   api?: ApiServer;
+  /** The API's fleet snapshot (absent without an API, or when its LISTEN failed). */
+  fleet?: FleetSnapshot;
   /** The bare metrics server, when `metricsPort` was given and there is no API. */
   metrics?: MetricsServer;
   hosts: Map<string, RunningWorker>;
@@ -108,6 +110,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
         pools: config.pools,
         demotion: config.providers.demotion,
         secrets: config.secrets,
+        prefixRouting: config.prefixRouting,
         providers: { fromConfig: config.file?.providers, refreshIntervalS: config.providers.refreshIntervalS },
         log,
       });
@@ -138,14 +141,16 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       cleanups.push(() => h.stop());
     }
     let api: ApiServer | undefined;
+    let fleet: FleetSnapshot | undefined;
     if (o.api) {
-      const routeConfig = { heartbeatIntervalMs: config.heartbeatIntervalMs, pools: { enabled: config.pools.enabled, cooldownMs: config.pools.cooldownMs }, demotion: config.providers.demotion, secrets: config.secrets };
+      const routeConfig = { heartbeatIntervalMs: config.heartbeatIntervalMs, pools: { enabled: config.pools.enabled, cooldownMs: config.pools.cooldownMs }, demotion: config.providers.demotion, secrets: config.secrets, prefixRouting: config.prefixRouting };
       // Without it (its LISTEN failed) every request routes in its workflow, as it always could.
-      const fleet = await startFleetSnapshot({ db, config: routeConfig, log }).catch((err: Error) => {
+      fleet = await startFleetSnapshot({ db, config: routeConfig, log }).catch((err: Error) => {
         log.warn({ err: err.message }, 'fleet snapshot unavailable: requests route in their workflow');
         return undefined;
       });
-      if (fleet) cleanups.push(() => fleet.close());
+      const started = fleet;
+      if (started) cleanups.push(() => started.close());
       api = await startApiServer({
         fleet,
         host: o.api.host,
@@ -179,7 +184,7 @@ export async function startStack(o: StackOptions): Promise<Stack> {
       metrics = await serveMetrics({ port: o.metricsPort, host: config.http.host, token: config.metricsToken, log });
       cleanups.push(() => metrics!.close());
     }
-    return { config, temporal, db, channel, devServer, api, metrics, hosts, stop };
+    return { config, temporal, db, channel, devServer, api, ...(fleet ? { fleet } : {}), metrics, hosts, stop };
   } catch (err) {
     await stop();
     throw err;

@@ -2,6 +2,7 @@
  * Control-plane activities: the only workflow steps that touch Postgres or start other
  * workflows. Run by the control-plane worker (reads of fleet state as local activities).
  */
+import type { PrefixPolicy, RequestPrefix } from '../domain/prefixRouting.js';
 import type { DemotionPolicy } from '../domain/replicas.js';
 import { Context } from '@temporalio/activity';
 import { WorkflowFailedError, type Client } from '@temporalio/client';
@@ -46,6 +47,8 @@ export interface ControlPlaneDeps {
   demotion: DemotionPolicy;
   /** Provider API keys by variable name (whether one is set decides if a provider can be used). */
   secrets: { get(name: string): string | undefined };
+  /** How hosts weigh prefix reuse against load (FLEET_PREFIX_*; absent: the defaults). */
+  prefixRouting?: PrefixPolicy;
   log: Logger;
 }
 
@@ -56,6 +59,8 @@ export interface RouteInput {
   /** Replica keys this request already tried. */
   exclude: string[];
   joinLoads: boolean;
+  /** The request's conversation as block hashes, and its session key (absent: load only). */
+  prefix?: RequestPrefix;
 }
 
 /** Failure types an awaited workflow's caller decides on: passed through as they are. */
@@ -107,7 +112,7 @@ export function createControlPlaneActivities(deps: ControlPlaneDeps) {
       let { view, consistent } = routeViewFor(await readRoutingSnapshot(db), input.alias, deps);
       // The alias changed between the parallel reads (a rollout began): read again, once.
       if (!consistent) ({ view } = routeViewFor(await readRoutingSnapshot(db), input.alias, deps));
-      return planRequest(view, { now: Date.now(), requestId: input.requestId, stream: input.stream, exclude: input.exclude, joinLoads: input.joinLoads });
+      return planRequest(view, { now: Date.now(), requestId: input.requestId, stream: input.stream, exclude: input.exclude, joinLoads: input.joinLoads, ...(input.prefix ? { prefix: input.prefix } : {}) });
     },
 
     /** The providers a refresh asks: every enabled one. */

@@ -26,6 +26,7 @@ import { callUpstream, listUpstreamModels, UpstreamError, type UpstreamAnswer } 
 import { promptChars } from '../domain/budget.js';
 import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
 import { chunkSource } from '../common/replicas.js';
+import { conversationText, prefixBlocks } from '../common/prefixBlocks.js';
 import type { StreamChannel } from '../stream/channel.js';
 
 export interface ProviderActivityDeps {
@@ -90,10 +91,14 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
       const beat = () => ctx.heartbeat({ chars: publisher?.published ?? 0 });
       const beats = setInterval(beat, 1000);
       const started = performance.now();
+      // An attested provider's first try goes to the backend holding this conversation (or its session's).
+      const blocks = attested ? prefixBlocks(conversationText(input.input) ?? '') : [];
       try {
         for (let retry = 1; ; retry++) {
           try {
-            const baseUrl = attested ? attested.nextBaseUrl() : target.baseUrl;
+            const baseUrl = !attested ? target.baseUrl : retry === 1 ? attested.firstBaseUrl({ blocks, ...(input.session !== undefined ? { session: input.session } : {}) }) : attested.nextBaseUrl();
+            const tried = performance.now();
+            let firstTextAt: number | undefined;
             const answer = await callUpstream(attested ? { ...target, baseUrl, dispatcher: attested.dispatcher } : target, {
               model: remote.upstreamModel,
               input: input.input,
@@ -101,6 +106,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
               stream: streamUpstream,
               signal,
               onText: (t) => {
+                firstTextAt ??= performance.now();
                 if (!publisher) return;
                 // A stream's first text is recorded at once: it may no longer move elsewhere.
                 const first = publisher.published === 0;
@@ -109,7 +115,10 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
               },
             });
             // An attested answer counts only with its backend's signature, checked against a pinned key.
+            const answeredAt = performance.now();
             const teeSignature = attested ? await signatureOf({ attested, baseUrl, answer, apiKey: target.apiKey, slug: remote.upstreamModel, timeoutMs: record.timeouts.first_byte_ms, signal }) : undefined;
+            // Remembered only once its signature checked: the next turn of this conversation goes there.
+            attested?.served(baseUrl, { ttftMs: (firstTextAt ?? answeredAt) - tried, blocks: prefixBlocks(conversationText(input.input, answer.text) ?? '') });
             // A provider that cannot stream serves a stream in one piece.
             if (publisher && !streamUpstream) publisher.push(answer.text);
             await publisher?.flush();

@@ -14,7 +14,10 @@ import { defaultPayloadConverter, type Payload, type PayloadCodec } from '@tempo
 import type { Kysely } from 'kysely';
 import type { InferenceInput, InferenceResult, SamplingParams, Usage } from '../common/inference.js';
 import { retryThroughOutage } from '../common/outage.js';
+import { createHash } from 'node:crypto';
+import { conversationText, prefixBlocks } from '../common/prefixBlocks.js';
 import { replicaSource } from '../common/replicas.js';
+import type { RequestPrefix } from '../domain/prefixRouting.js';
 import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
 import { REQUEST_QUEUE } from '../common/taskQueues.js';
 import { releaseReservationIfHeld, reserveTokens, settleReservation, type WindowState } from '../db/budgetRepo.js';
@@ -68,6 +71,8 @@ export interface InferenceCall {
   requestSha256?: string;
   /** Only count the prompt's tokens (nothing generated, nothing reserved). */
   countOnly?: boolean;
+  /** The client's session key (`x-session-id`, or the body's user): turns of a session meet on one host. */
+  session?: string;
 }
 
 /**
@@ -179,7 +184,8 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     });
     // Decided here when the snapshot is current and says "serve now": the workflow's first task
     // then schedules `generate` at once, and its first replica is a search attribute from the start.
-    const route = deps.fleet?.preRoute({ alias: call.modelId, requestId: call.requestId, stream: call.stream });
+    const prefix = requestPrefix(call);
+    const route = deps.fleet?.preRoute({ alias: call.modelId, requestId: call.requestId, stream: call.stream, ...(prefix ? { prefix } : {}) });
     const firstReplica = route?.attempts[0]?.replica;
     handle = await deps.client.workflow.start<typeof inferenceRequest>('inferenceRequest', {
       taskQueue: REQUEST_QUEUE,
@@ -196,6 +202,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
           ...(call.requestSha256 ? { requestSha256: call.requestSha256 } : {}),
           ...(call.countOnly ? { countOnly: true } : {}),
           ...(route ? { route } : {}),
+          ...(prefix ? { prefix } : {}),
         },
       ],
       // Closes before the reservation expires, so the sweep never releases a live request's hold.
@@ -260,6 +267,10 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
   }
 
   // After the response: the client does not wait for the bookkeeping.
+  if (result?.replica?.kind === 'host' && deps.fleet) {
+    const held = conversationText(call.input, result.text);
+    if (held !== undefined) deps.fleet.answered({ hostId: result.replica.hostId, blocks: prefixBlocks(held) });
+  }
   const cancelled = failure?.status === 499;
   const used = result?.usage ?? (cancelled && handle ? await cancelledUsage(handle, deps.codec).catch(() => undefined) : undefined);
   if (principal) await endReservation(deps, log, call.requestId, principal, result ? result.usage : used);
@@ -278,6 +289,18 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     recordRequestError({ endpoint: call.kind, status: err.status, code: err.code });
     return writeLog({ replica: null, principal: keyId, status: 'error', failure: err }).then(() => undefined);
   }
+}
+
+/**
+ * What routing weighs a call's prefix reuse by: its conversation's block hashes, and a digest of
+ * the session key (the raw key is the client's, never recorded). Nothing to go by: undefined.
+ */
+function requestPrefix(call: InferenceCall): RequestPrefix | undefined {
+  const text = conversationText(call.input);
+  const blocks = text === undefined ? [] : prefixBlocks(text);
+  const session = call.session !== undefined ? createHash('sha256').update(call.session).digest('hex').slice(0, 16) : undefined;
+  if (blocks.length === 0 && session === undefined) return undefined;
+  return { blocks, ...(session !== undefined ? { session } : {}) };
 }
 
 /**

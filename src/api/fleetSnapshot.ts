@@ -9,29 +9,38 @@
  *
  * Freshness: after a structural change (a host's status, a pool, an alias, a build, a provider,
  * replica health) is notified, nothing is routed from the snapshot until it has been read again;
- * a load change (a host's running/queued counts, its heartbeat) is read at most every 50 ms,
- * since routing by a load a moment old is what heartbeats always gave and the host's admission
- * queue decides anyway. Everything is read again every second whatever was notified (a NOTIFY
+ * a load change (a host's running/queued counts, its heartbeat) re-reads that host alone, at
+ * once (notifications that arrive during a read are served together by the next one), so a
+ * decision sees loads as fresh as a query would. Everything is read again every second whatever was notified (a NOTIFY
  * sent while the listener reconnected is lost); a snapshot that could not be read for 5 s is not
  * routed from. No snapshot (not read yet, the listener down): the workflow routes, as before.
  */
 import type { DbHandle } from '../db/connect.js';
 import { readRoutingSnapshot, refreshHosts, routeViewFor, type RouteConfig, type RoutingSnapshot } from '../db/routingSnapshot.js';
 import type { ServeDecision } from '../common/inference.js';
+import type { RequestPrefix } from '../domain/prefixRouting.js';
 import { planRequest } from '../domain/requestPlan.js';
 import type { Logger } from '../logger.js';
 
 /** The notification channel migration 0011's triggers send on. */
 export const FLEET_CHANGES_CHANNEL = 'fleet_changes';
-const LOAD_REFRESH_MS = 50;
 const FULL_REFRESH_MS = 1000;
 const MAX_AGE_MS = 5000;
 /** After a failed read, the next one waits this long. */
 const RETRY_MS = 500;
+/** Conversations this process answered, remembered this long (the host's heartbeat says it by then), at most this many. */
+const ANSWERED_TTL_MS = 30_000;
+const MAX_ANSWERED = 10_000;
 
 export interface FleetSnapshot {
   /** The first round's decision when the snapshot is current and says "serve now"; else undefined. */
-  preRoute(o: { alias: string; requestId: string; stream: boolean }): ServeDecision | undefined;
+  preRoute(o: { alias: string; requestId: string; stream: boolean; prefix?: RequestPrefix }): ServeDecision | undefined;
+  /**
+   * A host of ours answered this conversation (its blocks, answer included): until the host's
+   * own heartbeat says it holds it, this process knows it did — the next turn usually arrives
+   * before that heartbeat is read.
+   */
+  answered(o: { hostId: string; blocks: readonly string[] }): void;
   close(): Promise<void>;
 }
 
@@ -42,12 +51,11 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
   let notified = 0;
   let read = -1;
   let fullAt = 0;
-  let loadAt = 0;
-  let loadPending = false;
+  /** Hosts whose load changed since they were last read. */
+  const dirtyHosts = new Set<string>();
   let fullDue = true;
   let pumping = false;
   let closed = false;
-  let loadTimer: NodeJS.Timeout | undefined;
   let retryTimer: NodeJS.Timeout | undefined;
   let failing = false;
 
@@ -60,14 +68,14 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
         if (fullDue || notified !== read || !snap) {
           const seen = notified;
           fullDue = false;
+          dirtyHosts.clear();
           snap = await readRoutingSnapshot(o.db.db);
           read = seen;
-          fullAt = loadAt = Date.now();
-          loadPending = false;
-        } else if (loadPending) {
-          loadPending = false;
-          snap = await refreshHosts(o.db.db, snap);
-          loadAt = Date.now();
+          fullAt = Date.now();
+        } else if (dirtyHosts.size > 0) {
+          const ids = [...dirtyHosts];
+          dirtyHosts.clear();
+          snap = await refreshHosts(o.db.db, snap, ids);
         } else break;
         if (failing) log.info('fleet snapshot read again');
         failing = false;
@@ -86,18 +94,21 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
   }
 
   function onChange(payload: string): void {
-    if (payload !== 'load') {
-      notified++;
-      setImmediate(() => void pump());
-      return;
-    }
-    loadPending = true;
-    if (loadTimer) return;
-    loadTimer = setTimeout(() => {
-      loadTimer = undefined;
-      void pump();
-    }, Math.max(0, loadAt + LOAD_REFRESH_MS - Date.now())).unref();
+    if (payload === 'load') return; // a placement's load progress: routing does not use it
+    if (payload.startsWith('load:')) dirtyHosts.add(payload.slice('load:'.length));
+    else notified++;
+    void pump();
   }
+
+  /** Last block of an answered conversation → the host that answered it, and when. */
+  const answered = new Map<string, { hostId: string; at: number }>();
+  const recall = (blocks: readonly string[], now: number) => {
+    for (let i = blocks.length - 1; i >= 0; i--) {
+      const a = answered.get(blocks[i]!);
+      if (a && now - a.at < ANSWERED_TTL_MS) return { hash: blocks[i]!, hostId: a.hostId };
+    }
+    return undefined;
+  };
 
   const unlisten = await o.db.listen(FLEET_CHANGES_CHANNEL, onChange);
   const fullTimer = setInterval(() => {
@@ -107,18 +118,37 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
   await pump();
 
   return {
-    preRoute({ alias, requestId, stream }) {
+    preRoute({ alias, requestId, stream, prefix }) {
       const now = Date.now();
       if (!snap || notified !== read || now - fullAt > MAX_AGE_MS) return undefined;
       const { view, consistent } = routeViewFor(snap, alias, o.config);
       if (!consistent) return undefined;
-      const decision = planRequest(view, { now, requestId, stream, exclude: [], joinLoads: true });
+      const build = view.fleet.model?.id;
+      const noted = prefix && build ? recall(prefix.blocks, now) : undefined;
+      if (noted && build) {
+        // As if the host's heartbeat already advertised it.
+        view.fleet = {
+          ...view.fleet,
+          hosts: view.fleet.hosts.map((h) => {
+            if (h.id !== noted.hostId) return h;
+            const l = h.load[build] ?? { running: 0, queued: 0 };
+            return { ...h, load: { ...h.load, [build]: { ...l, prefixes: [...(l.prefixes ?? []), noted.hash] } } };
+          }),
+        };
+      }
+      const decision = planRequest(view, { now, requestId, stream, exclude: [], joinLoads: true, ...(prefix ? { prefix } : {}) });
       return decision.kind === 'serve' ? decision : undefined;
+    },
+    answered({ hostId, blocks }) {
+      const last = blocks.at(-1);
+      if (last === undefined) return;
+      answered.delete(last);
+      answered.set(last, { hostId, at: Date.now() });
+      if (answered.size > MAX_ANSWERED) answered.delete(answered.keys().next().value!);
     },
     async close() {
       closed = true;
       clearInterval(fullTimer);
-      clearTimeout(loadTimer);
       clearTimeout(retryTimer);
       await unlisten().catch(() => undefined);
     },

@@ -18,6 +18,8 @@ export const usageBody = (u: Usage) => ({
   prompt_tokens: u.promptTokens,
   completion_tokens: u.completionTokens,
   total_tokens: u.promptTokens + u.completionTokens,
+  // OpenAI's own field: the prompt's tokens served from cache (a host's held prefix).
+  prompt_tokens_details: { cached_tokens: u.cachedTokens ?? 0 },
 });
 
 /** What an answer's finish_reason can be on the wire. */

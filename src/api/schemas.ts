@@ -100,8 +100,8 @@ const sampling = {
   min_p: z.number().min(0).max(1).nullable().optional(),
   // llama.cpp divides logits by it: 0 is no penalty but a division by zero.
   repeat_penalty: z.number().gt(0, 'repeat_penalty must be greater than 0').max(10).nullable().optional(),
-  /** Informational (OpenAI's abuse-monitoring id): logged nowhere, passed nowhere. */
-  user: z.string().optional(),
+  /** OpenAI's end-user id: logged nowhere, passed nowhere; without `x-session-id`, the session key routing keeps a conversation's turns together by. */
+  user: z.string().max(256).optional(),
   top_logprobs: refused('logprobs are not supported by this server'),
   metadata: z.record(z.string(), z.string()).nullable().optional(),
   /** Nothing is stored: `store: true` is refused rather than pretended. */

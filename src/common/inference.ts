@@ -4,6 +4,7 @@
  */
 import type { HostSignature } from '../domain/teeSignatures.js';
 import type { OutputConstraint } from '../domain/toolCalls.js';
+import type { RequestPrefix } from '../domain/prefixRouting.js';
 import type { RouteOutcome } from '../domain/requestPlan.js';
 import type { Replica } from './replicas.js';
 
@@ -79,6 +80,11 @@ export interface InferenceRequestInput {
    * recorded before it).
    */
   route?: ServeDecision;
+  /**
+   * The conversation as chained block hashes (src/common/prefixBlocks.ts) and the client's
+   * session key: routing prefers a host holding its prefix. Absent: routed by load.
+   */
+  prefix?: RequestPrefix;
 }
 
 export type FinishReason = 'stop' | 'length';
@@ -86,6 +92,8 @@ export type FinishReason = 'stop' | 'length';
 export interface Usage {
   promptTokens: number;
   completionTokens: number;
+  /** Of the prompt's tokens, those a host's sequence already held (not evaluated again); absent: none. */
+  cachedTokens?: number;
 }
 
 export interface GenerateResult {
@@ -133,7 +141,9 @@ export interface InferenceResult extends GenerateResult {
   failovers: number;
 }
 
-export interface GenerateInput extends Omit<InferenceRequestInput, 'route'> {
+export interface GenerateInput extends Omit<InferenceRequestInput, 'route' | 'prefix'> {
+  /** A digest of the client's session key: an attested provider's backend affinity (absent: none). */
+  session?: string;
   /** Fleet-state facts the host needs to check before using a slot. */
   contextLength: number;
   /**

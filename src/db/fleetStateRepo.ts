@@ -75,34 +75,42 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
  * filters, and all the pools overview, the gauges and the warm-pool planner need.
  */
 export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> {
-  const [aliases, rows] = await Promise.all([
-    readAliasViews(db),
-    // One statement, so hosts, their placements and their pools come from the same snapshot.
-    db
-      .selectFrom('hosts as h')
-      .leftJoin('placements as p', 'p.host_id', 'h.id')
-      .leftJoin('host_pools as hp', 'hp.host_id', 'h.id')
-      .select([
-        'h.id',
-        'h.task_queue',
-        'h.status',
-        'h.last_heartbeat_at',
-        'h.stats',
-        'h.info',
-        'h.suspect_since',
-        'p.model_id',
-        'p.state',
-        'p.last_used_at',
-        'hp.alias as pool_alias',
-        'hp.state as pool_state',
-        'hp.moved_at as pool_moved_at',
-        'hp.draining_since as pool_draining_since',
-      ])
-      .orderBy('h.id')
-      .orderBy('p.model_id')
-      .execute(),
-  ]);
-  const pools: FleetHosts['pools'] = { aliases, hostPools: {} };
+  const [aliases, hosts] = await Promise.all([readAliasViews(db), readHostViews(db)]);
+  return { hosts: hosts.hosts, pools: { aliases, hostPools: hosts.hostPools } };
+}
+
+/**
+ * Hosts with their placements, load and pool — every host, or only `ids` (what a load change
+ * notified: src/api/fleetSnapshot.ts re-reads just those).
+ */
+export async function readHostViews(db: Kysely<Database>, ids?: readonly string[]): Promise<{ hosts: HostView[]; hostPools: FleetHosts['pools']['hostPools'] }> {
+  if (ids && ids.length === 0) return { hosts: [], hostPools: {} };
+  // One statement, so hosts, their placements and their pools come from the same snapshot.
+  const rows = await db
+    .selectFrom('hosts as h')
+    .leftJoin('placements as p', 'p.host_id', 'h.id')
+    .leftJoin('host_pools as hp', 'hp.host_id', 'h.id')
+    .select([
+      'h.id',
+      'h.task_queue',
+      'h.status',
+      'h.last_heartbeat_at',
+      'h.stats',
+      'h.info',
+      'h.suspect_since',
+      'p.model_id',
+      'p.state',
+      'p.last_used_at',
+      'hp.alias as pool_alias',
+      'hp.state as pool_state',
+      'hp.moved_at as pool_moved_at',
+      'hp.draining_since as pool_draining_since',
+    ])
+    .$if(ids !== undefined, (q) => q.where('h.id', 'in', ids!))
+    .orderBy('h.id')
+    .orderBy('p.model_id')
+    .execute();
+  const pools: Pick<FleetHosts['pools'], 'hostPools'> = { hostPools: {} };
   const hosts = new Map<string, HostView>();
   for (const row of rows) {
     let host = hosts.get(row.id);
@@ -115,7 +123,7 @@ export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> 
         lastHeartbeatAt: row.last_heartbeat_at.toISOString(),
         placements: [],
         load: Object.fromEntries(
-          Object.entries(stats.models).map(([id, l]) => [id, { running: l.running, queued: l.queued, lastUsedAt: l.lastUsedAt ?? null }]),
+          Object.entries(stats.models).map(([id, l]) => [id, { running: l.running, queued: l.queued, lastUsedAt: l.lastUsedAt ?? null, ...(l.prefixes?.length ? { prefixes: l.prefixes } : {}) }]),
         ),
         capacity: {
           maxModelSlots: info.maxModelSlots ?? 1,
@@ -143,7 +151,7 @@ export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> 
       pools.hostPools[row.id] = toHostPoolView({ alias: row.pool_alias, state: row.pool_state, moved_at: row.pool_moved_at, draining_since: row.pool_draining_since });
     }
   }
-  return { hosts: [...hosts.values()], pools };
+  return { hosts: [...hosts.values()], hostPools: pools.hostPools };
 }
 
 const fingerprintsOf = (raw: unknown): string[] =>

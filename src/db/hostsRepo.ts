@@ -6,6 +6,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 import { z } from 'zod';
+import { MAX_ADVERTISED_PREFIXES } from '../common/prefixBlocks.js';
 import { log } from '../logger.js';
 import { HostStatus, type Database, type HostRow } from './schema.js';
 
@@ -37,6 +38,8 @@ export const modelLoadSchema = z.object({
   /** KV cache tokens held, and the capacity, of the model's context sequences (absent from older hosts). */
   kvTokensUsed: z.number().int().nonnegative().optional(),
   kvTokensCapacity: z.number().int().nonnegative().optional(),
+  /** Chained block hashes of the conversations its sequences hold (prefix-aware routing), bounded. */
+  prefixes: z.array(z.string().regex(/^[0-9a-f]{16}$/)).max(MAX_ADVERTISED_PREFIXES).optional(),
 });
 export type ModelLoad = z.output<typeof modelLoadSchema>;
 

@@ -9,9 +9,10 @@
 import type { Kysely } from 'kysely';
 import type { CatalogModelView, FleetView } from '../domain/fleetView.js';
 import { providerUnusable } from '../domain/providerCatalog.js';
+import type { PrefixPolicy } from '../domain/prefixRouting.js';
 import type { DemotionPolicy, ReplicaHealth } from '../domain/replicas.js';
 import type { RouteView } from '../domain/requestPlan.js';
-import { readCatalogViews, readFleetHosts, type FleetHosts } from './fleetStateRepo.js';
+import { readCatalogViews, readFleetHosts, readHostViews, type FleetHosts } from './fleetStateRepo.js';
 import { readReplicaFailures } from './replicaHealthRepo.js';
 import type { Database } from './schema.js';
 
@@ -43,6 +44,8 @@ export interface RouteConfig {
   demotion: DemotionPolicy;
   /** Whether a provider's key variable is set decides if it can be used. */
   secrets: { get(name: string): string | undefined };
+  /** How hosts weigh prefix reuse against load (absent: the defaults). */
+  prefixRouting?: PrefixPolicy;
 }
 
 export async function readRoutingSnapshot(db: Kysely<Database>): Promise<RoutingSnapshot> {
@@ -50,9 +53,14 @@ export async function readRoutingSnapshot(db: Kysely<Database>): Promise<Routing
   return { hosts, pools, catalog, offers, health };
 }
 
-/** Only the hosts, their pools and the aliases: what a load change can have changed. */
-export async function refreshHosts(db: Kysely<Database>, snapshot: RoutingSnapshot): Promise<RoutingSnapshot> {
-  return { ...snapshot, ...(await readFleetHosts(db)) };
+/** The snapshot with `ids` read again (a load change notified for them): hosts stay sorted by id. */
+export async function refreshHosts(db: Kysely<Database>, snapshot: RoutingSnapshot, ids: readonly string[]): Promise<RoutingSnapshot> {
+  const fresh = await readHostViews(db, ids);
+  const gone = new Set(ids);
+  const hosts = [...snapshot.hosts.filter((h) => !gone.has(h.id)), ...fresh.hosts].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const hostPools = { ...snapshot.pools.hostPools };
+  for (const id of ids) delete hostPools[id];
+  return { ...snapshot, hosts, pools: { ...snapshot.pools, hostPools: { ...hostPools, ...fresh.hostPools } } };
 }
 
 async function readOfferRows(db: Kysely<Database>): Promise<OfferRow[]> {
@@ -110,5 +118,5 @@ export function routeViewFor(s: RoutingSnapshot, aliasId: string, c: RouteConfig
       streaming: o.streaming,
       unusable: providerUnusable({ enabled: o.enabled, modelActive: o.active, apiKeyEnv: o.apiKeyEnv, keySet: !!o.apiKeyEnv && c.secrets.get(o.apiKeyEnv) !== undefined }),
     }));
-  return { view: { fleet, offers, health: s.health, demotion: c.demotion }, consistent };
+  return { view: { fleet, offers, health: s.health, demotion: c.demotion, ...(c.prefixRouting ? { prefixPolicy: c.prefixRouting } : {}) }, consistent };
 }

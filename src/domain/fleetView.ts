@@ -17,6 +17,8 @@ export interface ModelLoad {
   queued: number;
   /** ISO time the model last served a request on the host (fresher than the placement's). */
   lastUsedAt?: string | null;
+  /** Chained block hashes of the prefixes the host's sequences hold (src/domain/prefixRouting.ts). */
+  prefixes?: string[];
 }
 
 export interface HostCapacity {

@@ -17,6 +17,7 @@ import type { FleetView } from './fleetView.js';
 import { poolHostIds, stableHash } from './pools.js';
 import { rankReplicas, type DemotionPolicy, type HostOffer, type ProviderOffer, type ReplicaHealth, type Skipped } from './replicas.js';
 import { RETRY_AFTER_UNHEALTHY_S, routeRequest, type RouteDecision, type WaitReason } from './routing.js';
+import type { PrefixPolicy, RequestPrefix } from './prefixRouting.js';
 
 /** A provider's model for the alias, as the route step read it. */
 export interface ProviderOfferView {
@@ -35,6 +36,8 @@ export interface RouteView {
   /** Failures in a row, and the last one's time, by replica key (absent: none). */
   health: Readonly<Record<string, ReplicaHealth>>;
   demotion: DemotionPolicy;
+  /** How our hosts weigh prefix reuse against load (absent: the defaults). */
+  prefixPolicy?: PrefixPolicy;
 }
 
 export interface RouteOptions {
@@ -44,6 +47,8 @@ export interface RouteOptions {
   /** Replica keys (`host:<id>`, `provider:<id>`) this request already tried. */
   exclude: readonly string[];
   joinLoads: boolean;
+  /** The request's conversation as block hashes, and its session key. */
+  prefix?: RequestPrefix;
 }
 
 export type RouteOutcome =
@@ -76,7 +81,7 @@ export function planRequest(view: RouteView, o: RouteOptions): RouteOutcome {
   const { fleet } = view;
   const excludedHosts = o.exclude.filter((k) => k.startsWith('host:')).map((k) => k.slice('host:'.length));
   const hostDecision: RouteDecision = fleet.model
-    ? routeRequest(fleet, { now: o.now, exclude: excludedHosts, joinLoads: o.joinLoads })
+    ? routeRequest(fleet, { now: o.now, exclude: excludedHosts, joinLoads: o.joinLoads, ...(o.prefix ? { prefix: o.prefix } : {}), ...(view.prefixPolicy ? { prefixPolicy: view.prefixPolicy } : {}) })
     : { kind: 'notFound', reason: 'unknown_model' };
 
   const health = (key: string): ReplicaHealth => view.health[key] ?? { consecutiveFailures: 0 };

@@ -3,7 +3,8 @@
  * same fleet view and clock give the same answer, so a workflow replays it exactly.
  *
  * - Serve: healthy hosts with the model loaded, least busy (running + queued) first, ties by
- *   host name.
+ *   host name — unless one holds a prefix of the conversation and is not markedly busier
+ *   (src/domain/prefixRouting.ts).
  * - Cold load: no loaded replica → the placement policy's choice among healthy hosts.
  * - Join a load: a host of the pool is loading the build → the request waits for that load
  *   (`coldLoad` on that host attaches to it) instead of a 503, so losing the only loaded host
@@ -24,6 +25,7 @@
 import type { FleetView, HostView } from './fleetView.js';
 import { isHostHealthy } from './health.js';
 import { canEverHost, chooseLoadTarget } from './placement.js';
+import { DEFAULT_PREFIX_POLICY, rankReplicas, type PrefixPolicy, type RequestPrefix } from './prefixRouting.js';
 import { countsFor, isDraining, movableHosts, servableBuilds, viewAlias, type PoolsView } from './pools.js';
 
 export type WaitReason = 'no_hosts' | 'loading' | 'no_healthy_host' | 'no_pinned_host' | 'all_tried' | 'no_free_slot' | 'pool_exhausted' | 'pool_cooling' | 'quarantined';
@@ -40,6 +42,10 @@ export type RouteDecision =
 
 export interface RouteOptions {
   now: number;
+  /** The request's conversation as block hashes (and session key): the replicas' order weighs prefix reuse. */
+  prefix?: RequestPrefix;
+  /** @default DEFAULT_PREFIX_POLICY */
+  prefixPolicy?: PrefixPolicy;
   /** Hosts already tried for this request (they refused or failed): never chosen again. */
   exclude?: readonly string[];
   /** Wait for a load under way in the pool (see the header). @default false */
@@ -97,12 +103,16 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
   const servesAlias = (h: HostView) => stateOn(h, model.id) === 'loaded' || (previous !== undefined && stateOn(h, previous.id) === 'loaded');
   const skipDraining = pool.some((h) => !draining(h) && !excluded.has(h.id) && servesAlias(h));
   const ready = (build: string) =>
-    pool
-      .filter((h) => stateOn(h, build) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, build) && !(skipDraining && draining(h)))
-      .sort((a, b) => busy(a, build) - busy(b, build) || byName(a, b));
+    rankReplicas(
+      pool
+        .filter((h) => stateOn(h, build) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, build) && !(skipDraining && draining(h)))
+        .map((h) => ({ id: h.id, busy: busy(h, build), held: h.load[build]?.prefixes })),
+      opts.prefix,
+      opts.prefixPolicy ?? DEFAULT_PREFIX_POLICY,
+    );
 
-  const candidates = ready(model.id).map((h) => h.id);
-  const fallback = previous ? ready(previous.id).map((h) => h.id).filter((id) => !candidates.includes(id)) : [];
+  const candidates = ready(model.id);
+  const fallback = previous ? ready(previous.id).filter((id) => !candidates.includes(id)) : [];
   if (candidates.length + fallback.length > 0) {
     return { kind: 'serve', candidates, ...(fallback.length > 0 ? { fallback } : {}) };
   }

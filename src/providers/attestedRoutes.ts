@@ -3,14 +3,18 @@
  * TLS fingerprints (with the signing keys they vouch for) and backend count, read from its pin
  * set (cached for a moment), and one connection pool per build whose connector admits only a
  * pinned fingerprint. When the pin set changes the pool is replaced, so no keep-alive
- * connection to an evicted key outlives the cycle that evicted it. Calls go to the rotation
- * hosts round-robin; a retry walks to the next index (another backend).
+ * connection to an evicted key outlives the cycle that evicted it. A call goes first to the
+ * backend that served its conversation's earlier turns (its KV cache may hold the prefix), or
+ * its session's, else round-robin, avoiding backends whose first token comes far later than the
+ * others'; a retry walks to the next index (another backend). What a route remembers goes with
+ * it when the pin set changes (the indices may mean other backends then).
  */
 import type { Kysely } from 'kysely';
 import { Agent } from 'undici';
 import { readPinRecord } from '../db/pinSetsRepo.js';
 import type { Database } from '../db/schema.js';
 import { rotationBaseUrl, splitInferenceUrl, type VouchedKeys } from '../domain/attestedProvider.js';
+import { chooseBackend, ewma } from '../domain/prefixRouting.js';
 import type { ProviderRecord } from '../db/providersRepo.js';
 import { providerConnector } from './attestedTransport.js';
 
@@ -20,7 +24,18 @@ export interface AttestedRoute {
   dispatcher: Agent;
   /** The base URL of the next backend to try (rotation host), or the provider's URL when it cannot rotate. */
   nextBaseUrl(): string;
+  /**
+   * The backend a request tries first (src/domain/prefixRouting.ts chooseBackend): the one that
+   * served its conversation before, else its session's, else the next in rotation — passing
+   * over one whose first-token time is far behind the others'.
+   */
+  firstBaseUrl(o: { blocks: readonly string[]; session?: string }): string;
+  /** A backend answered: its time to first text, and the conversation (block hashes) it now holds. */
+  served(baseUrl: string, o: { ttftMs: number; blocks: readonly string[] }): void;
 }
+
+/** Conversations remembered per build (their last block hash → backend index), least recent dropped first. */
+const MAX_REMEMBERED = 10_000;
 
 interface Entry {
   at: number;
@@ -50,6 +65,11 @@ export class AttestedRoutes {
     const split = splitInferenceUrl(record.base_url);
     const count = pin.backendCount ?? 0;
     let next = 0;
+    const rotates = split.ok && count > 0;
+    const urlOf = (i: number) => (rotates ? rotationBaseUrl(split.parts, i) : record.base_url);
+    const indexOf = new Map(Array.from({ length: rotates ? count : 0 }, (_, i) => [urlOf(i), i]));
+    const ttftMs: Array<number | undefined> = [];
+    const conversations = new Map<string, number>();
     const route: AttestedRoute = {
       pins,
       keys: pin.keys,
@@ -58,7 +78,26 @@ export class AttestedRoutes {
         keepAliveTimeout: 30_000,
         connections: 64,
       }),
-      nextBaseUrl: () => (split.ok && count > 0 ? rotationBaseUrl(split.parts, next++ % count) : record.base_url),
+      nextBaseUrl: () => urlOf(next++ % Math.max(count, 1)),
+      firstBaseUrl({ blocks, session }) {
+        if (!rotates) return record.base_url;
+        let held: number | undefined;
+        for (let i = blocks.length - 1; i >= 0 && held === undefined; i--) held = conversations.get(blocks[i]!);
+        const i = chooseBackend({ count, next, ...(held !== undefined ? { held } : {}), ...(session !== undefined ? { session } : {}), ttftMs });
+        // Only a call that went by rotation moves it on.
+        if (held === undefined && session === undefined) next++;
+        return urlOf(i);
+      },
+      served(baseUrl, o) {
+        const i = indexOf.get(baseUrl);
+        if (i === undefined) return;
+        ttftMs[i] = ewma(ttftMs[i], o.ttftMs);
+        const last = o.blocks.at(-1);
+        if (last === undefined) return;
+        conversations.delete(last);
+        conversations.set(last, i);
+        if (conversations.size > MAX_REMEMBERED) conversations.delete(conversations.keys().next().value!);
+      },
     };
     this.entries.set(buildId, { at: Date.now(), version, route });
     return route;

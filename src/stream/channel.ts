@@ -28,7 +28,7 @@ export const MAX_CHUNK_BYTES = 6000;
 const count = z.number().int().min(0);
 const wireFinal = z.object({
   fr: z.enum(['stop', 'length']),
-  u: z.object({ p: count, c: count }),
+  u: z.object({ p: count, c: count, k: count.optional() }),
   rep: z.union([z.object({ kind: z.literal('host'), hostId: z.string() }), z.object({ kind: z.literal('provider'), providerId: z.string() })]),
   h: z.string(),
   fo: count,
@@ -39,7 +39,7 @@ const wireChunk = z.object({ r: z.string(), s: z.string(), o: count, t: z.string
 function toWire(c: StreamChunk): string {
   const f = c.final;
   const final = f
-    ? { f: { fr: f.finishReason, u: { p: f.usage.promptTokens, c: f.usage.completionTokens }, rep: f.replica, h: f.hostId, fo: f.failovers, ...(f.usageEstimated ? { ue: true } : {}) } }
+    ? { f: { fr: f.finishReason, u: { p: f.usage.promptTokens, c: f.usage.completionTokens, ...(f.usage.cachedTokens ? { k: f.usage.cachedTokens } : {}) }, rep: f.replica, h: f.hostId, fo: f.failovers, ...(f.usageEstimated ? { ue: true } : {}) } }
     : {};
   return JSON.stringify({ r: c.requestId, s: c.source, o: c.offset, t: c.text, ...final });
 }
@@ -49,7 +49,7 @@ function fromWire(w: z.infer<typeof wireChunk>): StreamChunk {
   if (w.f) {
     chunk.final = {
       finishReason: w.f.fr,
-      usage: { promptTokens: w.f.u.p, completionTokens: w.f.u.c },
+      usage: { promptTokens: w.f.u.p, completionTokens: w.f.u.c, ...(w.f.u.k ? { cachedTokens: Math.min(w.f.u.k, w.f.u.p) } : {}) },
       replica: w.f.rep,
       hostId: w.f.h,
       failovers: w.f.fo,

@@ -33,6 +33,8 @@ export interface ControlPlaneOptions {
   pools: FleetConfig['pools'];
   demotion: DemotionPolicy;
   secrets: FleetConfig['secrets'];
+  /** How routing weighs prefix reuse against load (absent: the defaults). */
+  prefixRouting?: FleetConfig['prefixRouting'];
   /** The config file's providers (made the `config` providers at start; undefined: no file) and the refresh period. */
   providers: { fromConfig: NonNullable<FleetConfig['file']>['providers'] | undefined; refreshIntervalS: number };
   log: Logger;
@@ -60,6 +62,7 @@ export async function startControlPlaneWorker(o: ControlPlaneOptions): Promise<R
     pools: { enabled: o.pools.enabled, cooldownMs: o.pools.cooldownMs },
     demotion: o.demotion,
     secrets: o.secrets,
+    ...(o.prefixRouting ? { prefixRouting: o.prefixRouting } : {}),
     log,
   });
   const common = { connection: o.temporal.connection, namespace: o.temporal.namespace, dataConverter: o.temporal.dataConverter, activities, shutdownGraceTime: '5 seconds' };

@@ -105,7 +105,7 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
   async function serve(): Promise<InferenceResult> {
     for (let round = 0; round < MAX_ROUNDS; round++) {
       // The API's decision from its fleet snapshot stands for the first round's route step.
-      const decision = round === 0 && input.route ? input.route : await routeOrUnavailable({ alias: input.modelId, requestId: input.requestId, stream: input.stream, exclude: tried, joinLoads: true });
+      const decision = round === 0 && input.route ? input.route : await routeOrUnavailable({ alias: input.modelId, requestId: input.requestId, stream: input.stream, exclude: tried, joinLoads: true, ...(input.prefix ? { prefix: input.prefix } : {}) });
       lastDecision = decision;
       if (decision.kind === 'notFound') {
         throw typedFailure(FailureType.ModelNotFound, `The model '${input.modelId}' does not exist or no replica can serve it`);
@@ -183,13 +183,13 @@ export async function inferenceRequest(input: InferenceRequestInput): Promise<In
 }
 
 /** Runs one attempt's `generate` on its replica's queue, with the input its kind takes. */
-function run(attempt: Attempt, { route: _decided, ...input }: InferenceRequestInput, failovers: number) {
+function run(attempt: Attempt, { route: _decided, prefix, ...input }: InferenceRequestInput, failovers: number) {
   const t = attempt.target;
   const base: GenerateInput = { ...input, modelId: t.build, contextLength: t.contextLength, failovers };
   const generateInput: GenerateInput =
     t.kind === 'gguf'
       ? { ...base, ...(t.sign ? { sign: t.sign } : {}) }
-      : { ...base, remote: { providerId: (attempt.replica as { providerId: string }).providerId, upstreamModel: t.upstreamModel } };
+      : { ...base, remote: { providerId: (attempt.replica as { providerId: string }).providerId, upstreamModel: t.upstreamModel }, ...(prefix?.session !== undefined ? { session: prefix.session } : {}) };
   const profile = attempt.replica.kind === 'host' ? HOST_PROFILE : PROVIDER_PROFILE;
   const acts = proxyActivities<HostActivities>({ ...profile, taskQueue: replicaQueue(attempt.replica) });
   return acts.generate(generateInput).then((result) => {

@@ -131,6 +131,38 @@ describe('attested providers', () => {
     assert.equal(sig?.signature_kind, 'provider_tee');
   });
 
+  test("a conversation's later turns go to the backend that served it (its cache); new conversations rotate", async () => {
+    const backendOf = (content: string) => Number(/backend b(\d) says/.exec(content)?.[1] ?? NaN);
+    const ask = async (messages: Array<{ role: string; content: string }>, headers: Record<string, string> = {}) => {
+      const res = await fetch(`${f.baseURL}/chat/completions`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body: JSON.stringify({ model: 'secure', messages, max_tokens: 8 }),
+      });
+      assert.equal(res.status, 200);
+      return ((await res.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
+    };
+    const system = { role: 'system', content: 'You answer questions about the fleet. '.repeat(8) };
+    const firsts: number[] = [];
+    for (const c of [0, 1, 2]) {
+      const messages = [system, { role: 'user', content: `conversation ${c}: which backend are you?` }];
+      const answer = await ask(messages);
+      const backend = backendOf(answer);
+      firsts.push(backend);
+      messages.push({ role: 'assistant', content: answer });
+      for (const turn of [2, 3]) {
+        messages.push({ role: 'user', content: `turn ${turn}` });
+        const next = await ask(messages);
+        assert.equal(backendOf(next), backend, `conversation ${c} turn ${turn}`);
+        messages.push({ role: 'assistant', content: next });
+      }
+    }
+    assert.equal(new Set(firsts).size, 3, `new conversations rotate over the backends: ${firsts}`);
+    // A session key (no shared history) keeps its backend too.
+    const bySession = await Promise.all([1, 2, 3].map(async (i) => backendOf(await ask([{ role: 'user', content: `session turn ${i}` }], { 'x-session-id': 'agent-7' }))));
+    assert.equal(new Set(bySession).size, 1, `one session, one backend: ${bySession}`);
+  });
+
   test('fleet discovery run / replay / rerun work for attested cycles', async () => {
     const fleet = (...args: string[]) => runFleet(args, { env: { ...process.env, FLEET_LOG_LEVEL: 'warn' } });
     const run = await fleet('discovery', 'run', '--provider', 'tee', '--model', 'tiny-remote', '--url', f.stack.api!.url);

@@ -68,7 +68,11 @@ export class AdmissionQueue<T> {
     return retryAfterSeconds(this.waiters.length, this.limits.maxInFlight, this.avgServiceMs);
   }
 
-  acquire(principal: string | null, signal?: AbortSignal): Promise<Lease<T>> {
+  /**
+   * `choose` picks which free slot a request admitted at once takes (its index; default the
+   * first); a waiter takes the slot that frees up.
+   */
+  acquire(principal: string | null, signal?: AbortSignal, choose?: (free: readonly T[]) => number): Promise<Lease<T>> {
     signal?.throwIfAborted();
     const decision = decideAdmission(
       {
@@ -83,7 +87,9 @@ export class AdmissionQueue<T> {
     if (decision.kind === 'reject') return Promise.reject(new AdmissionRejected(decision.reason, decision.retryAfterSeconds));
     this.bump(this.perPrincipal, principal, +1);
     if (decision.kind === 'run') {
-      const lease = this.lease(this.free.shift()!, principal);
+      const at = choose?.(this.free) ?? 0;
+      const [item] = this.free.splice(at >= 0 && at < this.free.length ? at : 0, 1);
+      const lease = this.lease(item!, principal);
       this.onChange();
       return Promise.resolve(lease);
     }

@@ -1,6 +1,8 @@
 /**
  * The node-llama-cpp runtime of one GPU host: loads GGUF files, keeps one context per model
- * with a sequence per concurrent request, and generates. It knows nothing of Temporal; the
+ * with a sequence per concurrent request, and generates. A sequence keeps the KV of its last
+ * conversation: a request takes the free sequence already holding the longest prefix of its
+ * prompt and evaluates only the rest (reported as cached tokens). It knows nothing of Temporal; the
  * host activities wrap it. Thread count is explicit because llama.cpp's CPU default (4) is
  * ~1000x slower than 1 thread on a 2-core machine.
  */
@@ -26,6 +28,8 @@ import type { Logger } from '../../logger.js';
 import type { AdmissionLimits } from '../../domain/admission.js';
 import { AdmissionQueue, type Lease } from './admissionQueue.js';
 import { GrammarCache } from './grammars.js';
+import { advertisedBlocks, conversationText, MAX_ADVERTISED_PREFIXES, prefixBlocks } from '../../common/prefixBlocks.js';
+import { pickSequence } from '../../domain/prefixRouting.js';
 
 export interface RuntimeOptions {
   threads: number;
@@ -49,6 +53,21 @@ export interface LoadedModelInfo {
   /** KV cache: tokens held in the model's context sequences, and what they can hold. */
   kvTokensUsed?: number;
   kvTokensCapacity?: number;
+  /** Chained block hashes of the conversations its sequences hold (src/common/prefixBlocks.ts), bounded. */
+  prefixes?: string[];
+}
+
+/**
+ * One context sequence and what it holds: a request takes the free one holding most of its
+ * prompt (or the least recently used), and evaluates only the rest.
+ */
+export interface SequenceSlot {
+  completion: LlamaCompletion;
+  sequence: LlamaContextSequence;
+  /** Advertised block hashes of the conversation it holds (empty: nothing worth matching). */
+  held: string[];
+  /** When it last served (ms; 0: never). */
+  lastUsedAt: number;
 }
 
 /** One loaded model (exported for the embedding path, src/activities/llama/embeddings.ts). */
@@ -58,13 +77,15 @@ export interface LoadedModel {
   model: LlamaModel;
   context: LlamaContext;
   chatWrapper: ChatWrapper;
-  pool: AdmissionQueue<LlamaCompletion>;
-  /** The context's sequences (one per slot), read for KV cache usage. */
-  sequences: LlamaContextSequence[];
+  pool: AdmissionQueue<SequenceSlot>;
+  /** The context's sequences (one per slot), read for KV cache usage and advertised prefixes. */
+  slots: SequenceSlot[];
   /** Usable tokens per sequence. */
   contextLength: number;
   /** Tokens in the vocabulary (what a logit_bias key may name); 0: unknown. */
   vocabularySize: number;
+  /** The token LlamaCompletion puts before every input (the model's BOS when it wants one). */
+  leadToken?: Token;
   /** The embedding context, made on the first embedding request. */
   embedding?: Promise<LlamaEmbeddingContext>;
   /** Embedding requests run one after another (the context has one sequence). */
@@ -112,6 +133,8 @@ export interface GenerationTimings {
   decodeSeconds: number;
   promptTokens: number;
   completionTokens: number;
+  /** Prompt tokens the sequence already held (not evaluated). */
+  cachedTokens: number;
 }
 
 export interface GenerateOutput {
@@ -191,9 +214,10 @@ export class LlamaRuntime {
 
   private info(m: LoadedModel): LoadedModelInfo {
     // What the sequences hold now (the last prompt and answer of each, until the next one).
-    const kvTokensUsed = m.sequences.reduce((n, q) => n + q.nextTokenIndex, 0);
-    const kvTokensCapacity = m.sequences.reduce((n, q) => n + q.contextSize, 0);
-    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, kvTokensUsed, kvTokensCapacity, ...m.pool.stats };
+    const kvTokensUsed = m.slots.reduce((n, q) => n + q.sequence.nextTokenIndex, 0);
+    const kvTokensCapacity = m.slots.reduce((n, q) => n + q.sequence.contextSize, 0);
+    const prefixes = [...new Set(m.slots.flatMap((q) => q.held))].slice(0, MAX_ADVERTISED_PREFIXES);
+    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, kvTokensUsed, kvTokensCapacity, prefixes, ...m.pool.stats };
   }
 
   private async doLoad(
@@ -212,18 +236,21 @@ export class LlamaRuntime {
         sequences,
         threads: this.opts.threads,
       });
-      const seqs = Array.from({ length: sequences }, () => context.getSequence());
-      const completions = seqs.map((contextSequence) => new LlamaCompletion({ contextSequence }));
+      const slots: SequenceSlot[] = Array.from({ length: sequences }, () => {
+        const sequence = context.getSequence();
+        return { sequence, completion: new LlamaCompletion({ contextSequence: sequence }), held: [], lastUsedAt: 0 };
+      });
       const loaded: LoadedModel = {
         modelId,
         path: modelPath,
         model,
         context,
         chatWrapper: resolveChatWrapper(model),
-        pool: new AdmissionQueue(completions, this.opts.admission, this.opts.onLoadChange),
-        sequences: seqs,
+        pool: new AdmissionQueue(slots, this.opts.admission, this.opts.onLoadChange),
+        slots,
         contextLength: ctxLen,
         vocabularySize: vocabularySizeOf(model),
+        ...(model.tokens.shouldPrependBosToken && model.tokens.bos !== null ? { leadToken: model.tokens.bos } : {}),
         embedChain: Promise.resolve(),
         lastUsedAt: null,
       };
@@ -290,16 +317,26 @@ export class LlamaRuntime {
       throw new ContextOverflowError(tokens.length, requested, m.contextLength);
     }
     const queuedAt = performance.now();
-    let lease: Lease<LlamaCompletion>;
+    // What the completion evaluates (LlamaCompletion puts the lead token first): what a sequence is compared with.
+    const lead = m.leadToken !== undefined ? 1 : 0;
+    const evaluated = m.leadToken !== undefined ? [m.leadToken, ...tokens] : tokens;
+    let lease: Lease<SequenceSlot>;
     try {
-      lease = await m.pool.acquire(o.principal, o.signal);
+      // The free sequence holding most of this prompt (node-llama-cpp compares the tokens).
+      lease = await m.pool.acquire(o.principal, o.signal, (free) =>
+        pickSequence(free.map((q) => ({ kept: q.sequence.compareContextTokens(evaluated).firstDifferentIndex, lastUsedAt: q.lastUsedAt }))),
+      );
     } catch (err) {
       // Cancelled while queued: the prompt was never evaluated, nothing was used.
       if (o.signal?.aborted) throw new GenerationAbortedError({ promptTokens: 0, completionTokens: 0 }, err);
       throw err;
     }
-    const completion = lease.item;
+    const slot = lease.item;
+    const { completion, sequence } = slot;
     m.lastUsedAt = Date.now();
+    slot.lastUsedAt = m.lastUsedAt;
+    // Until it ends well, the sequence holds nothing worth advertising.
+    slot.held = [];
     const leasedAt = performance.now();
     let firstTokenAt: number | undefined;
     let completionTokens = 0;
@@ -307,6 +344,11 @@ export class LlamaRuntime {
     try {
       await o.beforeGenerate?.();
       evaluating = true;
+      // Keep the sequence's tokens that start this prompt and erase the rest (a contiguous
+      // prefix: what it keeps is exactly what is reported as cached); the last prompt token is
+      // always evaluated. The completion then evaluates only what follows.
+      await sequence.adaptStateToTokens(evaluated.slice(0, -1), false);
+      const cachedTokens = Math.max(0, Math.min(sequence.nextTokenIndex - lead, tokens.length - 1));
       const res = await completion.generateCompletionWithMeta(tokens, {
         maxTokens: requested ?? Math.min(room, o.params.outputLimit ?? room),
         temperature: o.params.temperature,
@@ -331,11 +373,14 @@ export class LlamaRuntime {
         decodeSeconds: firstTokenAt !== undefined ? (endedAt - firstTokenAt) / 1000 : 0,
         promptTokens: tokens.length,
         completionTokens,
+        cachedTokens,
       });
+      const held = conversationText(o.input, res.response);
+      slot.held = held === undefined ? [] : advertisedBlocks(prefixBlocks(held));
       return {
         text: res.response,
         finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
-        usage: { promptTokens: tokens.length, completionTokens },
+        usage: { promptTokens: tokens.length, completionTokens, ...(cachedTokens > 0 ? { cachedTokens } : {}) },
         ...(trigger !== undefined && o.params.stop.includes(trigger) ? { stopSequence: trigger } : {}),
       };
     } catch (err) {

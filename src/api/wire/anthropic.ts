@@ -73,7 +73,11 @@ function stopOf(a: Answer, toolUse: boolean): { stop_reason: StopReason; stop_se
   return { stop_reason: 'end_turn', stop_sequence: null };
 }
 
-const usageOf = (a: Answer) => ({ input_tokens: a.usage.promptTokens, output_tokens: a.usage.completionTokens });
+/** Anthropic's split: input_tokens are those not read from cache (a host's held prefix is). */
+const usageOf = (a: Answer) => {
+  const cached = a.usage.cachedTokens ?? 0;
+  return { input_tokens: a.usage.promptTokens - cached, cache_read_input_tokens: cached, cache_creation_input_tokens: 0, output_tokens: a.usage.completionTokens };
+};
 
 /** The content blocks of an answer: its text, or its tool calls as tool_use blocks. */
 function contentOf(a: Answer, mode: ToolMode) {

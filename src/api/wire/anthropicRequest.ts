@@ -79,7 +79,7 @@ export const messagesBody = z.object({
   top_p: z.number().min(0).max(1).optional(),
   top_k: z.number().int().min(0).optional(),
   stream: z.boolean().optional(),
-  /** Accepted, unused: `user_id` is Anthropic's abuse-tracking id. */
+  /** `user_id` (Anthropic's end-user id): without `x-session-id`, the session key routing keeps a conversation's turns together by. */
   metadata: z.object({ user_id: z.string().max(256).nullable().optional() }).optional(),
   service_tier: z.enum(['auto', 'standard_only']).optional(),
 });

@@ -67,7 +67,7 @@ function envelope(call: InferenceCall, body: ResponsesBody, createdAt: number, o
     usage: a
       ? {
           input_tokens: a.usage.promptTokens,
-          input_tokens_details: { cached_tokens: 0 },
+          input_tokens_details: { cached_tokens: a.usage.cachedTokens ?? 0 },
           output_tokens: a.usage.completionTokens,
           output_tokens_details: { reasoning_tokens: 0 },
           total_tokens: a.usage.promptTokens + a.usage.completionTokens,

@@ -1,0 +1,155 @@
+/**
+ * Prefix-cache-aware routing against least-busy routing, in one run: a multi-turn chat workload
+ * (several concurrent conversations, one long shared system prompt, a history that grows every
+ * turn) on the generated `small` model across 3 host processes, once with FLEET_PREFIX_ROUTING
+ * off (least busy) and once on (prefix-aware), each on a fresh fleet. Per mode: time to first
+ * content on turn 1 and on turns ≥ 2 (p50/p99), prompt tokens evaluated per turn (prompt minus
+ * cached), prompt tokens reused, requests per second. Last line: BENCH_JSON.
+ *
+ *   npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium]
+ */
+import os from 'node:os';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import type OpenAI from 'openai';
+import { startProcessFleet, type ProcessFleet } from '../tests/support/processFleet.js';
+import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
+import { median, percentile, round } from './stats.js';
+
+const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium]';
+const HOSTS = ['h0', 'h1', 'h2'];
+type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam;
+
+function options(argv: string[]) {
+  const { values: v } = parseArgs({
+    args: argv,
+    strict: true,
+    options: {
+      conversations: { type: 'string', default: '6' },
+      turns: { type: 'string', default: '4' },
+      'system-chars': { type: 'string', default: '1500' },
+      'user-chars': { type: 'string', default: '300' },
+      'max-tokens': { type: 'string', default: '24' },
+      model: { type: 'string', default: 'small' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  const int = (name: keyof typeof v, min: number, max: number) => {
+    const raw = String(v[name]);
+    if (!/^\d+$/.test(raw) || Number(raw) < min || Number(raw) > max) throw new Error(`--${name} must be an integer from ${min} to ${max}, got '${raw}'`);
+    return Number(raw);
+  };
+  if (v.model !== 'small' && v.model !== 'medium') throw new Error(`--model must be small or medium, got '${v.model}'`);
+  return {
+    help: v.help,
+    conversations: int('conversations', 1, 64),
+    turns: int('turns', 2, 20),
+    systemChars: int('system-chars', 0, 20_000),
+    userChars: int('user-chars', 1, 20_000),
+    maxTokens: int('max-tokens', 1, 256),
+    model: v.model as 'small' | 'medium',
+  };
+}
+
+const { opts, config, log } = startBench(options, USAGE);
+const WORDS = 'fleet host model route cache prefix token queue slot pool worker request answer stream turn agent tool result history system'.split(' ');
+/** Deterministic filler text of about `n` characters (seeded, so both modes see the same prompts). */
+function text(n: number, seed: number): string {
+  let s = '';
+  for (let i = 0; s.length < n; i++) s += `${WORDS[(seed * 7 + i * 13 + ((i * i) % 5)) % WORDS.length]} `;
+  return s.slice(0, n);
+}
+
+interface Turn {
+  turn: number;
+  ttftMs: number;
+  promptTokens: number;
+  cachedTokens: number;
+}
+
+async function conversation(f: ProcessFleet, c: number): Promise<Turn[]> {
+  const messages: Msg[] = [{ role: 'system', content: `You are the fleet's assistant. ${text(opts.systemChars, 1)}` }];
+  const out: Turn[] = [];
+  for (let t = 1; t <= opts.turns; t++) {
+    messages.push({ role: 'user', content: `Conversation ${c}, turn ${t}: ${text(opts.userChars, c * 100 + t)}` });
+    const t0 = performance.now();
+    const stream = await f.openai.chat.completions.create({ model: 'chat', messages, max_tokens: opts.maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    let first: number | undefined;
+    let answer = '';
+    let usage: OpenAI.CompletionUsage | undefined;
+    for await (const chunk of stream) {
+      const d = chunk.choices[0]?.delta?.content;
+      if (d) {
+        first ??= performance.now() - t0;
+        answer += d;
+      }
+      if (chunk.usage) usage = chunk.usage;
+    }
+    if (!usage) throw new Error('a stream ended without usage');
+    out.push({ turn: t, ttftMs: first ?? performance.now() - t0, promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0 });
+    messages.push({ role: 'assistant', content: answer });
+  }
+  return out;
+}
+
+async function runMode(name: 'leastBusy' | 'prefix', backends: BenchBackends) {
+  const fleet = await startProcessFleet({
+    hosts: HOSTS.length,
+    hostEnv: { FLEET_MAX_IN_FLIGHT: '2', FLEET_MAX_QUEUE: '64', FLEET_ADMISSION_MAX_WAIT_MS: '600000' },
+    stackEnv: { FLEET_PREFIX_ROUTING: name === 'prefix' ? 'true' : 'false' },
+    temporalAddress: backends.temporalAddress,
+    databaseUrl: backends.databaseUrl,
+    log,
+  });
+  try {
+    await fleet.addModel('chat', opts.model, 21);
+    await fleet.reset({ models: { chat: HOSTS } });
+    const load = os.loadavg()[0]!;
+    const t0 = performance.now();
+    const turns = (await Promise.all(Array.from({ length: opts.conversations }, (_, c) => conversation(fleet, c)))).flat();
+    const seconds = (performance.now() - t0) / 1000;
+    const later = turns.filter((t) => t.turn >= 2);
+    const evaluated = later.map((t) => t.promptTokens - t.cachedTokens);
+    return {
+      loadAvg1m: round(load),
+      ttftTurn1P50Ms: round(median(turns.filter((t) => t.turn === 1).map((t) => t.ttftMs))),
+      ttftTurn2P50Ms: round(median(later.map((t) => t.ttftMs))),
+      ttftTurn2P99Ms: round(percentile(later.map((t) => t.ttftMs), 99)),
+      evaluatedPerTurn2P50: round(median(evaluated)),
+      promptPerTurn2P50: round(median(later.map((t) => t.promptTokens))),
+      reusedShare: round(later.reduce((n, t) => n + t.cachedTokens, 0) / Math.max(1, later.reduce((n, t) => n + t.promptTokens, 0)), 3),
+      reqPerS: round(turns.length / seconds),
+      turns: turns.length,
+    };
+  } finally {
+    await fleet.stop().catch((err: Error) => log.warn({ err: err.message }, 'fleet stop failed'));
+  }
+}
+
+const backends = await startBenchBackends(config, log);
+try {
+  const leastBusy = await runMode('leastBusy', backends);
+  const prefix = await runMode('prefix', backends);
+  const rows = [
+    ['least busy', leastBusy],
+    ['prefix-aware', prefix],
+  ] as const;
+  process.stdout.write(
+    `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, 3 hosts × 2 sequences; ${os.availableParallelism()} cores\n\n`,
+  );
+  process.stdout.write('mode            1-min load  TTFT turn 1 p50  TTFT turn≥2 p50    p99  evaluated/turn≥2 p50  prompt/turn≥2 p50  reused share  req/s\n');
+  for (const [label, r] of rows) {
+    process.stdout.write(
+      `${label.padEnd(16)}${String(r.loadAvg1m).padStart(10)}${String(r.ttftTurn1P50Ms).padStart(17)}${String(r.ttftTurn2P50Ms).padStart(17)}${String(r.ttftTurn2P99Ms).padStart(7)}${String(r.evaluatedPerTurn2P50).padStart(22)}${String(r.promptPerTurn2P50).padStart(19)}${String(r.reusedShare).padStart(14)}${String(r.reqPerS).padStart(7)}\n`,
+    );
+  }
+  const ratio = round(prefix.ttftTurn2P50Ms / leastBusy.ttftTurn2P50Ms, 3);
+  process.stdout.write(`\nturn≥2 TTFT p50, prefix-aware / least busy: ${ratio} (goal ≤ 0.333)\n`);
+  process.stdout.write(`BENCH_JSON ${JSON.stringify({ bench: 'prefix', model: opts.model, conversations: opts.conversations, turnsPerConversation: opts.turns, leastBusy, prefix, ratioTurn2P50: ratio })}\n`);
+} catch (err) {
+  log.error({ err: (err as Error).message }, 'prefix bench failed');
+  process.stdout.write(`BENCH_JSON ${JSON.stringify({ bench: 'prefix', failed: 1, error: (err as Error).message })}\n`);
+  process.exitCode = 1;
+} finally {
+  await backends.stop();
+}

@@ -1,0 +1,147 @@
+/**
+ * Prefix-cache-aware ordering of the replicas that can serve a request. Chat traffic resends
+ * its conversation on every turn; a host whose context sequence still holds that conversation
+ * evaluates only the new part. Hosts advertise the prefixes they hold as chained block hashes
+ * (src/common/prefixBlocks.ts: block i's hash covers blocks 1..i, so holding hash i means
+ * holding the whole prefix up to it); a request carries its own chain. The policy:
+ *
+ * - A replica's reuse is the number of the request's leading blocks it holds.
+ * - Replicas whose load (running + queued) is at most `maxLoadGap` above the least busy one's
+ *   are "close"; among them, the one holding the longest prefix (at least `minBlocks`) goes
+ *   first, then others by reuse. A markedly busier holder is not preferred: the prefix is
+ *   worth less than a queue.
+ * - With no reuse to go by, a session key (`x-session-id`, or the request's `user`) picks a
+ *   close replica by rendezvous hashing, so a conversation's turns meet again and its prefix
+ *   gets built where the next turn will look.
+ * - Everything else, and every tie: least busy, then by host id — deterministic.
+ *
+ * Pure: the same inputs give the same order, so a workflow replays its route step exactly.
+ */
+
+export interface PrefixPolicy {
+  /** Off: least busy, then by id (what routing did before). */
+  enabled: boolean;
+  /** How much busier (running + queued) than the least busy replica a prefix holder may be and still go first. */
+  maxLoadGap: number;
+  /** Fewest leading blocks held for a replica to count as a holder. */
+  minBlocks: number;
+}
+
+/** Defaults (FLEET_PREFIX_ROUTING, FLEET_PREFIX_MAX_LOAD_GAP, FLEET_PREFIX_MIN_BLOCKS). */
+export const DEFAULT_PREFIX_POLICY: PrefixPolicy = { enabled: true, maxLoadGap: 2, minBlocks: 1 };
+
+/** What a request brings: its chained block hashes (first block first) and an optional session key. */
+export interface RequestPrefix {
+  blocks: readonly string[];
+  session?: string;
+}
+
+export interface ReplicaCandidate {
+  id: string;
+  /** running + queued, as last reported. */
+  busy: number;
+  /** The chained block hashes this replica holds for the build (any order). */
+  held?: readonly string[];
+}
+
+/** How many of the request's leading blocks a replica holds (chained: the last match counts). */
+export function reusedBlocks(blocks: readonly string[], held: readonly string[] | undefined): number {
+  if (!held || held.length === 0) return 0;
+  const set = new Set(held);
+  for (let i = blocks.length; i > 0; i--) if (set.has(blocks[i - 1]!)) return i;
+  return 0;
+}
+
+const byLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => a.busy - b.busy || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+
+/** The candidates in the order they should be tried. */
+export function rankReplicas(candidates: readonly ReplicaCandidate[], prefix: RequestPrefix | undefined, policy: PrefixPolicy): string[] {
+  const base = [...candidates].sort(byLoadThenId);
+  if (!policy.enabled || !prefix || base.length < 2) return base.map((c) => c.id);
+  const least = base[0]!.busy;
+  const close = (c: ReplicaCandidate) => c.busy - least <= policy.maxLoadGap;
+  const reuse = new Map(base.map((c) => [c.id, reusedBlocks(prefix.blocks, c.held)]));
+  const holders = base.filter((c) => close(c) && reuse.get(c.id)! >= policy.minBlocks);
+  if (holders.length > 0) {
+    // Stable sort: equal reuse keeps least busy, then id.
+    const first = [...holders].sort((a, b) => reuse.get(b.id)! - reuse.get(a.id)!);
+    return [...first, ...base.filter((c) => !holders.includes(c))].map((c) => c.id);
+  }
+  if (prefix.session !== undefined) {
+    const session = prefix.session;
+    const near = base.filter(close);
+    const pick = near.reduce((best, c) => (rendezvous(session, c.id) > rendezvous(session, best.id) ? c : best), near[0]!);
+    return [pick, ...base.filter((c) => c !== pick)].map((c) => c.id);
+  }
+  return base.map((c) => c.id);
+}
+
+/** A 32-bit FNV-1a score of (session, replica): the highest wins (rendezvous hashing). */
+export function rendezvous(session: string, replica: string): number {
+  let h = 0x811c9dc5;
+  for (const ch of `${session}\u0000${replica}`) {
+    h ^= ch.codePointAt(0)!;
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return h;
+}
+
+/** A free context sequence, for the host's choice of where a request runs. */
+export interface SequenceCandidate {
+  /** Leading prompt tokens it already holds (evaluated by an earlier request). */
+  kept: number;
+  /** When it last served (ms; 0: never). */
+  lastUsedAt: number;
+}
+
+/**
+ * The free sequence a request takes: the one keeping most of its prompt; among equals (nothing
+ * to keep, or only a prefix every sequence shares, like the system prompt) the least recently
+ * used one, whose conversation is the least likely to come back — so a conversation's own
+ * history survives while other sequences are free. Ties: the first.
+ */
+export function pickSequence(free: readonly SequenceCandidate[]): number {
+  let best = 0;
+  for (let i = 1; i < free.length; i++) {
+    const a = free[i]!;
+    const b = free[best]!;
+    if (a.kept > b.kept || (a.kept === b.kept && a.lastUsedAt < b.lastUsedAt)) best = i;
+  }
+  return best;
+}
+
+/** A backend whose first-token time is this many times the best one's (and SLOW_MIN_MS more) is passed over. */
+export const SLOW_FACTOR = 2;
+export const SLOW_MIN_MS = 100;
+/** Weight of the newest sample in a backend's first-token moving average. */
+export const TTFT_ALPHA = 0.3;
+
+export const ewma = (prev: number | undefined, sample: number, alpha = TTFT_ALPHA) => (prev === undefined ? sample : prev + alpha * (sample - prev));
+
+/**
+ * Which backend index of an attested provider (its `-i<N>` rotation hosts) a request tries
+ * first: the one that served its conversation's earlier turns (`held`), else its session's
+ * (rendezvous), else the next in rotation — unless that one's first-token average is far
+ * behind the fastest's, then the next one in rotation that is not.
+ */
+export function chooseBackend(o: { count: number; next: number; held?: number; session?: string; ttftMs: ReadonlyArray<number | undefined> }): number {
+  if (o.count <= 1) return 0;
+  let preferred = o.held !== undefined && o.held < o.count ? o.held : o.next % o.count;
+  if (o.held === undefined && o.session !== undefined) {
+    const session = o.session;
+    preferred = 0;
+    for (let i = 1; i < o.count; i++) if (rendezvous(session, String(i)) > rendezvous(session, String(preferred))) preferred = i;
+  }
+  const known = o.ttftMs.slice(0, o.count).filter((t): t is number => t !== undefined);
+  const best = known.length > 0 ? Math.min(...known) : undefined;
+  const slow = (i: number) => {
+    const t = o.ttftMs[i];
+    return t !== undefined && best !== undefined && t > best * SLOW_FACTOR && t - best > SLOW_MIN_MS;
+  };
+  if (!slow(preferred)) return preferred;
+  for (let k = 0; k < o.count; k++) {
+    const i = (o.next + k) % o.count;
+    if (i !== preferred && !slow(i)) return i;
+  }
+  return preferred;
+}

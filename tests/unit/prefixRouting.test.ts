@@ -1,0 +1,109 @@
+/** Table tests of the prefix-aware replica order and of the conversation block chains (pure). */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { advertisedBlocks, conversationText, PREFIX_BLOCK_CHARS, prefixBlocks } from '../../src/common/prefixBlocks.js';
+import { chooseBackend, DEFAULT_PREFIX_POLICY, ewma, pickSequence, rankReplicas, rendezvous, reusedBlocks, type ReplicaCandidate } from '../../src/domain/prefixRouting.js';
+
+const chain = ['b1', 'b2', 'b3', 'b4', 'b5'];
+const c = (id: string, busy: number, held?: string[]): ReplicaCandidate => ({ id, busy, ...(held ? { held } : {}) });
+
+test('reused blocks: the longest held prefix of the chain', () => {
+  const rows: Array<[string[] | undefined, number]> = [
+    [undefined, 0],
+    [[], 0],
+    [['x'], 0],
+    [['b1'], 1],
+    [['b1', 'b2', 'b3'], 3],
+    [['b3'], 3], // chained: holding block 3 means holding 1..3
+    [['b1', 'b4', 'zz'], 4],
+    [['b5', 'b1'], 5],
+  ];
+  for (const [held, want] of rows) assert.equal(reusedBlocks(chain, held), want, JSON.stringify(held));
+});
+
+test('replica order: longest prefix first unless markedly busier; ties least busy then id', () => {
+  const p = { blocks: chain };
+  const rows: Array<{ name: string; candidates: ReplicaCandidate[]; want: string[]; session?: string; policy?: Partial<typeof DEFAULT_PREFIX_POLICY> }> = [
+    { name: 'no holder: least busy, then id', candidates: [c('b', 0), c('a', 0), c('c', 1)], want: ['a', 'b', 'c'] },
+    { name: 'the holder goes first though busier', candidates: [c('a', 0), c('b', 2, ['b4'])], want: ['b', 'a'] },
+    { name: 'a markedly busier holder does not', candidates: [c('a', 0), c('b', 3, ['b4'])], want: ['a', 'b'] },
+    { name: 'longest prefix among holders', candidates: [c('a', 0, ['b1']), c('b', 1, ['b3']), c('c', 0)], want: ['b', 'a', 'c'] },
+    { name: 'equal prefixes: least busy, then id', candidates: [c('b', 1, ['b2']), c('a', 1, ['b2']), c('c', 0, ['b2'])], want: ['c', 'a', 'b'] },
+    { name: 'minBlocks: a short match does not count', candidates: [c('a', 0), c('b', 1, ['b1'])], want: ['a', 'b'], policy: { minBlocks: 2 } },
+    { name: 'disabled: least busy only', candidates: [c('a', 0), c('b', 1, ['b5'])], want: ['a', 'b'], policy: { enabled: false } },
+    { name: 'a bigger gap allowed', candidates: [c('a', 0), c('b', 5, ['b5'])], want: ['b', 'a'], policy: { maxLoadGap: 5 } },
+    { name: 'one candidate', candidates: [c('a', 9)], want: ['a'] },
+  ];
+  for (const r of rows) {
+    assert.deepEqual(rankReplicas(r.candidates, { ...p, ...(r.session ? { session: r.session } : {}) }, { ...DEFAULT_PREFIX_POLICY, ...r.policy }), r.want, r.name);
+  }
+  assert.deepEqual(rankReplicas([c('b', 0), c('a', 1, ['b5'])], undefined, DEFAULT_PREFIX_POLICY), ['b', 'a'], 'no prefix: least busy');
+});
+
+test('session affinity: with no holder, the same session meets the same close replica; a busy one is passed over', () => {
+  const hosts = [c('h0', 0), c('h1', 0), c('h2', 0)];
+  const pick = (session: string, hs = hosts) => rankReplicas(hs, { blocks: [], session }, DEFAULT_PREFIX_POLICY)[0];
+  const sessions = Array.from({ length: 30 }, (_, i) => `s${i}`);
+  for (const s of sessions) {
+    assert.equal(pick(s), pick(s), 'deterministic');
+    const want = hosts.reduce((best, h) => (rendezvous(s, h.id) > rendezvous(s, best.id) ? h : best)).id;
+    assert.equal(pick(s), want);
+  }
+  assert.ok(new Set(sessions.map((s) => pick(s))).size > 1, 'sessions spread over the replicas');
+  // The session's replica, markedly busier than the least busy, is not chosen.
+  const s = sessions[0]!;
+  const home = pick(s)!;
+  const loaded = hosts.map((h) => (h.id === home ? c(h.id, 3) : h));
+  assert.notEqual(pick(s, loaded), home);
+  // A prefix holder beats the session's replica.
+  const holder = hosts.find((h) => h.id !== home)!.id;
+  assert.equal(rankReplicas(hosts.map((h) => (h.id === holder ? c(h.id, 0, ['b2']) : h)), { blocks: chain, session: s }, DEFAULT_PREFIX_POLICY)[0], holder);
+});
+
+test('block chains: a turn is a prefix of the next, only full blocks count, advertised blocks are bounded', () => {
+  const system = 'You are a fleet. '.repeat(20);
+  const turn1 = { kind: 'chat' as const, messages: [{ role: 'system' as const, content: system }, { role: 'user' as const, content: 'hello' }] };
+  const held = prefixBlocks(conversationText(turn1, 'hi there, how can I help with the fleet today?')!);
+  const turn2 = { kind: 'chat' as const, messages: [...turn1.messages, { role: 'assistant' as const, content: 'hi there, how can I help with the fleet today?' }, { role: 'user' as const, content: 'more' }] };
+  const next = prefixBlocks(conversationText(turn2)!);
+  assert.ok(held.length >= 2 && next.length >= held.length);
+  assert.deepEqual(next.slice(0, held.length), held, 'turn 2 starts with what turn 1 left');
+  assert.equal(reusedBlocks(next, advertisedBlocks(held)), held.length);
+  const other = prefixBlocks(conversationText({ kind: 'chat', messages: [{ role: 'system', content: system }, { role: 'user', content: 'something else entirely, at length '.repeat(10) }] })!);
+  assert.equal(reusedBlocks(other, held), Math.floor((`system\u0000${system}\u0001`).length / PREFIX_BLOCK_CHARS), 'another conversation shares the system prompt only');
+  assert.deepEqual(prefixBlocks('x'.repeat(PREFIX_BLOCK_CHARS - 1)), [], 'a partial block is not hashed');
+  assert.equal(prefixBlocks('x'.repeat(PREFIX_BLOCK_CHARS * 3)).length, 3);
+  assert.equal(conversationText({ kind: 'embedding', inputs: ['x'] }), undefined);
+  assert.equal(conversationText({ kind: 'completion', prompt: 'ab' }, 'cd'), 'abcd');
+  const long = Array.from({ length: 50 }, (_, i) => `h${i}`);
+  const ad = advertisedBlocks(long);
+  assert.equal(ad.length, 20);
+  assert.deepEqual([ad[0], ad[15], ad[16], ad[19]], ['h0', 'h15', 'h46', 'h49']);
+});
+
+test('sequence choice: most kept first; among equals the least recently used; ties the first', () => {
+  const rows: Array<[Array<[number, number]>, number]> = [
+    [[[0, 5]], 0],
+    [[[0, 5], [10, 9], [3, 1]], 1],
+    [[[0, 5], [0, 2], [0, 9]], 1],
+    [[[4, 5], [4, 1]], 1],
+    [[[4, 5], [6, 9]], 1],
+    [[[0, 0], [0, 0]], 0],
+  ];
+  for (const [free, want] of rows) assert.equal(pickSequence(free.map(([kept, lastUsedAt]) => ({ kept, lastUsedAt }))), want, JSON.stringify(free));
+});
+
+test('attested backends: a conversation stays on its backend, a session on its own, others rotate; a slow backend is passed over', () => {
+  const none = [undefined, undefined, undefined];
+  assert.equal(chooseBackend({ count: 1, next: 5, ttftMs: [] }), 0);
+  assert.equal(chooseBackend({ count: 3, next: 4, ttftMs: none }), 1, 'rotation');
+  assert.equal(chooseBackend({ count: 3, next: 4, held: 2, ttftMs: none }), 2, 'the conversation’s backend');
+  assert.equal(chooseBackend({ count: 3, next: 4, held: 7, ttftMs: none }), 1, 'a held index past the count (the set shrank) rotates');
+  const s = chooseBackend({ count: 3, next: 0, session: 'abc', ttftMs: none });
+  assert.equal(chooseBackend({ count: 3, next: 1, session: 'abc', ttftMs: none }), s, 'a session keeps its backend whatever the rotation');
+  assert.equal(chooseBackend({ count: 3, next: 0, held: 2, ttftMs: [50, 60, 400] }), 0, 'slow (400 vs 50): the next in rotation');
+  assert.equal(chooseBackend({ count: 3, next: 0, held: 2, ttftMs: [50, 60, 140] }), 2, 'within SLOW_MIN_MS of the best: kept');
+  assert.equal(chooseBackend({ count: 2, next: 0, held: 1, ttftMs: [undefined, 900] }), 1, 'no other figure to compare with');
+  assert.equal(ewma(undefined, 100), 100);
+  assert.equal(ewma(100, 200), 130);
+});
