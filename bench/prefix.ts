@@ -6,7 +6,7 @@
  * content on turn 1 and on turns ≥ 2 (p50/p99), prompt tokens evaluated per turn (prompt minus
  * cached), prompt tokens reused, requests per second. Last line: BENCH_JSON.
  *
- *   npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium]
+ *   npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600]
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -16,7 +16,7 @@ import { startProcessFleet, type ProcessFleet } from '../tests/support/processFl
 import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
 import { median, percentile, round } from './stats.js';
 
-const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium]';
+const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600]';
 const HOSTS = ['h0', 'h1', 'h2'];
 type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam;
 
@@ -31,6 +31,8 @@ function options(argv: string[]) {
       'user-chars': { type: 'string', default: '300' },
       'max-tokens': { type: 'string', default: '24' },
       model: { type: 'string', default: 'small' },
+      sequences: { type: 'string', default: '4' },
+      'think-ms': { type: 'string', default: '600' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -48,6 +50,8 @@ function options(argv: string[]) {
     userChars: int('user-chars', 1, 20_000),
     maxTokens: int('max-tokens', 1, 256),
     model: v.model as 'small' | 'medium',
+    sequences: int('sequences', 1, 16),
+    thinkMs: int('think-ms', 0, 60_000),
   };
 }
 
@@ -67,10 +71,15 @@ interface Turn {
   cachedTokens: number;
 }
 
+/** A seeded think time before each turn (0..thinkMs), the same in both modes: turns do not march in step. */
+const thinkMs = (c: number, t: number) => (((c * 7919 + t * 104729) % 1000) / 1000) * opts.thinkMs;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
 async function conversation(f: ProcessFleet, c: number): Promise<Turn[]> {
   const messages: Msg[] = [{ role: 'system', content: `You are the fleet's assistant. ${text(opts.systemChars, 1)}` }];
   const out: Turn[] = [];
   for (let t = 1; t <= opts.turns; t++) {
+    await sleep(thinkMs(c, t));
     messages.push({ role: 'user', content: `Conversation ${c}, turn ${t}: ${text(opts.userChars, c * 100 + t)}` });
     const t0 = performance.now();
     const stream = await f.openai.chat.completions.create({ model: 'chat', messages, max_tokens: opts.maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } });
@@ -95,7 +104,7 @@ async function conversation(f: ProcessFleet, c: number): Promise<Turn[]> {
 async function runMode(name: 'leastBusy' | 'prefix', backends: BenchBackends) {
   const fleet = await startProcessFleet({
     hosts: HOSTS.length,
-    hostEnv: { FLEET_MAX_IN_FLIGHT: '2', FLEET_MAX_QUEUE: '64', FLEET_ADMISSION_MAX_WAIT_MS: '600000' },
+    hostEnv: { FLEET_MAX_IN_FLIGHT: String(opts.sequences), FLEET_MAX_QUEUE: '64', FLEET_ADMISSION_MAX_WAIT_MS: '600000' },
     stackEnv: { FLEET_PREFIX_ROUTING: name === 'prefix' ? 'true' : 'false' },
     temporalAddress: backends.temporalAddress,
     databaseUrl: backends.databaseUrl,
@@ -135,7 +144,7 @@ try {
     ['prefix-aware', prefix],
   ] as const;
   process.stdout.write(
-    `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, 3 hosts × 2 sequences; ${os.availableParallelism()} cores\n\n`,
+    `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, think time 0–${opts.thinkMs} ms, 3 hosts × ${opts.sequences} sequences; ${os.availableParallelism()} cores\n\n`,
   );
   process.stdout.write('mode            1-min load  TTFT turn 1 p50  TTFT turn≥2 p50    p99  evaluated/turn≥2 p50  prompt/turn≥2 p50  reused share  req/s\n');
   for (const [label, r] of rows) {

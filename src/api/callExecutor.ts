@@ -186,6 +186,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
     // then schedules `generate` at once, and its first replica is a search attribute from the start.
     const prefix = requestPrefix(call);
     const route = deps.fleet?.preRoute({ alias: call.modelId, requestId: call.requestId, stream: call.stream, ...(prefix ? { prefix } : {}) });
+    if (route) deps.fleet?.dispatched(call.requestId, route);
     const firstReplica = route?.attempts[0]?.replica;
     handle = await deps.client.workflow.start<typeof inferenceRequest>('inferenceRequest', {
       taskQueue: REQUEST_QUEUE,
@@ -230,6 +231,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
   } finally {
     done = true;
     unsubscribe?.();
+    deps.fleet?.settled(call.requestId);
   }
 
   if (result && !result.text.startsWith(order.sent)) {

@@ -19,6 +19,7 @@ import type { DbHandle } from '../db/connect.js';
 import { readRoutingSnapshot, refreshHosts, routeViewFor, type RouteConfig, type RoutingSnapshot } from '../db/routingSnapshot.js';
 import type { ServeDecision } from '../common/inference.js';
 import type { RequestPrefix } from '../domain/prefixRouting.js';
+import { withLocalFacts } from '../domain/localFacts.js';
 import { planRequest } from '../domain/requestPlan.js';
 import type { Logger } from '../logger.js';
 
@@ -31,6 +32,8 @@ const RETRY_MS = 500;
 /** Conversations this process answered, remembered this long (the host's heartbeat says it by then), at most this many. */
 const ANSWERED_TTL_MS = 30_000;
 const MAX_ANSWERED = 10_000;
+/** A pre-routed request not settled after this long is forgotten (the API settles every one; this only bounds a leak). */
+const PLACED_TTL_MS = 15 * 60_000;
 
 export interface FleetSnapshot {
   /** The first round's decision when the snapshot is current and says "serve now"; else undefined. */
@@ -41,6 +44,10 @@ export interface FleetSnapshot {
    * before that heartbeat is read.
    */
   answered(o: { hostId: string; blocks: readonly string[] }): void;
+  /** This process starts a request on `decision` (its first host counts as busier until it is settled). */
+  dispatched(requestId: string, decision: ServeDecision): void;
+  /** A request this process dispatched has ended (answered, failed or cancelled). */
+  settled(requestId: string): void;
   close(): Promise<void>;
 }
 
@@ -110,10 +117,28 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
     return undefined;
   };
 
+  /**
+   * Requests this process sent to a host's first attempt and not yet settled, by request id: a
+   * burst is placed before any host has reported its share, so a host's load is taken as at
+   * least what this process has in flight there.
+   */
+  const placed = new Map<string, { hostId: string; build: string; at: number }>();
+  const inFlight = () => {
+    const n = new Map<string, Map<string, number>>();
+    for (const p of placed.values()) {
+      const byBuild = n.get(p.hostId) ?? new Map<string, number>();
+      byBuild.set(p.build, (byBuild.get(p.build) ?? 0) + 1);
+      n.set(p.hostId, byBuild);
+    }
+    return n;
+  };
+
   const unlisten = await o.db.listen(FLEET_CHANGES_CHANNEL, onChange);
   const fullTimer = setInterval(() => {
     fullDue = true;
     void pump();
+    const now = Date.now();
+    for (const [id, p] of placed) if (now - p.at > PLACED_TTL_MS) placed.delete(id);
   }, FULL_REFRESH_MS).unref();
   await pump();
 
@@ -125,16 +150,9 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
       if (!consistent) return undefined;
       const build = view.fleet.model?.id;
       const noted = prefix && build ? recall(prefix.blocks, now) : undefined;
-      if (noted && build) {
-        // As if the host's heartbeat already advertised it.
-        view.fleet = {
-          ...view.fleet,
-          hosts: view.fleet.hosts.map((h) => {
-            if (h.id !== noted.hostId) return h;
-            const l = h.load[build] ?? { running: 0, queued: 0 };
-            return { ...h, load: { ...h.load, [build]: { ...l, prefixes: [...(l.prefixes ?? []), noted.hash] } } };
-          }),
-        };
+      if (placed.size > 0 || (noted && build)) {
+        const facts = { ...(placed.size > 0 ? { inFlight: inFlight() } : {}), ...(noted && build ? { answered: { ...noted, build } } : {}) };
+        view.fleet = { ...view.fleet, hosts: withLocalFacts(view.fleet.hosts, facts) };
       }
       const decision = planRequest(view, { now, requestId, stream, exclude: [], joinLoads: true, ...(prefix ? { prefix } : {}) });
       return decision.kind === 'serve' ? decision : undefined;
@@ -145,6 +163,13 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
       answered.delete(last);
       answered.set(last, { hostId, at: Date.now() });
       if (answered.size > MAX_ANSWERED) answered.delete(answered.keys().next().value!);
+    },
+    dispatched(requestId, decision) {
+      const first = decision.attempts[0];
+      if (first?.replica.kind === 'host') placed.set(requestId, { hostId: first.replica.hostId, build: first.target.build, at: Date.now() });
+    },
+    settled(requestId) {
+      placed.delete(requestId);
     },
     async close() {
       closed = true;

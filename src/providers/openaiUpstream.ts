@@ -61,7 +61,14 @@ export function upstreamAgent(o: { timeouts: { connect_ms: number }; transport: 
   return new Agent({ connect: providerConnector({ transport: o.transport, connectMs: o.timeouts.connect_ms }), keepAliveTimeout: 30_000, connections: 64 });
 }
 
-const usageSchema = z.object({ prompt_tokens: z.number().int().nonnegative(), completion_tokens: z.number().int().nonnegative() }).partial();
+const usageSchema = z
+  .object({
+    prompt_tokens: z.number().int().nonnegative(),
+    completion_tokens: z.number().int().nonnegative(),
+    // What the upstream served from its own prompt cache (OpenAI's field; vLLM and others send it too).
+    prompt_tokens_details: z.object({ cached_tokens: z.number().int().nonnegative().nullable().optional() }).nullable().optional(),
+  })
+  .partial();
 const choiceSchema = z.object({
   message: z.object({ content: z.string().nullable().optional() }).optional(),
   delta: z.object({ content: z.string().nullable().optional() }).optional(),
@@ -231,7 +238,7 @@ function withUsage(
     ...raw,
     text,
     finishReason,
-    usage: known ? { promptTokens: u!.prompt_tokens!, completionTokens: u!.completion_tokens! } : { promptTokens: estimate(promptChars(c.input)), completionTokens: estimate(text.length) },
+    usage: known ? { promptTokens: u!.prompt_tokens!, completionTokens: u!.completion_tokens!, ...cachedOf(u!) } : { promptTokens: estimate(promptChars(c.input)), completionTokens: estimate(text.length) },
     usageEstimated: !known,
   };
 }
@@ -328,4 +335,10 @@ export async function listUpstreamModels(t: UpstreamTarget, signal: AbortSignal)
     const ctx = m.context_length ?? m.max_model_len;
     return ctx !== undefined ? { slug: m.id, contextLength: ctx } : { slug: m.id };
   });
+}
+
+/** The upstream's cached prompt tokens, when it says (never more than the prompt). */
+function cachedOf(u: z.infer<typeof usageSchema>): { cachedTokens?: number } {
+  const n = u.prompt_tokens_details?.cached_tokens;
+  return n ? { cachedTokens: Math.min(n, u.prompt_tokens ?? 0) } : {};
 }

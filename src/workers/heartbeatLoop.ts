@@ -36,6 +36,7 @@ export function startHeartbeatLoop(o: HeartbeatLoopOptions): HeartbeatLoop {
   let inFlight: Promise<void> | undefined;
   let again = false;
   let pooled = false;
+  let poked = false;
 
   const write = async () => {
     const models = Object.fromEntries(
@@ -87,7 +88,14 @@ export function startHeartbeatLoop(o: HeartbeatLoopOptions): HeartbeatLoop {
 
   return {
     poke: () => {
-      if (!stopped) beat();
+      // After the current turn of the event loop: the generation that changed the load starts
+      // first (in `fleet dev` the write shares the thread), and changes in one turn write once.
+      if (stopped || poked) return;
+      poked = true;
+      setImmediate(() => {
+        poked = false;
+        if (!stopped) beat();
+      });
     },
     async stop() {
       stopped = true;

@@ -73,6 +73,19 @@ function defineSuite(label: string, open: () => Promise<{ h: DbHandle; cleanup()
       await until(['h2', 'h1'], 'after h1 reported a running request');
     });
 
+    it("a burst: a host counts at least this process's requests in flight there until they settle", async () => {
+      await recordHeartbeat(h.db, 'h1', { models: { m: { running: 0, queued: 0 } } });
+      await until(['h1', 'h2'], 'both idle');
+      const decision = snap.preRoute({ alias: 'm', requestId: 'burst-1', stream: false })!;
+      snap.dispatched('burst-1', decision);
+      assert.deepEqual(first(), ['h2', 'h1'], 'h1 has one of ours in flight, not reported yet');
+      snap.dispatched('burst-2', snap.preRoute({ alias: 'm', requestId: 'burst-2', stream: false })!);
+      assert.deepEqual(first(), ['h1', 'h2'], 'one each');
+      snap.settled('burst-1');
+      snap.settled('burst-2');
+      assert.deepEqual(first(), ['h1', 'h2']);
+    });
+
     it('an alias moved to a build no host holds is left to the workflow (a cold load)', async () => {
       await registerModel(h.db, { id: 'm-v2', path: '/m2.gguf', sha256: SHA, sizeBytes: 1, contextLength: 512 });
       await setAlias(h.db, { id: 'm', desired: 'm-v2', previous: null });

@@ -115,7 +115,7 @@ describe('remote providers', () => {
     const r = await chat('faulty');
     assert.equal(r.status, 200, r.text);
     assert.equal(r.json!.model, 'faulty');
-    assert.deepEqual(r.json!.usage, { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 });
+    assert.deepEqual(r.json!.usage, { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18, prompt_tokens_details: { cached_tokens: 0 } });
     const call = up.calls.at(-1)!;
     assert.deepEqual([call.model, call.authorization], ['vendor/up-model', `Bearer ${FAULT_KEY}`]);
   });

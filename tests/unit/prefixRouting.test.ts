@@ -2,6 +2,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { advertisedBlocks, conversationText, PREFIX_BLOCK_CHARS, prefixBlocks } from '../../src/common/prefixBlocks.js';
+import type { HostView } from '../../src/domain/fleetView.js';
+import { withLocalFacts } from '../../src/domain/localFacts.js';
 import { chooseBackend, DEFAULT_PREFIX_POLICY, ewma, pickSequence, rankReplicas, rendezvous, reusedBlocks, type ReplicaCandidate } from '../../src/domain/prefixRouting.js';
 
 const chain = ['b1', 'b2', 'b3', 'b4', 'b5'];
@@ -106,4 +108,22 @@ test('attested backends: a conversation stays on its backend, a session on its o
   assert.equal(chooseBackend({ count: 2, next: 0, held: 1, ttftMs: [undefined, 900] }), 1, 'no other figure to compare with');
   assert.equal(ewma(undefined, 100), 100);
   assert.equal(ewma(100, 200), 130);
+});
+
+test("local facts: a host's load is at least what this process has in flight there; the answering host holds its block", () => {
+  const host = (id: string, load: HostView['load']): HostView => ({
+    id, status: 'up', lastHeartbeatAt: new Date(0).toISOString(), placements: [], load,
+    capacity: { maxModelSlots: 1, gpuCount: 0, totalMemoryBytes: 0, freeMemoryBytes: 0 }, files: [],
+  });
+  const hosts = [host('a', { m: { running: 1, queued: 0 } }), host('b', {}), host('c', { m: { running: 3, queued: 1, prefixes: ['x'] } })];
+  const inFlight = new Map([['a', new Map([['m', 2]])], ['b', new Map([['m', 1]])], ['c', new Map([['m', 2]])]]);
+  const out = withLocalFacts(hosts, { inFlight, answered: { hostId: 'c', build: 'm', hash: 'y' } });
+  assert.deepEqual(out.map((h) => h.load.m), [
+    { running: 1, queued: 1 }, // reported 1, ours 2
+    { running: 0, queued: 1 }, // unreported: ours
+    { running: 3, queued: 1, prefixes: ['x', 'y'] }, // reported more than ours; holds the answer
+  ]);
+  assert.equal(withLocalFacts(hosts, {})[1], hosts[1], 'nothing to add: the same view');
+  assert.deepEqual(hosts[1]!.load, {}, 'the reports are not changed');
+  assert.deepEqual(withLocalFacts(out, { answered: { hostId: 'c', build: 'm', hash: 'y' } })[2]!.load.m!.prefixes, ['x', 'y'], 'added once');
 });
