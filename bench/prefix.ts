@@ -6,7 +6,10 @@
  * content on turn 1 and on turns ≥ 2 (p50/p99), prompt tokens evaluated per turn (prompt minus
  * cached), prompt tokens reused, requests per second. Last line: BENCH_JSON.
  *
- *   npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600]
+ *   npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600] [--own-system]
+ *
+ * `--own-system` gives every conversation its own system prompt, so nothing is shared across
+ * conversations and only routing decides whether a turn finds its history.
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -16,7 +19,7 @@ import { startProcessFleet, type ProcessFleet } from '../tests/support/processFl
 import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
 import { median, percentile, round } from './stats.js';
 
-const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600]';
+const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600] [--own-system]';
 const HOSTS = ['h0', 'h1', 'h2'];
 type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam;
 
@@ -33,6 +36,7 @@ function options(argv: string[]) {
       model: { type: 'string', default: 'small' },
       sequences: { type: 'string', default: '4' },
       'think-ms': { type: 'string', default: '600' },
+      'own-system': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -52,6 +56,8 @@ function options(argv: string[]) {
     model: v.model as 'small' | 'medium',
     sequences: int('sequences', 1, 16),
     thinkMs: int('think-ms', 0, 60_000),
+    /** Each conversation its own system prompt (nothing shared across conversations). */
+    ownSystem: v['own-system'],
   };
 }
 
@@ -76,7 +82,7 @@ const thinkMs = (c: number, t: number) => (((c * 7919 + t * 104729) % 1000) / 10
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function conversation(f: ProcessFleet, c: number): Promise<Turn[]> {
-  const messages: Msg[] = [{ role: 'system', content: `You are the fleet's assistant. ${text(opts.systemChars, 1)}` }];
+  const messages: Msg[] = [{ role: 'system', content: `You are the fleet's assistant${opts.ownSystem ? ` for conversation ${c}` : ''}. ${text(opts.systemChars, opts.ownSystem ? 1000 + c : 1)}` }];
   const out: Turn[] = [];
   for (let t = 1; t <= opts.turns; t++) {
     await sleep(thinkMs(c, t));
@@ -144,7 +150,7 @@ try {
     ['prefix-aware', prefix],
   ] as const;
   process.stdout.write(
-    `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, think time 0–${opts.thinkMs} ms, 3 hosts × ${opts.sequences} sequences; ${os.availableParallelism()} cores\n\n`,
+    `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, ${opts.ownSystem ? 'own' : 'shared'} system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, think time 0–${opts.thinkMs} ms, 3 hosts × ${opts.sequences} sequences; ${os.availableParallelism()} cores\n\n`,
   );
   process.stdout.write('mode            1-min load  TTFT turn 1 p50  TTFT turn≥2 p50    p99  evaluated/turn≥2 p50  prompt/turn≥2 p50  reused share  req/s\n');
   for (const [label, r] of rows) {
@@ -154,7 +160,7 @@ try {
   }
   const ratio = round(prefix.ttftTurn2P50Ms / leastBusy.ttftTurn2P50Ms, 3);
   process.stdout.write(`\nturn≥2 TTFT p50, prefix-aware / least busy: ${ratio} (goal ≤ 0.333)\n`);
-  process.stdout.write(`BENCH_JSON ${JSON.stringify({ bench: 'prefix', model: opts.model, conversations: opts.conversations, turnsPerConversation: opts.turns, leastBusy, prefix, ratioTurn2P50: ratio })}\n`);
+  process.stdout.write(`BENCH_JSON ${JSON.stringify({ bench: 'prefix', model: opts.model, sharedSystem: !opts.ownSystem, conversations: opts.conversations, turnsPerConversation: opts.turns, leastBusy, prefix, ratioTurn2P50: ratio })}\n`);
 } catch (err) {
   log.error({ err: (err as Error).message }, 'prefix bench failed');
   process.stdout.write(`BENCH_JSON ${JSON.stringify({ bench: 'prefix', failed: 1, error: (err as Error).message })}\n`);
