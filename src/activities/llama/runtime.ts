@@ -30,6 +30,9 @@ import { AdmissionQueue, type Lease } from './admissionQueue.js';
 import { GrammarCache } from './grammars.js';
 import { advertisedBlocks, conversationText, MAX_ADVERTISED_PREFIXES, prefixBlocks } from '../../common/prefixBlocks.js';
 import { pickSequence } from '../../domain/prefixRouting.js';
+import { ContextOverflowError, GenerationAbortedError, InvalidGenerationError, ModelBusyError, ModelNotLoadedError } from './runtimeErrors.js';
+
+export { ContextOverflowError, GenerationAbortedError, InvalidGenerationError, ModelBusyError, ModelNotLoadedError };
 
 export interface RuntimeOptions {
   threads: number;
@@ -91,21 +94,6 @@ export interface LoadedModel {
   /** Embedding requests run one after another (the context has one sequence). */
   embedChain: Promise<void>;
   lastUsedAt: number | null;
-}
-
-export class ContextOverflowError extends Error {
-  override name = 'ContextOverflowError';
-  constructor(
-    readonly promptTokens: number,
-    readonly requested: number | null,
-    readonly contextLength: number,
-  ) {
-    super(
-      requested === null
-        ? `This model's maximum context length is ${contextLength} tokens. However, your prompt has ${promptTokens} tokens.`
-        : `This model's maximum context length is ${contextLength} tokens. However, you requested ${promptTokens + requested} tokens (${promptTokens} in the prompt, ${requested} in the completion).`,
-    );
-  }
 }
 
 export interface GenerateOptions {
@@ -396,48 +384,9 @@ export class LlamaRuntime {
   }
 }
 
-/** The caller's signal aborted the generation; `usage` is what had been used by then. */
-export class GenerationAbortedError extends Error {
-  override name = 'GenerationAbortedError';
-  constructor(
-    readonly usage: Usage,
-    cause: unknown,
-  ) {
-    super('generation aborted', { cause });
-  }
-}
-
-/** The request cannot be served as asked on this model (a client error, not the host's). */
-export class InvalidGenerationError extends Error {
-  override name = 'InvalidGenerationError';
-  constructor(
-    message: string,
-    readonly param: string,
-  ) {
-    super(message);
-  }
-}
-
 function vocabularySizeOf(model: LlamaModel): number {
   const tokens = (model.fileInfo.metadata as { tokenizer?: { ggml?: { tokens?: unknown } } }).tokenizer?.ggml?.tokens;
   return Array.isArray(tokens) ? tokens.length : 0;
-}
-
-export class ModelBusyError extends Error {
-  override name = 'ModelBusyError';
-  constructor(
-    readonly modelId: string,
-    readonly inFlight: number,
-  ) {
-    super(`model ${modelId} has ${inFlight} request(s) in flight`);
-  }
-}
-
-export class ModelNotLoadedError extends Error {
-  override name = 'ModelNotLoadedError';
-  constructor(readonly modelId: string) {
-    super(`model ${modelId} is not loaded on this host`);
-  }
 }
 
 /** top_k, min_p, the penalties and logit_bias in node-llama-cpp's terms (absent: llama.cpp's defaults). */
