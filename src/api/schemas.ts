@@ -102,6 +102,8 @@ const sampling = {
   repeat_penalty: z.number().gt(0, 'repeat_penalty must be greater than 0').max(10).nullable().optional(),
   /** OpenAI's end-user id: logged nowhere, passed nowhere; without `x-session-id`, the session key routing keeps a conversation's turns together by. */
   user: z.string().max(256).optional(),
+  /** OpenAI's cache-affinity key: the session key routing keeps requests together by (before `user`). */
+  prompt_cache_key: z.string().max(256).nullable().optional(),
   top_logprobs: refused('logprobs are not supported by this server'),
   metadata: z.record(z.string(), z.string()).nullable().optional(),
   /** Nothing is stored: `store: true` is refused rather than pretended. */

@@ -109,7 +109,7 @@ describe('prefix-aware routing across 3 host processes', () => {
     await held;
   });
 
-  test('a session key keeps turns on one host without a shared prefix; a malformed one is refused', async () => {
+  test('a session key (x-session-id, or prompt_cache_key) keeps turns on one host without a shared prefix; a malformed one is refused', async () => {
     const ask = async (content: string) => {
       const res = await fetch(`${f.apiUrl}/v1/chat/completions`, {
         method: 'POST',
@@ -125,6 +125,13 @@ describe('prefix-aware routing across 3 host processes', () => {
       await snapshotRoutes(f, [{ role: 'user', content: q }], (h) => h === first, `session turn ${q}`, 'session-42');
       assert.equal(await ask(q), first);
     }
+    // OpenAI's prompt_cache_key is a session key too (no header).
+    const byKey = async (content: string) => {
+      const r = await f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content }], max_tokens: 2, prompt_cache_key: 'session-42' });
+      return servedBy(f, r.id);
+    };
+    await snapshotRoutes(f, [{ role: 'user', content: 'five' }], (h) => h === first, 'prompt_cache_key turn', 'session-42');
+    assert.equal(await byKey('five'), first);
     const bad = await fetch(`${f.apiUrl}/v1/chat/completions`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', 'x-session-id': 'x'.repeat(300) },

@@ -16,7 +16,8 @@ import { responsesBody } from '../wire/responsesRequest.js';
 async function serve(deps: ApiDeps, req: Request, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
   const model = await aliasOr404(deps.catalog, parsed.model);
   const prepared = toCall(parsed, model, principalFrom(res));
-  const user = parsed.body.kind === 'chat' ? parsed.body.chat.user : parsed.body.completion.user;
+  const b = parsed.body.kind === 'chat' ? parsed.body.chat : parsed.body.completion;
+  const user = b.prompt_cache_key ?? b.user;
   const session = sessionKeyOf(req, user);
   const call = { ...prepared.call, requestSha256: requestBodySha256(req), ...(session !== undefined ? { session } : {}) };
   await executeCall(deps, call, openAiSink(res, call, { includeUsage: parsed.includeUsage, toolMode: prepared.toolMode }));
@@ -36,7 +37,7 @@ export function inferenceRoutes(deps: ApiDeps): Router {
     const body = parseJsonObject(responsesBody, req.body);
     const model = await aliasOr404(deps.catalog, body.model);
     const prepared = toResponsesCall(body, model, principalFrom(res));
-    const session = sessionKeyOf(req, body.user);
+    const session = sessionKeyOf(req, body.prompt_cache_key ?? body.user);
     const call = { ...prepared.call, requestSha256: requestBodySha256(req), ...(session !== undefined ? { session } : {}) };
     await executeCall(deps, call, responsesSink(res, call, body, prepared.toolMode));
   });

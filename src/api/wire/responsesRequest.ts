@@ -6,8 +6,9 @@
  * Nothing is stored: every response behaves as `store: false` (so `previous_response_id` and
  * `store: true` are refused, not pretended). `instructions` → a system turn; `function_call` /
  * `function_call_output` items → the assistant's tool calls and `tool` turns; `text.format` →
- * `response_format`; `max_output_tokens` → max_tokens. `metadata`, `user`, `service_tier` and
- * `truncation: "disabled"` are accepted and unused; everything else is refused by name.
+ * `response_format`; `max_output_tokens` → max_tokens; `prompt_cache_key` (else `user`) is the
+ * routing session key. `metadata`, `service_tier` and `truncation: "disabled"` are accepted and
+ * unused; everything else is refused by name.
  */
 import { z } from 'zod';
 import { FUNCTION_NAME, refused, type ChatCompletionBody } from '../schemas.js';
@@ -88,7 +89,9 @@ export const responsesBody = z.object({
   top_logprobs: refused('logprobs are not supported by this server'),
   truncation: z.literal('disabled', "only truncation 'disabled' is supported").nullable().optional(),
   metadata: z.record(z.string(), z.string()).nullable().optional(),
-  user: z.string().optional(),
+  /** With `prompt_cache_key` (first): the session key routing keeps a conversation's requests together by. */
+  user: z.string().max(256).optional(),
+  prompt_cache_key: z.string().max(256).nullable().optional(),
   service_tier: z.enum(['auto', 'default']).nullable().optional(),
 });
 export type ResponsesBody = z.infer<typeof responsesBody>;
