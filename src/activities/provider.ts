@@ -26,7 +26,7 @@ import { callUpstream, listUpstreamModels, UpstreamError, type UpstreamAnswer } 
 import { promptChars } from '../domain/budget.js';
 import { createChunkPublisher, publishFinal } from '../stream/chunkPublisher.js';
 import { chunkSource } from '../common/replicas.js';
-import { conversationText, prefixBlocks } from '../common/prefixBlocks.js';
+import { conversationBlocks } from '../common/prefixBlocks.js';
 import type { StreamChannel } from '../stream/channel.js';
 
 export interface ProviderActivityDeps {
@@ -92,7 +92,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
       const beats = setInterval(beat, 1000);
       const started = performance.now();
       // An attested provider's first try goes to the backend holding this conversation (or its session's).
-      const blocks = attested ? prefixBlocks(conversationText(input.input) ?? '') : [];
+      const blocks = attested ? conversationBlocks(input.input) : [];
       try {
         for (let retry = 1; ; retry++) {
           try {
@@ -118,7 +118,7 @@ export function createProviderActivities(deps: ProviderActivityDeps) {
             const answeredAt = performance.now();
             const teeSignature = attested ? await signatureOf({ attested, baseUrl, answer, apiKey: target.apiKey, slug: remote.upstreamModel, timeoutMs: record.timeouts.first_byte_ms, signal }) : undefined;
             // Remembered only once its signature checked: the next turn of this conversation goes there.
-            attested?.served(baseUrl, { ttftMs: (firstTextAt ?? answeredAt) - tried, blocks: prefixBlocks(conversationText(input.input, answer.text) ?? '') });
+            attested?.served(baseUrl, { ttftMs: (firstTextAt ?? answeredAt) - tried, blocks: conversationBlocks(input.input, answer.text) });
             // A provider that cannot stream serves a stream in one piece.
             if (publisher && !streamUpstream) publisher.push(answer.text);
             await publisher?.flush();

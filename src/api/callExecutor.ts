@@ -15,7 +15,7 @@ import type { Kysely } from 'kysely';
 import type { InferenceInput, InferenceResult, SamplingParams, Usage } from '../common/inference.js';
 import { retryThroughOutage } from '../common/outage.js';
 import { createHash } from 'node:crypto';
-import { conversationText, prefixBlocks } from '../common/prefixBlocks.js';
+import { conversationBlocks } from '../common/prefixBlocks.js';
 import { replicaSource } from '../common/replicas.js';
 import type { RequestPrefix } from '../domain/prefixRouting.js';
 import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
@@ -269,10 +269,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
   }
 
   // After the response: the client does not wait for the bookkeeping.
-  if (result?.replica?.kind === 'host' && deps.fleet) {
-    const held = conversationText(call.input, result.text);
-    if (held !== undefined) deps.fleet.answered({ hostId: result.replica.hostId, blocks: prefixBlocks(held) });
-  }
+  if (result?.replica?.kind === 'host') deps.fleet?.answered({ hostId: result.replica.hostId, blocks: conversationBlocks(call.input, result.text) });
   const cancelled = failure?.status === 499;
   const used = result?.usage ?? (cancelled && handle ? await cancelledUsage(handle, deps.codec).catch(() => undefined) : undefined);
   if (principal) await endReservation(deps, log, call.requestId, principal, result ? result.usage : used);
@@ -298,8 +295,7 @@ export async function executeCall(deps: ApiDeps, call: InferenceCall, sink: Call
  * the session key (the raw key is the client's, never recorded). Nothing to go by: undefined.
  */
 function requestPrefix(call: InferenceCall): RequestPrefix | undefined {
-  const text = conversationText(call.input);
-  const blocks = text === undefined ? [] : prefixBlocks(text);
+  const blocks = conversationBlocks(call.input);
   const session = call.session !== undefined ? createHash('sha256').update(call.session).digest('hex').slice(0, 16) : undefined;
   if (blocks.length === 0 && session === undefined) return undefined;
   return { blocks, ...(session !== undefined ? { session } : {}) };

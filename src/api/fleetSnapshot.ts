@@ -18,10 +18,11 @@
 import type { DbHandle } from '../db/connect.js';
 import { readRoutingSnapshot, refreshHosts, routeViewFor, type RouteConfig, type RoutingSnapshot } from '../db/routingSnapshot.js';
 import type { ServeDecision } from '../common/inference.js';
-import type { RequestPrefix } from '../domain/prefixRouting.js';
 import { withLocalFacts } from '../domain/localFacts.js';
+import { lastKnownBlock, type RequestPrefix } from '../domain/prefixRouting.js';
 import { planRequest } from '../domain/requestPlan.js';
 import type { Logger } from '../logger.js';
+import { setRecent } from '../common/recentMap.js';
 
 /** The notification channel migration 0011's triggers send on. */
 export const FLEET_CHANGES_CHANNEL = 'fleet_changes';
@@ -110,11 +111,11 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
   /** Last block of an answered conversation → the host that answered it, and when. */
   const answered = new Map<string, { hostId: string; at: number }>();
   const recall = (blocks: readonly string[], now: number) => {
-    for (let i = blocks.length - 1; i >= 0; i--) {
-      const a = answered.get(blocks[i]!);
-      if (a && now - a.at < ANSWERED_TTL_MS) return { hash: blocks[i]!, hostId: a.hostId };
-    }
-    return undefined;
+    const known = lastKnownBlock(blocks, (h) => {
+      const a = answered.get(h);
+      return a && now - a.at < ANSWERED_TTL_MS ? a.hostId : undefined;
+    });
+    return known && { hash: known.hash, hostId: known.value };
   };
 
   /**
@@ -160,9 +161,7 @@ export async function startFleetSnapshot(o: { db: DbHandle; config: RouteConfig;
     answered({ hostId, blocks }) {
       const last = blocks.at(-1);
       if (last === undefined) return;
-      answered.delete(last);
-      answered.set(last, { hostId, at: Date.now() });
-      if (answered.size > MAX_ANSWERED) answered.delete(answered.keys().next().value!);
+      setRecent(answered, last, { hostId, at: Date.now() }, MAX_ANSWERED);
     },
     dispatched(requestId, decision) {
       const first = decision.attempts[0];

@@ -10,6 +10,7 @@ import { getKey } from '../db/keysRepo.js';
 import type { Database } from '../db/schema.js';
 import { parseApiKey, secretMatches } from './apiKey.js';
 import type { Principal } from './auth.js';
+import { setRecent } from '../common/recentMap.js';
 
 interface CachedKey {
   keyId: string;
@@ -52,9 +53,7 @@ export class KeyResolver {
           const key = row
             ? { keyId: row.id, accountId: row.account_id, secretHash: row.secret_hash, revoked: row.revoked_at !== null }
             : null;
-          this.cache.delete(keyId); // re-insert at the end: the Map's order is the eviction order
-          this.cache.set(keyId, { at: Date.now(), key });
-          if (this.cache.size > this.maxEntries) this.cache.delete(this.cache.keys().next().value!);
+          setRecent(this.cache, keyId, { at: Date.now(), key }, this.maxEntries);
           return key;
         })
         .finally(() => this.pending.delete(keyId));

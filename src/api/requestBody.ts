@@ -29,11 +29,20 @@ const SESSION_KEY = /^[\x20-\x7e]{1,256}$/;
  * The request's session key for routing affinity (src/domain/prefixRouting.ts): the
  * `x-session-id` header, else the body's end-user id. A malformed header is the client's error.
  */
-export function sessionKeyOf(req: Request, user?: string | null): string | undefined {
+function sessionKeyOf(req: Request, user?: string | null): string | undefined {
   const header = req.header('x-session-id');
   if (header !== undefined) {
     if (!SESSION_KEY.test(header)) throw invalidRequest('The x-session-id header must be 1 to 256 printable ASCII characters.', 'x-session-id', 'invalid_session_id');
     return header;
   }
   return user ? user : undefined;
+}
+
+/**
+ * A call with what its HTTP request adds: the body's sha256 (what a signature binds) and the
+ * session key (`user`: the body's own session field, used without the header).
+ */
+export function withRequestFacts<C extends object>(req: Request, call: C, user?: string | null): C & { requestSha256: string; session?: string } {
+  const session = sessionKeyOf(req, user);
+  return { ...call, requestSha256: requestBodySha256(req), ...(session !== undefined ? { session } : {}) };
 }

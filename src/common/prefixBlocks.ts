@@ -38,6 +38,12 @@ export function prefixBlocks(text: string, max = MAX_REQUEST_BLOCKS): string[] {
   return out;
 }
 
+/** The chain of a request's conversation (with `answer`: as it stands after it); empty when it has no text. */
+export function conversationBlocks(input: InferenceInput, answer?: string): string[] {
+  const text = conversationText(input, answer);
+  return text === undefined ? [] : prefixBlocks(text);
+}
+
 /**
  * The hashes a host advertises for one held conversation, bounded: its first `head` blocks
  * (the shared system prompt and early turns, what other conversations may share) and its last

@@ -110,7 +110,7 @@ export async function readHostViews(db: Kysely<Database>, ids?: readonly string[
     .orderBy('h.id')
     .orderBy('p.model_id')
     .execute();
-  const pools: Pick<FleetHosts['pools'], 'hostPools'> = { hostPools: {} };
+  const hostPools: FleetHosts['pools']['hostPools'] = {};
   const hosts = new Map<string, HostView>();
   for (const row of rows) {
     let host = hosts.get(row.id);
@@ -147,11 +147,11 @@ export async function readHostViews(db: Kysely<Database>, ids?: readonly string[
         lastUsedAt: row.last_used_at ? row.last_used_at.toISOString() : null,
       });
     }
-    if (row.pool_state !== null && !pools.hostPools[row.id]) {
-      pools.hostPools[row.id] = toHostPoolView({ alias: row.pool_alias, state: row.pool_state, moved_at: row.pool_moved_at, draining_since: row.pool_draining_since });
+    if (row.pool_state !== null && !hostPools[row.id]) {
+      hostPools[row.id] = toHostPoolView({ alias: row.pool_alias, state: row.pool_state, moved_at: row.pool_moved_at, draining_since: row.pool_draining_since });
     }
   }
-  return { hosts: [...hosts.values()], hostPools: pools.hostPools };
+  return { hosts: [...hosts.values()], hostPools };
 }
 
 const fingerprintsOf = (raw: unknown): string[] =>

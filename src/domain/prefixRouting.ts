@@ -44,12 +44,23 @@ export interface ReplicaCandidate {
   held?: readonly string[];
 }
 
-/** How many of the request's leading blocks a replica holds (chained: the last match counts). */
+/**
+ * The longest prefix of a chain something is known for: the last block `known` answers for
+ * (chained hashes: knowing block i is knowing blocks 1..i), its 1-based length and the answer.
+ */
+export function lastKnownBlock<T>(blocks: readonly string[], known: (hash: string) => T | undefined): { length: number; hash: string; value: T } | undefined {
+  for (let i = blocks.length; i > 0; i--) {
+    const value = known(blocks[i - 1]!);
+    if (value !== undefined) return { length: i, hash: blocks[i - 1]!, value };
+  }
+  return undefined;
+}
+
+/** How many of the request's leading blocks a replica holds. */
 export function reusedBlocks(blocks: readonly string[], held: readonly string[] | undefined): number {
   if (!held || held.length === 0) return 0;
   const set = new Set(held);
-  for (let i = blocks.length; i > 0; i--) if (set.has(blocks[i - 1]!)) return i;
-  return 0;
+  return lastKnownBlock(blocks, (h) => (set.has(h) ? true : undefined))?.length ?? 0;
 }
 
 const byLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => a.busy - b.busy || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);

@@ -14,9 +14,10 @@ import { Agent } from 'undici';
 import { readPinRecord } from '../db/pinSetsRepo.js';
 import type { Database } from '../db/schema.js';
 import { rotationBaseUrl, splitInferenceUrl, type VouchedKeys } from '../domain/attestedProvider.js';
-import { chooseBackend, ewma } from '../domain/prefixRouting.js';
+import { chooseBackend, ewma, lastKnownBlock } from '../domain/prefixRouting.js';
 import type { ProviderRecord } from '../db/providersRepo.js';
 import { providerConnector } from './attestedTransport.js';
+import { setRecent } from '../common/recentMap.js';
 
 export interface AttestedRoute {
   pins: ReadonlySet<string>;
@@ -81,8 +82,7 @@ export class AttestedRoutes {
       nextBaseUrl: () => urlOf(next++ % Math.max(count, 1)),
       firstBaseUrl({ blocks, session }) {
         if (!rotates) return record.base_url;
-        let held: number | undefined;
-        for (let i = blocks.length - 1; i >= 0 && held === undefined; i--) held = conversations.get(blocks[i]!);
+        const held = lastKnownBlock(blocks, (h) => conversations.get(h))?.value;
         const i = chooseBackend({ count, next, ...(held !== undefined ? { held } : {}), ...(session !== undefined ? { session } : {}), ttftMs });
         // Only a call that went by rotation moves it on.
         if (held === undefined && session === undefined) next++;
@@ -94,9 +94,7 @@ export class AttestedRoutes {
         ttftMs[i] = ewma(ttftMs[i], o.ttftMs);
         const last = o.blocks.at(-1);
         if (last === undefined) return;
-        conversations.delete(last);
-        conversations.set(last, i);
-        if (conversations.size > MAX_REMEMBERED) conversations.delete(conversations.keys().next().value!);
+        setRecent(conversations, last, i, MAX_REMEMBERED);
       },
     };
     this.entries.set(buildId, { at: Date.now(), version, route });

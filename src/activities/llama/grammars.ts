@@ -14,6 +14,7 @@
  */
 import type { Llama, LlamaGrammar } from 'node-llama-cpp';
 import type { OutputConstraint } from '../../domain/toolCalls.js';
+import { setRecent } from '../../common/recentMap.js';
 
 const CAPACITY = 64;
 
@@ -26,15 +27,12 @@ export class GrammarCache {
     const key = JSON.stringify(c);
     const hit = this.grammars.get(key);
     if (hit) {
-      // Most recently used last.
-      this.grammars.delete(key);
-      this.grammars.set(key, hit);
+      setRecent(this.grammars, key, hit, CAPACITY);
       return hit;
     }
     const made = this.compile(c);
     made.catch(() => this.grammars.delete(key));
-    this.grammars.set(key, made);
-    if (this.grammars.size > CAPACITY) this.grammars.delete(this.grammars.keys().next().value!);
+    setRecent(this.grammars, key, made, CAPACITY);
     return made;
   }
 

@@ -28,7 +28,7 @@ import type { Logger } from '../../logger.js';
 import type { AdmissionLimits } from '../../domain/admission.js';
 import { AdmissionQueue, type Lease } from './admissionQueue.js';
 import { GrammarCache } from './grammars.js';
-import { advertisedBlocks, conversationText, MAX_ADVERTISED_PREFIXES, prefixBlocks } from '../../common/prefixBlocks.js';
+import { advertisedBlocks, conversationBlocks, MAX_ADVERTISED_PREFIXES } from '../../common/prefixBlocks.js';
 import { pickSequence } from '../../domain/prefixRouting.js';
 import { ContextOverflowError, GenerationAbortedError, InvalidGenerationError, ModelBusyError, ModelNotLoadedError } from './runtimeErrors.js';
 
@@ -363,8 +363,7 @@ export class LlamaRuntime {
         completionTokens,
         cachedTokens,
       });
-      const held = conversationText(o.input, res.response);
-      slot.held = held === undefined ? [] : advertisedBlocks(prefixBlocks(held));
+      slot.held = advertisedBlocks(conversationBlocks(o.input, res.response));
       return {
         text: res.response,
         finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',

@@ -7,7 +7,7 @@ import { Router, type Request, type Response } from 'express';
 import { principalFrom } from '../auth.js';
 import { executeCall, type ApiDeps } from '../callExecutor.js';
 import { aliasOr404 } from '../catalog.js';
-import { requestBodySha256, sessionKeyOf } from '../requestBody.js';
+import { requestBodySha256, withRequestFacts } from '../requestBody.js';
 import { openAiSink, parseChat, parseCompletion, parseJsonObject, toCall, type ParsedOpenAiCall } from '../wire/openai.js';
 import { responsesSink, toResponsesCall } from '../wire/responses.js';
 import { embeddingsBody, embeddingsSink, toEmbeddingCall } from '../wire/embeddings.js';
@@ -16,10 +16,8 @@ import { responsesBody } from '../wire/responsesRequest.js';
 async function serve(deps: ApiDeps, req: Request, res: Response, parsed: ParsedOpenAiCall): Promise<void> {
   const model = await aliasOr404(deps.catalog, parsed.model);
   const prepared = toCall(parsed, model, principalFrom(res));
-  const b = parsed.body.kind === 'chat' ? parsed.body.chat : parsed.body.completion;
-  const user = b.prompt_cache_key ?? b.user;
-  const session = sessionKeyOf(req, user);
-  const call = { ...prepared.call, requestSha256: requestBodySha256(req), ...(session !== undefined ? { session } : {}) };
+  const body = parsed.body.kind === 'chat' ? parsed.body.chat : parsed.body.completion;
+  const call = withRequestFacts(req, prepared.call, body.prompt_cache_key ?? body.user);
   await executeCall(deps, call, openAiSink(res, call, { includeUsage: parsed.includeUsage, toolMode: prepared.toolMode }));
 }
 
@@ -37,8 +35,7 @@ export function inferenceRoutes(deps: ApiDeps): Router {
     const body = parseJsonObject(responsesBody, req.body);
     const model = await aliasOr404(deps.catalog, body.model);
     const prepared = toResponsesCall(body, model, principalFrom(res));
-    const session = sessionKeyOf(req, body.prompt_cache_key ?? body.user);
-    const call = { ...prepared.call, requestSha256: requestBodySha256(req), ...(session !== undefined ? { session } : {}) };
+    const call = withRequestFacts(req, prepared.call, body.prompt_cache_key ?? body.user);
     await executeCall(deps, call, responsesSink(res, call, body, prepared.toolMode));
   });
   return r;

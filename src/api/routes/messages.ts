@@ -8,7 +8,7 @@ import { Router, type Request, type Response } from 'express';
 import { principalFrom } from '../auth.js';
 import { executeCall, type ApiDeps } from '../callExecutor.js';
 import { aliasOr404 } from '../catalog.js';
-import { requestBodySha256, sessionKeyOf } from '../requestBody.js';
+import { withRequestFacts } from '../requestBody.js';
 import { anthropicSink, countTokensSink, toAnthropicCall } from '../wire/anthropic.js';
 import { countTokensBody, messagesBody } from '../wire/anthropicRequest.js';
 import { parseJsonObject } from '../wire/openai.js';
@@ -22,8 +22,7 @@ export function messagesRoutes(deps: ApiDeps): Router {
     const body = parseJsonObject(messagesBody, req.body);
     const model = await aliasOr404(deps.catalog, body.model);
     const prepared = toAnthropicCall(body, model, principalFrom(res));
-    const session = sessionKeyOf(req, body.metadata?.user_id);
-    const call = { ...prepared.call, requestSha256: requestBodySha256(req), ...(session !== undefined ? { session } : {}) };
+    const call = withRequestFacts(req, prepared.call, body.metadata?.user_id);
     await executeCall(deps, call, anthropicSink(res, call, prepared.toolMode));
   });
   r.post('/v1/messages/count_tokens', async (req: Request, res: Response) => {
