@@ -6,10 +6,17 @@
  * content on turn 1 and on turns ≥ 2 (p50/p99), prompt tokens evaluated per turn (prompt minus
  * cached), prompt tokens reused, requests per second. Last line: BENCH_JSON.
  *
- *   npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600] [--own-system]
+ *   npx tsx bench/prefix.ts [--conversations N=12] [--turns N=4] [--system-chars N=1500] [--user-chars N=150] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=3000] [--own-system] [--trace]
+ *
+ * The defaults hold the fleet's sequences under pressure: 12 conversations for 3 hosts × 4
+ * sequences, so a host given more than its share evicts live conversations, and think time of up
+ * to 3 s (a person or an agent's tool between turns), so a turn's time to first token is mostly
+ * its prompt's evaluation rather than a wait for the other conversations' decoding (on 2 cores,
+ * three hosts decoding at once is what a turn would otherwise measure).
  *
  * `--own-system` gives every conversation its own system prompt, so nothing is shared across
- * conversations and only routing decides whether a turn finds its history.
+ * conversations and only routing decides whether a turn finds its history. `--trace` prints
+ * every turn's host (from the request log), evaluated and cached tokens and time to first token.
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
@@ -19,7 +26,7 @@ import { startProcessFleet, type ProcessFleet } from '../tests/support/processFl
 import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
 import { median, percentile, round } from './stats.js';
 
-const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=6] [--turns N=4] [--system-chars N=1500] [--user-chars N=300] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=600] [--own-system]';
+const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=12] [--turns N=4] [--system-chars N=1500] [--user-chars N=150] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=3000] [--own-system] [--trace]';
 const HOSTS = ['h0', 'h1', 'h2'];
 type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam;
 
@@ -28,15 +35,16 @@ function options(argv: string[]) {
     args: argv,
     strict: true,
     options: {
-      conversations: { type: 'string', default: '6' },
+      conversations: { type: 'string', default: '12' },
       turns: { type: 'string', default: '4' },
       'system-chars': { type: 'string', default: '1500' },
-      'user-chars': { type: 'string', default: '300' },
+      'user-chars': { type: 'string', default: '150' },
       'max-tokens': { type: 'string', default: '24' },
       model: { type: 'string', default: 'small' },
       sequences: { type: 'string', default: '4' },
-      'think-ms': { type: 'string', default: '600' },
+      'think-ms': { type: 'string', default: '3000' },
       'own-system': { type: 'boolean', default: false },
+      trace: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -58,6 +66,8 @@ function options(argv: string[]) {
     thinkMs: int('think-ms', 0, 60_000),
     /** Each conversation its own system prompt (nothing shared across conversations). */
     ownSystem: v['own-system'],
+    /** Print each turn's host, evaluated and cached tokens and TTFT (from the request log) after each mode. */
+    trace: v.trace,
   };
 }
 
@@ -75,6 +85,9 @@ interface Turn {
   ttftMs: number;
   promptTokens: number;
   cachedTokens: number;
+  conversation: number;
+  requestId: string | null;
+  startedMs: number;
 }
 
 /** A seeded think time before each turn (0..thinkMs), the same in both modes: turns do not march in step. */
@@ -88,7 +101,9 @@ async function conversation(f: ProcessFleet, c: number): Promise<Turn[]> {
     await sleep(thinkMs(c, t));
     messages.push({ role: 'user', content: `Conversation ${c}, turn ${t}: ${text(opts.userChars, c * 100 + t)}` });
     const t0 = performance.now();
-    const stream = await f.openai.chat.completions.create({ model: 'chat', messages, max_tokens: opts.maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } });
+    const { data: stream, response } = await f.openai.chat.completions
+      .create({ model: 'chat', messages, max_tokens: opts.maxTokens, temperature: 0, stream: true, stream_options: { include_usage: true } })
+      .withResponse();
     let first: number | undefined;
     let answer = '';
     let usage: OpenAI.CompletionUsage | undefined;
@@ -101,10 +116,21 @@ async function conversation(f: ProcessFleet, c: number): Promise<Turn[]> {
       if (chunk.usage) usage = chunk.usage;
     }
     if (!usage) throw new Error('a stream ended without usage');
-    out.push({ turn: t, ttftMs: first ?? performance.now() - t0, promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0 });
+    out.push({ turn: t, ttftMs: first ?? performance.now() - t0, promptTokens: usage.prompt_tokens, cachedTokens: usage.prompt_tokens_details?.cached_tokens ?? 0, conversation: c, requestId: response.headers.get('x-request-id'), startedMs: t0 });
     messages.push({ role: 'assistant', content: answer });
   }
   return out;
+}
+
+/** Each turn in start order: conversation, turn, the host that served it (request log), evaluated / cached tokens, TTFT. */
+async function printTrace(f: ProcessFleet, mode: string, turns: Turn[], t0: number) {
+  const ids = turns.map((t) => t.requestId).filter((id): id is string => id !== null);
+  const rows = await f.stack.db.db.selectFrom('request_log').select(['id', 'host_id']).where('id', 'in', ids).execute();
+  const host = new Map(rows.map((r) => [r.id, r.host_id]));
+  process.stdout.write(`trace ${mode}: start ms, conversation.turn, host, evaluated, cached, TTFT ms\n`);
+  for (const t of [...turns].sort((a, b) => a.startedMs - b.startedMs)) {
+    process.stdout.write(`  ${String(Math.round(t.startedMs - t0)).padStart(6)}  c${t.conversation}.${t.turn}  ${host.get(t.requestId ?? '') ?? '?'}  ${String(t.promptTokens - t.cachedTokens).padStart(5)} ${String(t.cachedTokens).padStart(5)}  ${Math.round(t.ttftMs)}\n`);
+  }
 }
 
 async function runMode(name: 'leastBusy' | 'prefix', backends: BenchBackends) {
@@ -123,6 +149,7 @@ async function runMode(name: 'leastBusy' | 'prefix', backends: BenchBackends) {
     const t0 = performance.now();
     const turns = (await Promise.all(Array.from({ length: opts.conversations }, (_, c) => conversation(fleet, c)))).flat();
     const seconds = (performance.now() - t0) / 1000;
+    if (opts.trace) await printTrace(fleet, name, turns, t0);
     const later = turns.filter((t) => t.turn >= 2);
     const evaluated = later.map((t) => t.promptTokens - t.cachedTokens);
     return {

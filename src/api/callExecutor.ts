@@ -298,7 +298,8 @@ function requestPrefix(call: InferenceCall): RequestPrefix | undefined {
   const blocks = conversationBlocks(call.input);
   const session = call.session !== undefined ? createHash('sha256').update(call.session).digest('hex').slice(0, 16) : undefined;
   if (blocks.length === 0 && session === undefined) return undefined;
-  return { blocks, ...(session !== undefined ? { session } : {}) };
+  const opening = call.input.kind === 'chat' && !call.input.messages.some((m) => m.role === 'assistant' || m.role === 'tool');
+  return { blocks, ...(session !== undefined ? { session } : {}), ...(opening ? { opening } : {}) };
 }
 
 /**

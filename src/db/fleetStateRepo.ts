@@ -123,7 +123,7 @@ export async function readHostViews(db: Kysely<Database>, ids?: readonly string[
         lastHeartbeatAt: row.last_heartbeat_at.toISOString(),
         placements: [],
         load: Object.fromEntries(
-          Object.entries(stats.models).map(([id, l]) => [id, { running: l.running, queued: l.queued, lastUsedAt: l.lastUsedAt ?? null, ...(l.prefixes?.length ? { prefixes: l.prefixes } : {}) }]),
+          Object.entries(stats.models).map(([id, l]) => [id, { running: l.running, queued: l.queued, lastUsedAt: l.lastUsedAt ?? null, ...(l.prefixes?.length ? { prefixes: l.prefixes } : {}), ...(l.warmSequences ? { warmSequences: l.warmSequences } : {}) }]),
         ),
         capacity: {
           maxModelSlots: info.maxModelSlots ?? 1,

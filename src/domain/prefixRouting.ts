@@ -13,7 +13,20 @@
  * - With no reuse to go by, a session key (`x-session-id`, or the request's `user`) picks a
  *   close replica by rendezvous hashing, so a conversation's turns meet again and its prefix
  *   gets built where the next turn will look.
- * - Everything else, and every tie: least busy, then by host id — deterministic.
+ * - Among close replicas otherwise, and among holders of equal reuse: the one with fewer warm
+ *   sequences (ones that served in the last minute) first, then least busy, then by host id.
+ *   A new conversation, or one whose only match is a prefix every host holds (a shared system
+ *   prompt), so goes where it evicts no live conversation: by load alone, an idle fleet puts
+ *   new conversations on the first host by id and a burst spreads them unevenly, and a host
+ *   given more conversations than sequences evicts them from each other on every turn while
+ *   another host's sequences stay empty (SGLang's cache-aware router sends such requests to
+ *   the worker with the smallest cache for the same reason).
+ * - An opening turn (no history of its own) goes to the close replica with fewer warm sequences
+ *   first, the longest match only among equals: a host that holds the shared system prompt
+ *   in all its sequences would take the new conversation into one of them and evict a live
+ *   one, while a host with a free sequence evicts nothing (its session key, when it has one,
+ *   still decides first).
+ * - Replicas beyond the gap come last, least busy first, then by id.
  *
  * Pure: the same inputs give the same order, so a workflow replays its route step exactly.
  */
@@ -34,6 +47,11 @@ export const DEFAULT_PREFIX_POLICY: PrefixPolicy = { enabled: true, maxLoadGap: 
 export interface RequestPrefix {
   blocks: readonly string[];
   session?: string;
+  /**
+   * The opening turn of a conversation (a chat with no assistant or tool message yet): whatever it
+   * matches is shared with other conversations (a system prompt), never its own history.
+   */
+  opening?: boolean;
 }
 
 export interface ReplicaCandidate {
@@ -42,7 +60,12 @@ export interface ReplicaCandidate {
   busy: number;
   /** The chained block hashes this replica holds for the build (any order). */
   held?: readonly string[];
+  /** Its sequences that served within WARM_SEQUENCE_MS, as last reported (absent: 0). */
+  warm?: number;
 }
+
+/** How recently a sequence must have served to count as warm: its conversation is likely to come back. */
+export const WARM_SEQUENCE_MS = 60_000;
 
 /**
  * The longest prefix of a chain something is known for: the last block `known` answers for
@@ -63,28 +86,35 @@ export function reusedBlocks(blocks: readonly string[], held: readonly string[] 
   return lastKnownBlock(blocks, (h) => (set.has(h) ? true : undefined))?.length ?? 0;
 }
 
-const byLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => a.busy - b.busy || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const byId = (a: ReplicaCandidate, b: ReplicaCandidate) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+const byLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => a.busy - b.busy || byId(a, b);
+const byWarmThenLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => (a.warm ?? 0) - (b.warm ?? 0) || a.busy - b.busy || byId(a, b);
 
 /** The candidates in the order they should be tried. */
 export function rankReplicas(candidates: readonly ReplicaCandidate[], prefix: RequestPrefix | undefined, policy: PrefixPolicy): string[] {
   const base = [...candidates].sort(byLoadThenId);
   if (!policy.enabled || !prefix || base.length < 2) return base.map((c) => c.id);
   const least = base[0]!.busy;
-  const close = (c: ReplicaCandidate) => c.busy - least <= policy.maxLoadGap;
-  const reuse = new Map(base.map((c) => [c.id, reusedBlocks(prefix.blocks, c.held)]));
-  const holders = base.filter((c) => close(c) && reuse.get(c.id)! >= policy.minBlocks);
+  const near = base.filter((c) => c.busy - least <= policy.maxLoadGap).sort(byWarmThenLoadThenId);
+  const far = base.filter((c) => !near.includes(c));
+  const reuse = new Map(near.map((c) => [c.id, reusedBlocks(prefix.blocks, c.held)]));
+  const holders = prefix.opening ? [] : near.filter((c) => reuse.get(c.id)! >= policy.minBlocks);
   if (holders.length > 0) {
-    // Stable sort: equal reuse keeps least busy, then id.
+    // Stable sort: equal reuse keeps fewer warm, then least busy, then id.
     const first = [...holders].sort((a, b) => reuse.get(b.id)! - reuse.get(a.id)!);
-    return [...first, ...base.filter((c) => !holders.includes(c))].map((c) => c.id);
+    return [...first, ...near.filter((c) => !holders.includes(c)), ...far].map((c) => c.id);
   }
   if (prefix.session !== undefined) {
     const session = prefix.session;
-    const near = base.filter(close);
     const pick = near.reduce((best, c) => (rendezvous(session, c.id) > rendezvous(session, best.id) ? c : best), near[0]!);
-    return [pick, ...base.filter((c) => c !== pick)].map((c) => c.id);
+    return [pick, ...near.filter((c) => c !== pick), ...far].map((c) => c.id);
   }
-  return base.map((c) => c.id);
+  if (prefix.opening) {
+    // Stable sort: equal matches keep fewer warm, then least busy, then id.
+    const matched = (c: ReplicaCandidate) => (reuse.get(c.id)! >= policy.minBlocks ? reuse.get(c.id)! : 0);
+    return [...[...near].sort((a, b) => (a.warm ?? 0) - (b.warm ?? 0) || matched(b) - matched(a)), ...far].map((c) => c.id);
+  }
+  return [...near, ...far].map((c) => c.id);
 }
 
 /** A 32-bit FNV-1a score of (session, replica): the highest wins (rendezvous hashing). */
@@ -103,20 +133,29 @@ export interface SequenceCandidate {
   kept: number;
   /** When it last served (ms; 0: never). */
   lastUsedAt: number;
+  /** What it holds is an earlier turn of this request's own conversation (its last block is in the request's chain). */
+  continues?: boolean;
 }
 
 /**
- * The free sequence a request takes: the one keeping most of its prompt; among equals (nothing
- * to keep, or only a prefix every sequence shares, like the system prompt) the least recently
- * used one, whose conversation is the least likely to come back — so a conversation's own
- * history survives while other sequences are free. Ties: the first.
+ * The free sequence a request takes, so that a live conversation loses its KV only when nothing
+ * else is free:
+ * 1. one holding an earlier turn of this very conversation;
+ * 2. else one that is not warm (never used, or idle for WARM_SEQUENCE_MS);
+ * 3. else one holding another live conversation.
+ * Within a tier: the one keeping most of the prompt, then the least recently used, then the
+ * first. Keeping a shared prefix (a system prompt) never outweighs the tier: taking a live
+ * conversation's sequence for its 49 or 1000 shared tokens costs that conversation its whole
+ * history on its next turn.
  */
-export function pickSequence(free: readonly SequenceCandidate[]): number {
+export function pickSequence(free: readonly SequenceCandidate[], now: number): number {
+  const tier = (q: SequenceCandidate) => (q.continues ? 0 : q.lastUsedAt <= now - WARM_SEQUENCE_MS ? 1 : 2);
   let best = 0;
   for (let i = 1; i < free.length; i++) {
     const a = free[i]!;
     const b = free[best]!;
-    if (a.kept > b.kept || (a.kept === b.kept && a.lastUsedAt < b.lastUsedAt)) best = i;
+    const d = tier(a) - tier(b) || b.kept - a.kept || a.lastUsedAt - b.lastUsedAt;
+    if (d < 0) best = i;
   }
   return best;
 }

@@ -10,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type OpenAI from 'openai';
 import { conversationText, prefixBlocks } from '../../src/common/prefixBlocks.js';
+import { rendezvous } from '../../src/domain/prefixRouting.js';
 import { getHost } from '../../src/db/hostsRepo.js';
 import { getRequestLog } from '../../src/db/requestLogRepo.js';
 import { startProcessFleet, type ProcessFleet } from '../support/processFleet.js';
@@ -18,9 +19,22 @@ import { waitFor } from '../support/wait.js';
 type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam;
 const HOSTS = ['h0', 'h1', 'h2'];
 const SYSTEM = 'You are the fleet assistant. Answer briefly and stay on the topic of the fleet. '.repeat(8);
+/** Half of it: room in the tiny model's 512 tokens for turns long enough to fill blocks of their own. */
+const SHORT_SYSTEM = SYSTEM.slice(0, SYSTEM.length / 2);
 
 async function servedBy(f: ProcessFleet, requestId: string): Promise<string | null | undefined> {
   return (await waitFor(() => getRequestLog(f.stack.db.db, requestId)))?.host_id;
+}
+
+/** The API routes by a digest of the session key, as callExecutor makes it. */
+const sessionDigest = (session: string) => createHash('sha256').update(session).digest('hex').slice(0, 16);
+
+/** A session key that rendezvous hashing sends to `host` among `among` (to place a request on a chosen idle host). */
+function sessionPicking(host: string, among: readonly string[]): string {
+  for (let i = 0; ; i++) {
+    const d = sessionDigest(`pin-${host}-${i}`);
+    if (among.every((h) => h === host || rendezvous(d, host) > rendezvous(d, h))) return `pin-${host}-${i}`;
+  }
 }
 
 /** Waits until `host` advertises the conversation's last block (its heartbeat after the turn). */
@@ -31,13 +45,14 @@ async function holds(f: ProcessFleet, host: string, messages: Msg[], answer: str
   assert.ok(ok, `${host} never advertised the conversation`);
 }
 
-/** Waits until the API's snapshot routes `messages` first to `want` (a load or prefix it has read). */
-async function snapshotRoutes(f: ProcessFleet, messages: Msg[], want: (host: string | undefined) => boolean, what: string, session?: string): Promise<void> {
+/** Waits until the API's snapshot routes `messages` first to `want` (a load, prefix or warm count it has read). */
+async function snapshotRoutes(f: ProcessFleet, messages: Msg[], want: (host: string | undefined) => boolean, what: string, o: { session?: string } = {}): Promise<void> {
   const blocks = prefixBlocks(conversationText({ kind: 'chat', messages: messages.map((m) => ({ role: m.role as 'user', content: String(m.content) })) })!);
-  // The API routes by a digest of the session key, as callExecutor makes it.
-  const digest = session !== undefined ? { session: createHash('sha256').update(session).digest('hex').slice(0, 16) } : {};
+  // The API knows an opening turn by its messages.
+  const digest = o.session !== undefined ? { session: sessionDigest(o.session) } : {};
+  const opening = messages.every((m) => m.role !== 'assistant' && m.role !== 'tool') ? { opening: true } : {};
   const first = () => {
-    const a = f.stack.fleet?.preRoute({ alias: 'tiny', requestId: 'probe', stream: false, prefix: { blocks, ...digest } })?.attempts[0]?.replica;
+    const a = f.stack.fleet?.preRoute({ alias: 'tiny', requestId: 'probe', stream: false, prefix: { blocks, ...digest, ...opening } })?.attempts[0]?.replica;
     return a?.kind === 'host' ? a.hostId : undefined;
   };
   assert.ok(await waitFor(async () => (want(first()) ? true : undefined), 20_000), `${what}: the snapshot routes to ${first()}`);
@@ -66,24 +81,62 @@ describe('prefix-aware routing across 3 host processes', () => {
   const busy = async (h: string) =>
     assert.ok(await waitFor(async () => ((await getHost(f.stack.db.db, h))?.stats.models.tiny?.running === 1 ? true : undefined), 20_000), `${h} never got busy`);
 
-  async function firstTurnOnH2(tag: string): Promise<{ messages: Msg[]; answer: string }> {
-    // One gated request at a time, each placed once the snapshot has seen the previous one.
-    const holds01: Array<{ h: string; p: Promise<unknown> }> = [];
+  /**
+   * Holds h0 and h1 busy on gates (one at a time, each placed once the snapshot saw the previous;
+   * a session key picks the host among the idle ones); returns their release.
+   */
+  async function holdH0H1(tag: string): Promise<() => Promise<void>> {
+    const held: Promise<unknown>[] = [];
     for (const [i, h] of ['h0', 'h1'].entries()) {
-      await snapshotRoutes(f, [{ role: 'user', content: 'probe' }], (x) => x === h, `before holding ${h}`);
-      holds01.push({ h, p: f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: f.gated(`${tag}-${i}`) }], max_tokens: 2 }) });
+      const session = sessionPicking(h, HOSTS.slice(i));
+      await snapshotRoutes(f, [{ role: 'user', content: 'probe' }], (x) => x === h, `before holding ${h}`, { session });
+      held.push(f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content: f.gated(`${tag}-${i}`) }], max_tokens: 2 }, { headers: { 'x-session-id': session } }));
       await busy(h);
     }
+    return async () => {
+      for (let i = 0; i < held.length; i++) await f.release(`${tag}-${i}`);
+      await Promise.all(held);
+    };
+  }
+
+  async function firstTurnOnH2(tag: string): Promise<{ messages: Msg[]; answer: string }> {
+    const release = await holdH0H1(tag);
     const messages: Msg[] = [{ role: 'system', content: SYSTEM }, { role: 'user', content: `${tag}: what is a fleet?` }];
     await snapshotRoutes(f, messages, (h) => h === 'h2', 'with h0 and h1 busy');
     const r1 = await f.openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 12, temperature: 0 });
     assert.equal(await servedBy(f, r1.id), 'h2');
-    for (let i = 0; i < holds01.length; i++) await f.release(`${tag}-${i}`);
-    await Promise.all(holds01.map((x) => x.p));
+    await release();
     const answer = r1.choices[0]!.message.content ?? '';
     await holds(f, 'h2', messages, answer);
     return { messages, answer };
   }
+
+  // First in the file: every host starts with no warm sequence.
+  test('new conversations sharing a system prompt spread over the hosts with free sequences; each next turn finds its own host', async () => {
+    const convs: Array<{ messages: Msg[]; host: string; promptTokens: number }> = [];
+    for (const tag of ['x', 'y', 'z']) {
+      // Long enough to fill blocks of its own (a conversation is told apart by full blocks only).
+      const messages: Msg[] = [{ role: 'system', content: SHORT_SYSTEM }, { role: 'user', content: `${tag}: ${'what does a fleet do? '.repeat(6)}` }];
+      // The opening turn avoids the hosts whose sequence a live conversation holds, though they hold the system prompt.
+      const taken = convs.map((c) => c.host);
+      await snapshotRoutes(f, messages, (h) => h !== undefined && !taken.includes(h), `opening turn ${tag}`);
+      const r = await f.openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 8, temperature: 0 });
+      const host = (await servedBy(f, r.id))!;
+      assert.ok(!taken.includes(host), `${tag} went to ${host}, which holds ${taken.indexOf(host)}`);
+      const answer = r.choices[0]!.message.content ?? '';
+      await holds(f, host, messages, answer);
+      convs.push({ messages: [...messages, { role: 'assistant', content: answer }], host, promptTokens: r.usage!.prompt_tokens });
+    }
+    assert.deepEqual(convs.map((c) => c.host).sort(), HOSTS);
+    for (const c of convs) {
+      const turn2: Msg[] = [...c.messages, { role: 'user', content: 'and then?' }];
+      await snapshotRoutes(f, turn2, (h) => h === c.host, `turn 2 on ${c.host}`);
+      const r = await f.openai.chat.completions.create({ model: 'tiny', messages: turn2, max_tokens: 4, temperature: 0 });
+      assert.equal(await servedBy(f, r.id), c.host);
+      const cached = r.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+      assert.ok(cached >= c.promptTokens - 2, `turn 2 on ${c.host} reused ${cached} tokens; turn 1's prompt was ${c.promptTokens}`);
+    }
+  });
 
   test("a conversation's next turn goes to the host holding its prefix and reuses it (cached_tokens)", async () => {
     const { messages, answer } = await firstTurnOnH2('turns');
@@ -122,7 +175,7 @@ describe('prefix-aware routing across 3 host processes', () => {
     const first = await ask('one');
     for (const q of ['two', 'three', 'four']) {
       // Once the snapshot has seen the last turn end, the session's host is idle again.
-      await snapshotRoutes(f, [{ role: 'user', content: q }], (h) => h === first, `session turn ${q}`, 'session-42');
+      await snapshotRoutes(f, [{ role: 'user', content: q }], (h) => h === first, `session turn ${q}`, { session: 'session-42' });
       assert.equal(await ask(q), first);
     }
     // OpenAI's prompt_cache_key is a session key too (no header).
@@ -130,7 +183,7 @@ describe('prefix-aware routing across 3 host processes', () => {
       const r = await f.openai.chat.completions.create({ model: 'tiny', messages: [{ role: 'user', content }], max_tokens: 2, prompt_cache_key: 'session-42' });
       return servedBy(f, r.id);
     };
-    await snapshotRoutes(f, [{ role: 'user', content: 'five' }], (h) => h === first, 'prompt_cache_key turn', 'session-42');
+    await snapshotRoutes(f, [{ role: 'user', content: 'five' }], (h) => h === first, 'prompt_cache_key turn', { session: 'session-42' });
     assert.equal(await byKey('five'), first);
     const bad = await fetch(`${f.apiUrl}/v1/chat/completions`, {
       method: 'POST',
@@ -139,6 +192,32 @@ describe('prefix-aware routing across 3 host processes', () => {
     });
     assert.equal(bad.status, 400);
     assert.equal(((await bad.json()) as { error: { param: string } }).error.param, 'x-session-id');
+  });
+
+  test('a host with a free sequence keeps a live conversation when a new one sharing its system prompt arrives', async () => {
+    // h2 with two sequences; h0 and h1 held busy, so every turn goes to h2.
+    await f.kill('h2', 'SIGTERM');
+    await f.startHost('h2', { FLEET_MAX_IN_FLIGHT: '2' });
+    await f.load('h2', 'tiny');
+    const release = await holdH0H1('keep');
+    try {
+      const ask = async (messages: Msg[]) => {
+        await snapshotRoutes(f, messages, (h) => h === 'h2', 'with h0 and h1 busy');
+        const r = await f.openai.chat.completions.create({ model: 'tiny', messages, max_tokens: 8, temperature: 0 });
+        assert.equal(await servedBy(f, r.id), 'h2');
+        return r;
+      };
+      const a: Msg[] = [{ role: 'system', content: SHORT_SYSTEM }, { role: 'user', content: `a: ${'tell me how the fleet routes a request. '.repeat(3)}` }];
+      const a1 = await ask(a);
+      // b shares the system prompt with a's sequence; the other sequence is empty: b takes the empty one.
+      const b1 = await ask([{ role: 'system', content: SHORT_SYSTEM }, { role: 'user', content: 'b: something else' }]);
+      assert.equal(b1.usage?.prompt_tokens_details?.cached_tokens ?? 0, 0, 'b was evaluated in the empty sequence');
+      const a2 = await ask([...a, { role: 'assistant', content: a1.choices[0]!.message.content ?? '' }, { role: 'user', content: 'and then?' }]);
+      const cached = a2.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+      assert.ok(cached >= a1.usage!.prompt_tokens - 2, `a's turn 2 reused ${cached} tokens; its turn 1's prompt was ${a1.usage!.prompt_tokens}`);
+    } finally {
+      await release();
+    }
   });
 
   test('a restarted holder has lost its cache: the next turn is served without error', async () => {

@@ -29,7 +29,7 @@ import type { AdmissionLimits } from '../../domain/admission.js';
 import { AdmissionQueue, type Lease } from './admissionQueue.js';
 import { GrammarCache } from './grammars.js';
 import { advertisedBlocks, conversationBlocks, MAX_ADVERTISED_PREFIXES } from '../../common/prefixBlocks.js';
-import { pickSequence } from '../../domain/prefixRouting.js';
+import { pickSequence, WARM_SEQUENCE_MS } from '../../domain/prefixRouting.js';
 import { ContextOverflowError, GenerationAbortedError, InvalidGenerationError, ModelBusyError, ModelNotLoadedError } from './runtimeErrors.js';
 
 export { ContextOverflowError, GenerationAbortedError, InvalidGenerationError, ModelBusyError, ModelNotLoadedError };
@@ -58,6 +58,8 @@ export interface LoadedModelInfo {
   kvTokensCapacity?: number;
   /** Chained block hashes of the conversations its sequences hold (src/common/prefixBlocks.ts), bounded. */
   prefixes?: string[];
+  /** Sequences that served within WARM_SEQUENCE_MS: conversations likely to come back (prefix routing places new ones elsewhere). */
+  warmSequences?: number;
 }
 
 /**
@@ -205,7 +207,9 @@ export class LlamaRuntime {
     const kvTokensUsed = m.slots.reduce((n, q) => n + q.sequence.nextTokenIndex, 0);
     const kvTokensCapacity = m.slots.reduce((n, q) => n + q.sequence.contextSize, 0);
     const prefixes = [...new Set(m.slots.flatMap((q) => q.held))].slice(0, MAX_ADVERTISED_PREFIXES);
-    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, kvTokensUsed, kvTokensCapacity, prefixes, ...m.pool.stats };
+    const warmSince = Date.now() - WARM_SEQUENCE_MS;
+    const warmSequences = m.slots.filter((q) => q.lastUsedAt > warmSince).length;
+    return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, kvTokensUsed, kvTokensCapacity, prefixes, warmSequences, ...m.pool.stats };
   }
 
   private async doLoad(
@@ -310,10 +314,21 @@ export class LlamaRuntime {
     const evaluated = m.leadToken !== undefined ? [m.leadToken, ...tokens] : tokens;
     let lease: Lease<SequenceSlot>;
     try {
-      // The free sequence holding most of this prompt (node-llama-cpp compares the tokens).
-      lease = await m.pool.acquire(o.principal, o.signal, (free) =>
-        pickSequence(free.map((q) => ({ kept: q.sequence.compareContextTokens(evaluated).firstDifferentIndex, lastUsedAt: q.lastUsedAt }))),
-      );
+      // The free sequence holding this conversation, else one whose conversation is not live
+      // (node-llama-cpp compares the tokens; the block chain says whose conversation it is).
+      let chain: Set<string> | undefined;
+      lease = await m.pool.acquire(o.principal, o.signal, (free) => {
+        if (free.length < 2) return 0;
+        chain ??= new Set(conversationBlocks(o.input));
+        return pickSequence(
+          free.map((q) => ({
+            kept: q.sequence.compareContextTokens(evaluated).firstDifferentIndex,
+            lastUsedAt: q.lastUsedAt,
+            continues: q.held.length > 0 && chain!.has(q.held[q.held.length - 1]!),
+          })),
+          Date.now(),
+        );
+      });
     } catch (err) {
       // Cancelled while queued: the prompt was never evaluated, nothing was used.
       if (o.signal?.aborted) throw new GenerationAbortedError({ promptTokens: 0, completionTokens: 0 }, err);
