@@ -41,7 +41,7 @@ export const modelLoadSchema = z.object({
   /** Chained block hashes of the conversations its sequences hold (prefix-aware routing), bounded. */
   prefixes: z.array(z.string().regex(/^[0-9a-f]{16}$/)).max(MAX_ADVERTISED_PREFIXES).optional(),
   /** Sequences that served in the last minute (prefix routing places new conversations on hosts with fewer). */
-  warmSequences: z.number().int().nonnegative().max(4096).optional(),
+  liveSequences: z.number().int().nonnegative().max(4096).optional(),
 });
 export type ModelLoad = z.output<typeof modelLoadSchema>;
 

@@ -19,8 +19,8 @@ export interface ModelLoad {
   lastUsedAt?: string | null;
   /** Chained block hashes of the prefixes the host's sequences hold (src/domain/prefixRouting.ts). */
   prefixes?: string[];
-  /** Sequences that served in the last minute (src/domain/prefixRouting.ts: new conversations go where fewer are warm). */
-  warmSequences?: number;
+  /** Sequences that served in the last minute (src/domain/prefixRouting.ts: new conversations go where fewer are live). */
+  liveSequences?: number;
 }
 
 export interface HostCapacity {

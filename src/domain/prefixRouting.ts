@@ -13,7 +13,7 @@
  * - With no reuse to go by, a session key (`x-session-id`, or the request's `user`) picks a
  *   close replica by rendezvous hashing, so a conversation's turns meet again and its prefix
  *   gets built where the next turn will look.
- * - Among close replicas otherwise, and among holders of equal reuse: the one with fewer warm
+ * - Among close replicas otherwise, and among holders of equal reuse: the one with fewer live
  *   sequences (ones that served in the last minute) first, then least busy, then by host id.
  *   A new conversation, or one whose only match is a prefix every host holds (a shared system
  *   prompt), so goes where it evicts no live conversation: by load alone, an idle fleet puts
@@ -21,7 +21,7 @@
  *   given more conversations than sequences evicts them from each other on every turn while
  *   another host's sequences stay empty (SGLang's cache-aware router sends such requests to
  *   the worker with the smallest cache for the same reason).
- * - An opening turn (no history of its own) goes to the close replica with fewer warm sequences
+ * - An opening turn (no history of its own) goes to the close replica with fewer live sequences
  *   first, the longest match only among equals: a host that holds the shared system prompt
  *   in all its sequences would take the new conversation into one of them and evict a live
  *   one, while a host with a free sequence evicts nothing (its session key, when it has one,
@@ -60,12 +60,12 @@ export interface ReplicaCandidate {
   busy: number;
   /** The chained block hashes this replica holds for the build (any order). */
   held?: readonly string[];
-  /** Its sequences that served within WARM_SEQUENCE_MS, as last reported (absent: 0). */
-  warm?: number;
+  /** Its sequences that served within LIVE_SEQUENCE_MS, as last reported (absent: 0). */
+  live?: number;
 }
 
-/** How recently a sequence must have served to count as warm: its conversation is likely to come back. */
-export const WARM_SEQUENCE_MS = 60_000;
+/** How recently a sequence must have served to count as live: its conversation is likely to come back. */
+export const LIVE_SEQUENCE_MS = 60_000;
 
 /**
  * The longest prefix of a chain something is known for: the last block `known` answers for
@@ -88,19 +88,19 @@ export function reusedBlocks(blocks: readonly string[], held: readonly string[] 
 
 const byId = (a: ReplicaCandidate, b: ReplicaCandidate) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const byLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => a.busy - b.busy || byId(a, b);
-const byWarmThenLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => (a.warm ?? 0) - (b.warm ?? 0) || a.busy - b.busy || byId(a, b);
+const byLiveThenLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => (a.live ?? 0) - (b.live ?? 0) || a.busy - b.busy || byId(a, b);
 
 /** The candidates in the order they should be tried. */
 export function rankReplicas(candidates: readonly ReplicaCandidate[], prefix: RequestPrefix | undefined, policy: PrefixPolicy): string[] {
   const base = [...candidates].sort(byLoadThenId);
   if (!policy.enabled || !prefix || base.length < 2) return base.map((c) => c.id);
   const least = base[0]!.busy;
-  const near = base.filter((c) => c.busy - least <= policy.maxLoadGap).sort(byWarmThenLoadThenId);
+  const near = base.filter((c) => c.busy - least <= policy.maxLoadGap).sort(byLiveThenLoadThenId);
   const far = base.filter((c) => !near.includes(c));
   const reuse = new Map(near.map((c) => [c.id, reusedBlocks(prefix.blocks, c.held)]));
   const holders = prefix.opening ? [] : near.filter((c) => reuse.get(c.id)! >= policy.minBlocks);
   if (holders.length > 0) {
-    // Stable sort: equal reuse keeps fewer warm, then least busy, then id.
+    // Stable sort: equal reuse keeps fewer live, then least busy, then id.
     const first = [...holders].sort((a, b) => reuse.get(b.id)! - reuse.get(a.id)!);
     return [...first, ...near.filter((c) => !holders.includes(c)), ...far].map((c) => c.id);
   }
@@ -110,9 +110,9 @@ export function rankReplicas(candidates: readonly ReplicaCandidate[], prefix: Re
     return [pick, ...near.filter((c) => c !== pick), ...far].map((c) => c.id);
   }
   if (prefix.opening) {
-    // Stable sort: equal matches keep fewer warm, then least busy, then id.
+    // Stable sort: equal matches keep fewer live, then least busy, then id.
     const matched = (c: ReplicaCandidate) => (reuse.get(c.id)! >= policy.minBlocks ? reuse.get(c.id)! : 0);
-    return [...[...near].sort((a, b) => (a.warm ?? 0) - (b.warm ?? 0) || matched(b) - matched(a)), ...far].map((c) => c.id);
+    return [...[...near].sort((a, b) => (a.live ?? 0) - (b.live ?? 0) || matched(b) - matched(a)), ...far].map((c) => c.id);
   }
   return [...near, ...far].map((c) => c.id);
 }
@@ -141,7 +141,7 @@ export interface SequenceCandidate {
  * The free sequence a request takes, so that a live conversation loses its KV only when nothing
  * else is free:
  * 1. one holding an earlier turn of this very conversation;
- * 2. else one that is not warm (never used, or idle for WARM_SEQUENCE_MS);
+ * 2. else one that is not live (never used, or idle for LIVE_SEQUENCE_MS);
  * 3. else one holding another live conversation.
  * Within a tier: the one keeping most of the prompt, then the least recently used, then the
  * first. Keeping a shared prefix (a system prompt) never outweighs the tier: taking a live
@@ -149,7 +149,7 @@ export interface SequenceCandidate {
  * history on its next turn.
  */
 export function pickSequence(free: readonly SequenceCandidate[], now: number): number {
-  const tier = (q: SequenceCandidate) => (q.continues ? 0 : q.lastUsedAt <= now - WARM_SEQUENCE_MS ? 1 : 2);
+  const tier = (q: SequenceCandidate) => (q.continues ? 0 : q.lastUsedAt <= now - LIVE_SEQUENCE_MS ? 1 : 2);
   let best = 0;
   for (let i = 1; i < free.length; i++) {
     const a = free[i]!;

@@ -42,7 +42,7 @@ export function startHeartbeatLoop(o: HeartbeatLoopOptions): HeartbeatLoop {
     const models = Object.fromEntries(
       o.runtime.loadedModels().map((m) => [
         m.modelId,
-        { running: m.running, queued: m.queued, lastUsedAt: m.lastUsedAt ? new Date(m.lastUsedAt).toISOString() : null, kvTokensUsed: m.kvTokensUsed, kvTokensCapacity: m.kvTokensCapacity, ...(m.prefixes?.length ? { prefixes: m.prefixes } : {}), ...(m.warmSequences !== undefined ? { warmSequences: m.warmSequences } : {}) },
+        { running: m.running, queued: m.queued, lastUsedAt: m.lastUsedAt ? new Date(m.lastUsedAt).toISOString() : null, kvTokensUsed: m.kvTokensUsed, kvTokensCapacity: m.kvTokensCapacity, ...(m.prefixes?.length ? { prefixes: m.prefixes } : {}), ...(m.liveSequences !== undefined ? { liveSequences: m.liveSequences } : {}) },
       ]),
     );
     try {

@@ -45,7 +45,7 @@ async function holds(f: ProcessFleet, host: string, messages: Msg[], answer: str
   assert.ok(ok, `${host} never advertised the conversation`);
 }
 
-/** Waits until the API's snapshot routes `messages` first to `want` (a load, prefix or warm count it has read). */
+/** Waits until the API's snapshot routes `messages` first to `want` (a load, prefix or live count it has read). */
 async function snapshotRoutes(f: ProcessFleet, messages: Msg[], want: (host: string | undefined) => boolean, what: string, o: { session?: string } = {}): Promise<void> {
   const blocks = prefixBlocks(conversationText({ kind: 'chat', messages: messages.map((m) => ({ role: m.role as 'user', content: String(m.content) })) })!);
   // The API knows an opening turn by its messages.
@@ -111,7 +111,7 @@ describe('prefix-aware routing across 3 host processes', () => {
     return { messages, answer };
   }
 
-  // First in the file: every host starts with no warm sequence.
+  // First in the file: every host starts with no live sequence.
   test('new conversations sharing a system prompt spread over the hosts with free sequences; each next turn finds its own host', async () => {
     const convs: Array<{ messages: Msg[]; host: string; promptTokens: number }> = [];
     for (const tag of ['x', 'y', 'z']) {

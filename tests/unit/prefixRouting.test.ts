@@ -4,10 +4,10 @@ import { test } from 'node:test';
 import { advertisedBlocks, conversationText, PREFIX_BLOCK_CHARS, prefixBlocks } from '../../src/common/prefixBlocks.js';
 import type { HostView } from '../../src/domain/fleetView.js';
 import { withLocalFacts } from '../../src/domain/localFacts.js';
-import { chooseBackend, DEFAULT_PREFIX_POLICY, ewma, pickSequence, rankReplicas, rendezvous, reusedBlocks, WARM_SEQUENCE_MS, type ReplicaCandidate } from '../../src/domain/prefixRouting.js';
+import { chooseBackend, DEFAULT_PREFIX_POLICY, ewma, pickSequence, rankReplicas, rendezvous, reusedBlocks, LIVE_SEQUENCE_MS, type ReplicaCandidate } from '../../src/domain/prefixRouting.js';
 
 const chain = ['b1', 'b2', 'b3', 'b4', 'b5'];
-const c = (id: string, busy: number, held?: string[], warm?: number): ReplicaCandidate => ({ id, busy, ...(held ? { held } : {}), ...(warm !== undefined ? { warm } : {}) });
+const c = (id: string, busy: number, held?: string[], live?: number): ReplicaCandidate => ({ id, busy, ...(held ? { held } : {}), ...(live !== undefined ? { live } : {}) });
 
 test('reused blocks: the longest held prefix of the chain', () => {
   const rows: Array<[string[] | undefined, number]> = [
@@ -23,7 +23,7 @@ test('reused blocks: the longest held prefix of the chain', () => {
   for (const [held, want] of rows) assert.equal(reusedBlocks(chain, held), want, JSON.stringify(held));
 });
 
-test('replica order: longest prefix first unless markedly busier; then fewer warm sequences, least busy, id', () => {
+test('replica order: longest prefix first unless markedly busier; then fewer live sequences, least busy, id', () => {
   const p = { blocks: chain };
   const rows: Array<{ name: string; candidates: ReplicaCandidate[]; want: string[]; session?: string; opening?: boolean; policy?: Partial<typeof DEFAULT_PREFIX_POLICY> }> = [
     { name: 'no holder: least busy, then id', candidates: [c('b', 0), c('a', 0), c('c', 1)], want: ['a', 'b', 'c'] },
@@ -35,15 +35,15 @@ test('replica order: longest prefix first unless markedly busier; then fewer war
     { name: 'disabled: least busy only', candidates: [c('a', 0), c('b', 1, ['b5'])], want: ['a', 'b'], policy: { enabled: false } },
     { name: 'a bigger gap allowed', candidates: [c('a', 0), c('b', 5, ['b5'])], want: ['b', 'a'], policy: { maxLoadGap: 5 } },
     { name: 'one candidate', candidates: [c('a', 9)], want: ['a'] },
-    { name: 'no holder, equal load: fewer warm sequences first', candidates: [c('a', 0, [], 3), c('b', 0, [], 1), c('c', 0, [], 2)], want: ['b', 'c', 'a'] },
-    { name: 'within the gap, fewer warm before less busy', candidates: [c('a', 2, [], 0), c('b', 0, [], 4)], want: ['a', 'b'] },
+    { name: 'no holder, equal load: fewer live sequences first', candidates: [c('a', 0, [], 3), c('b', 0, [], 1), c('c', 0, [], 2)], want: ['b', 'c', 'a'] },
+    { name: 'within the gap, fewer live before less busy', candidates: [c('a', 2, [], 0), c('b', 0, [], 4)], want: ['a', 'b'] },
     { name: 'beyond the gap, load decides', candidates: [c('a', 3, [], 0), c('b', 0, [], 4), c('c', 1, [], 4)], want: ['b', 'c', 'a'] },
-    { name: 'a prefix every host holds (a shared system prompt): fewer warm first', candidates: [c('a', 0, ['b1'], 4), c('b', 0, ['b1'], 2), c('c', 0, ['b1'], 4)], want: ['b', 'a', 'c'] },
-    { name: 'the longer prefix beats fewer warm', candidates: [c('a', 0, ['b1'], 0), c('b', 0, ['b2'], 4)], want: ['b', 'a'] },
-    { name: 'equal warm: id', candidates: [c('b', 0, [], 2), c('a', 0, [], 2)], want: ['a', 'b'] },
-    { name: 'disabled: warm ignored', candidates: [c('a', 0, [], 4), c('b', 0, [], 0)], want: ['a', 'b'], policy: { enabled: false } },
-    { name: 'an opening turn: fewer warm before the only holder of a shared prefix', candidates: [c('a', 0, ['b3'], 4), c('b', 0, [], 1)], want: ['b', 'a'], opening: true },
-    { name: 'an opening turn, equal warm: the longer match', candidates: [c('a', 0, ['b1'], 2), c('b', 0, ['b3'], 2), c('c', 0, [], 2)], want: ['b', 'a', 'c'], opening: true },
+    { name: 'a prefix every host holds (a shared system prompt): fewer live first', candidates: [c('a', 0, ['b1'], 4), c('b', 0, ['b1'], 2), c('c', 0, ['b1'], 4)], want: ['b', 'a', 'c'] },
+    { name: 'the longer prefix beats fewer live', candidates: [c('a', 0, ['b1'], 0), c('b', 0, ['b2'], 4)], want: ['b', 'a'] },
+    { name: 'equal live: id', candidates: [c('b', 0, [], 2), c('a', 0, [], 2)], want: ['a', 'b'] },
+    { name: 'disabled: live ignored', candidates: [c('a', 0, [], 4), c('b', 0, [], 0)], want: ['a', 'b'], policy: { enabled: false } },
+    { name: 'an opening turn: fewer live before the only holder of a shared prefix', candidates: [c('a', 0, ['b3'], 4), c('b', 0, [], 1)], want: ['b', 'a'], opening: true },
+    { name: 'an opening turn, equal live: the longer match', candidates: [c('a', 0, ['b1'], 2), c('b', 0, ['b3'], 2), c('c', 0, [], 2)], want: ['b', 'a', 'c'], opening: true },
     { name: 'an opening turn: minBlocks still applies to the match', candidates: [c('b', 0, ['b1'], 2), c('a', 0, [], 2)], want: ['a', 'b'], opening: true, policy: { minBlocks: 2 } },
     { name: 'an opening turn: a holder beyond the gap stays last', candidates: [c('a', 3, ['b5'], 0), c('b', 0, [], 4)], want: ['b', 'a'], opening: true },
     { name: 'not an opening turn: the holder first though warmer', candidates: [c('a', 0, ['b3'], 4), c('b', 0, [], 1)], want: ['a', 'b'] },
@@ -95,21 +95,21 @@ test('block chains: a turn is a prefix of the next, only full blocks count, adve
   assert.deepEqual([ad[0], ad[15], ad[16], ad[19]], ['h0', 'h15', 'h46', 'h49']);
 });
 
-test('sequence choice: its own conversation, else one not warm, else another live one; then most kept, least recently used, first', () => {
-  const now = WARM_SEQUENCE_MS * 10;
-  const warm = (ago: number) => now - ago; // a lastUsedAt `ago` ms before now
-  const cold = now - WARM_SEQUENCE_MS - 1;
+test('sequence choice: its own conversation, else one not live, else another live one; then most kept, least recently used, first', () => {
+  const now = LIVE_SEQUENCE_MS * 10;
+  const live = (ago: number) => now - ago; // a lastUsedAt `ago` ms before now
+  const cold = now - LIVE_SEQUENCE_MS - 1;
   const rows: Array<{ name: string; free: Array<[kept: number, lastUsedAt: number, continues?: boolean]>; want: number }> = [
-    { name: 'one', free: [[0, warm(5)]], want: 0 },
-    { name: 'all warm: most kept', free: [[0, warm(5)], [10, warm(9)], [3, warm(1)]], want: 1 },
-    { name: 'all warm, equal kept: least recently used', free: [[0, warm(5)], [0, warm(9)], [0, warm(2)]], want: 1 },
+    { name: 'one', free: [[0, live(5)]], want: 0 },
+    { name: 'all live: most kept', free: [[0, live(5)], [10, live(9)], [3, live(1)]], want: 1 },
+    { name: 'all live, equal kept: least recently used', free: [[0, live(5)], [0, live(9)], [0, live(2)]], want: 1 },
     { name: 'never used ones: the first', free: [[0, 0], [0, 0]], want: 0 },
-    { name: 'a shared prefix in a live conversation loses to an empty sequence', free: [[49, warm(100)], [0, 0]], want: 1 },
-    { name: '1000 shared tokens still lose to an empty sequence', free: [[1000, warm(100)], [1, 0]], want: 1 },
+    { name: 'a shared prefix in a live conversation loses to an empty sequence', free: [[49, live(100)], [0, 0]], want: 1 },
+    { name: '1000 shared tokens still lose to an empty sequence', free: [[1000, live(100)], [1, 0]], want: 1 },
     { name: 'a cold conversation is free to take, its shared prefix counts', free: [[0, 0], [49, cold]], want: 1 },
-    { name: 'its own conversation beats an empty one', free: [[0, 0], [900, warm(100), true]], want: 1 },
-    { name: 'its own conversation beats one keeping more', free: [[1000, warm(10)], [900, warm(100), true]], want: 1 },
-    { name: 'two of its own (a retry): most kept', free: [[800, warm(10), true], [900, warm(100), true]], want: 1 },
+    { name: 'its own conversation beats an empty one', free: [[0, 0], [900, live(100), true]], want: 1 },
+    { name: 'its own conversation beats one keeping more', free: [[1000, live(10)], [900, live(100), true]], want: 1 },
+    { name: 'two of its own (a retry): most kept', free: [[800, live(10), true], [900, live(100), true]], want: 1 },
   ];
   for (const r of rows) {
     assert.equal(pickSequence(r.free.map(([kept, lastUsedAt, continues]) => ({ kept, lastUsedAt, ...(continues ? { continues } : {}) })), now), r.want, r.name);
