@@ -133,7 +133,7 @@ export interface SequenceCandidate {
   kept: number;
   /** When it last served (ms; 0: never). */
   lastUsedAt: number;
-  /** What it holds is an earlier turn of this request's own conversation (its last block is in the request's chain). */
+  /** What it holds is an earlier turn of this request's own conversation (the request keeps the whole prompt it last evaluated). */
   continues?: boolean;
 }
 

@@ -71,6 +71,8 @@ export interface SequenceSlot {
   sequence: LlamaContextSequence;
   /** Advertised block hashes of the conversation it holds (empty: nothing worth matching). */
   held: string[];
+  /** Tokens of the prompt it last evaluated to the end (lead token included; 0: none): a request keeping all of them continues its conversation. */
+  promptTokens: number;
   /** When it last served (ms; 0: never). */
   lastUsedAt: number;
 }
@@ -230,7 +232,7 @@ export class LlamaRuntime {
       });
       const slots: SequenceSlot[] = Array.from({ length: sequences }, () => {
         const sequence = context.getSequence();
-        return { sequence, completion: new LlamaCompletion({ contextSequence: sequence }), held: [], lastUsedAt: 0 };
+        return { sequence, completion: new LlamaCompletion({ contextSequence: sequence }), held: [], promptTokens: 0, lastUsedAt: 0 };
       });
       const loaded: LoadedModel = {
         modelId,
@@ -314,21 +316,19 @@ export class LlamaRuntime {
     const evaluated = m.leadToken !== undefined ? [m.leadToken, ...tokens] : tokens;
     let lease: Lease<SequenceSlot>;
     try {
-      // The free sequence holding this conversation, else one whose conversation is not live
-      // (node-llama-cpp compares the tokens; the block chain says whose conversation it is).
-      let chain: Set<string> | undefined;
-      lease = await m.pool.acquire(o.principal, o.signal, (free) => {
-        if (free.length < 2) return 0;
-        chain ??= new Set(conversationBlocks(o.input));
-        return pickSequence(
-          free.map((q) => ({
-            kept: q.sequence.compareContextTokens(evaluated).firstDifferentIndex,
-            lastUsedAt: q.lastUsedAt,
-            continues: q.held.length > 0 && chain!.has(q.held[q.held.length - 1]!),
-          })),
-          Date.now(),
-        );
-      });
+      // The free sequence holding this conversation (it keeps the whole prompt that sequence last
+      // evaluated), else one whose conversation is not live (node-llama-cpp compares the tokens).
+      lease = await m.pool.acquire(o.principal, o.signal, (free) =>
+        free.length < 2
+          ? 0
+          : pickSequence(
+              free.map((q) => {
+                const kept = q.sequence.compareContextTokens(evaluated).firstDifferentIndex;
+                return { kept, lastUsedAt: q.lastUsedAt, continues: q.promptTokens > 0 && kept >= q.promptTokens };
+              }),
+              Date.now(),
+            ),
+      );
     } catch (err) {
       // Cancelled while queued: the prompt was never evaluated, nothing was used.
       if (o.signal?.aborted) throw new GenerationAbortedError({ promptTokens: 0, completionTokens: 0 }, err);
@@ -340,6 +340,7 @@ export class LlamaRuntime {
     slot.lastUsedAt = m.lastUsedAt;
     // Until it ends well, the sequence holds nothing worth advertising.
     slot.held = [];
+    slot.promptTokens = 0;
     const leasedAt = performance.now();
     let firstTokenAt: number | undefined;
     let completionTokens = 0;
@@ -379,6 +380,7 @@ export class LlamaRuntime {
         cachedTokens,
       });
       slot.held = advertisedBlocks(conversationBlocks(o.input, res.response));
+      slot.promptTokens = evaluated.length;
       return {
         text: res.response,
         finishReason: res.metadata.stopReason === 'maxTokens' ? 'length' : 'stop',
