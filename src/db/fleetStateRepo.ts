@@ -72,7 +72,7 @@ export async function readFleetState(db: Kysely<Database>, id: string, by: 'alia
 
 /**
  * Every host with its placements, last reported load and pool, and every alias: what routing
- * filters, and all the pools overview, the gauges and the live-pool planner need.
+ * filters, and all the pools overview, the gauges and the warm-pool planner need.
  */
 export async function readFleetHosts(db: Kysely<Database>): Promise<FleetHosts> {
   const [aliases, hosts] = await Promise.all([readAliasViews(db), readHostViews(db)]);
@@ -173,7 +173,7 @@ function toCatalogView(m: ModelColumns, pinned: string[]): CatalogModelView {
   };
 }
 
-/** Every build of the catalog as routing sees it (the live-pool planner's input). */
+/** Every build of the catalog as routing sees it (the warm-pool planner's input). */
 export async function readCatalogViews(db: Kysely<Database>): Promise<Record<string, CatalogModelView>> {
   const models = await catalogQuery(db).where('m.kind', '=', 'gguf').orderBy('m.id').execute();
   return Object.fromEntries(models.map((m) => [m.id, toCatalogView(m, fingerprintsOf(m.fingerprints))]));
