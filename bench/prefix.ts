@@ -6,7 +6,7 @@
  * content on turn 1 and on turns ≥ 2 (p50/p99), prompt tokens evaluated per turn (prompt minus
  * cached), prompt tokens reused, requests per second. Last line: BENCH_JSON.
  *
- *   npx tsx bench/prefix.ts [--conversations N=12] [--turns N=4] [--system-chars N=1500] [--user-chars N=150] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=3000] [--own-system] [--trace]
+ *   npx tsx bench/prefix.ts [--conversations N=12] [--turns N=4] [--system-chars N=1500] [--user-chars N=150] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=3000] [--own-system] [--trace] [--max-load-gap N]
  *
  * The defaults hold the fleet's sequences under pressure: 12 conversations for 3 hosts × 4
  * sequences, so a host given more than its share evicts live conversations, and think time of up
@@ -26,7 +26,7 @@ import { startProcessFleet, type ProcessFleet } from '../tests/support/processFl
 import { startBench, startBenchBackends, type BenchBackends } from './setup.js';
 import { median, percentile, round } from './stats.js';
 
-const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=12] [--turns N=4] [--system-chars N=1500] [--user-chars N=150] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=3000] [--own-system] [--trace]';
+const USAGE = 'usage: npx tsx bench/prefix.ts [--conversations N=12] [--turns N=4] [--system-chars N=1500] [--user-chars N=150] [--max-tokens N=24] [--model small|medium] [--sequences N=4] [--think-ms N=3000] [--own-system] [--trace] [--max-load-gap N]';
 const HOSTS = ['h0', 'h1', 'h2'];
 type Msg = OpenAI.Chat.Completions.ChatCompletionMessageParam;
 
@@ -45,6 +45,7 @@ function options(argv: string[]) {
       'think-ms': { type: 'string', default: '3000' },
       'own-system': { type: 'boolean', default: false },
       trace: { type: 'boolean', default: false },
+      'max-load-gap': { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -68,6 +69,8 @@ function options(argv: string[]) {
     ownSystem: v['own-system'],
     /** Print each turn's host, evaluated and cached tokens and TTFT (from the request log) after each mode. */
     trace: v.trace,
+    /** FLEET_PREFIX_MAX_LOAD_GAP for the prefix-aware mode (default: the fleet's own default). */
+    maxLoadGap: v['max-load-gap'] === undefined ? undefined : int('max-load-gap', 0, 64),
   };
 }
 
@@ -137,7 +140,7 @@ async function runMode(name: 'leastBusy' | 'prefix', backends: BenchBackends) {
   const fleet = await startProcessFleet({
     hosts: HOSTS.length,
     hostEnv: { FLEET_MAX_IN_FLIGHT: String(opts.sequences), FLEET_MAX_QUEUE: '64', FLEET_ADMISSION_MAX_WAIT_MS: '600000' },
-    stackEnv: { FLEET_PREFIX_ROUTING: name === 'prefix' ? 'true' : 'false' },
+    stackEnv: { FLEET_PREFIX_ROUTING: name === 'prefix' ? 'true' : 'false', ...(opts.maxLoadGap !== undefined ? { FLEET_PREFIX_MAX_LOAD_GAP: String(opts.maxLoadGap) } : {}) },
     temporalAddress: backends.temporalAddress,
     databaseUrl: backends.databaseUrl,
     log,
@@ -177,7 +180,7 @@ try {
     ['prefix-aware', prefix],
   ] as const;
   process.stdout.write(
-    `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, ${opts.ownSystem ? 'own' : 'shared'} system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, think time 0–${opts.thinkMs} ms, 3 hosts × ${opts.sequences} sequences; ${os.availableParallelism()} cores\n\n`,
+    `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, ${opts.ownSystem ? 'own' : 'shared'} system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, think time 0–${opts.thinkMs} ms, 3 hosts × ${opts.sequences} sequences${opts.maxLoadGap !== undefined ? `, FLEET_PREFIX_MAX_LOAD_GAP=${opts.maxLoadGap}` : ''}; ${os.availableParallelism()} cores\n\n`,
   );
   process.stdout.write('mode            1-min load  TTFT turn 1 p50  TTFT turn≥2 p50    p99  evaluated/turn≥2 p50  prompt/turn≥2 p50  reused share  req/s\n');
   for (const [label, r] of rows) {
