@@ -15,7 +15,7 @@ import type { Kysely } from 'kysely';
 import type { InferenceInput, InferenceResult, SamplingParams, Usage } from '../common/inference.js';
 import { retryThroughOutage } from '../common/outage.js';
 import { createHash } from 'node:crypto';
-import { conversationBlocks } from '../common/prefixBlocks.js';
+import { conversationBlocks, isOpeningTurn } from '../common/prefixBlocks.js';
 import { replicaSource } from '../common/replicas.js';
 import type { RequestPrefix } from '../domain/prefixRouting.js';
 import { FleetHost, FleetModel, FleetRequestKind } from '../common/searchAttributes.js';
@@ -298,8 +298,7 @@ function requestPrefix(call: InferenceCall): RequestPrefix | undefined {
   const blocks = conversationBlocks(call.input);
   const session = call.session !== undefined ? createHash('sha256').update(call.session).digest('hex').slice(0, 16) : undefined;
   if (blocks.length === 0 && session === undefined) return undefined;
-  const opening = call.input.kind === 'chat' && !call.input.messages.some((m) => m.role === 'assistant' || m.role === 'tool');
-  return { blocks, ...(session !== undefined ? { session } : {}), ...(opening ? { opening } : {}) };
+  return { blocks, ...(session !== undefined ? { session } : {}), ...(isOpeningTurn(call.input) ? { opening: true } : {}) };
 }
 
 /**

@@ -25,6 +25,14 @@ export function conversationText(input: InferenceInput, answer?: string): string
   return said + (input.kind === 'chat' ? messageText('assistant', answer) : answer);
 }
 
+/**
+ * The opening turn of a conversation: a chat with no assistant or tool message yet, so whatever
+ * it matches is shared with other conversations (a system prompt), never its own history.
+ */
+export function isOpeningTurn(input: InferenceInput): boolean {
+  return input.kind === 'chat' && !input.messages.some((m) => m.role === 'assistant' || m.role === 'tool');
+}
+
 const messageText = (role: string, content: string) => `${role}\u0000${content}\u0001`;
 
 /** The chained hashes of `text`'s full blocks, first block first (at most `max`). */

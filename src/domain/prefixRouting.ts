@@ -47,10 +47,7 @@ export const DEFAULT_PREFIX_POLICY: PrefixPolicy = { enabled: true, maxLoadGap: 
 export interface RequestPrefix {
   blocks: readonly string[];
   session?: string;
-  /**
-   * The opening turn of a conversation (a chat with no assistant or tool message yet): whatever it
-   * matches is shared with other conversations (a system prompt), never its own history.
-   */
+  /** The opening turn of a conversation (src/common/prefixBlocks.ts isOpeningTurn): it can match only what other conversations share. */
   opening?: boolean;
 }
 
@@ -66,6 +63,11 @@ export interface ReplicaCandidate {
 
 /** How recently a sequence must have served to count as live: its conversation is likely to come back. */
 export const LIVE_SEQUENCE_MS = 60_000;
+
+/** A sequence that last served at `lastUsedAt` (ms; 0: never) is live at `now`. */
+export const isLiveSequence = (lastUsedAt: number, now: number) => lastUsedAt > now - LIVE_SEQUENCE_MS;
+
+const liveOf = (c: ReplicaCandidate) => c.live ?? 0;
 
 /**
  * The longest prefix of a chain something is known for: the last block `known` answers for
@@ -88,7 +90,7 @@ export function reusedBlocks(blocks: readonly string[], held: readonly string[] 
 
 const byId = (a: ReplicaCandidate, b: ReplicaCandidate) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
 const byLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => a.busy - b.busy || byId(a, b);
-const byLiveThenLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => (a.live ?? 0) - (b.live ?? 0) || a.busy - b.busy || byId(a, b);
+const byLiveThenLoadThenId = (a: ReplicaCandidate, b: ReplicaCandidate) => liveOf(a) - liveOf(b) || a.busy - b.busy || byId(a, b);
 
 /** The candidates in the order they should be tried. */
 export function rankReplicas(candidates: readonly ReplicaCandidate[], prefix: RequestPrefix | undefined, policy: PrefixPolicy): string[] {
@@ -112,7 +114,7 @@ export function rankReplicas(candidates: readonly ReplicaCandidate[], prefix: Re
   if (prefix.opening) {
     // Stable sort: equal matches keep fewer live, then least busy, then id.
     const matched = (c: ReplicaCandidate) => (reuse.get(c.id)! >= policy.minBlocks ? reuse.get(c.id)! : 0);
-    return [...[...near].sort((a, b) => (a.live ?? 0) - (b.live ?? 0) || matched(b) - matched(a)), ...far].map((c) => c.id);
+    return [...[...near].sort((a, b) => liveOf(a) - liveOf(b) || matched(b) - matched(a)), ...far].map((c) => c.id);
   }
   return [...near, ...far].map((c) => c.id);
 }
@@ -149,7 +151,7 @@ export interface SequenceCandidate {
  * history on its next turn.
  */
 export function pickSequence(free: readonly SequenceCandidate[], now: number): number {
-  const tier = (q: SequenceCandidate) => (q.continues ? 0 : q.lastUsedAt <= now - LIVE_SEQUENCE_MS ? 1 : 2);
+  const tier = (q: SequenceCandidate) => (q.continues ? 0 : isLiveSequence(q.lastUsedAt, now) ? 2 : 1);
   let best = 0;
   for (let i = 1; i < free.length; i++) {
     const a = free[i]!;

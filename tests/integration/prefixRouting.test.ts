@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type OpenAI from 'openai';
-import { conversationText, prefixBlocks } from '../../src/common/prefixBlocks.js';
+import { conversationText, isOpeningTurn, prefixBlocks } from '../../src/common/prefixBlocks.js';
 import { rendezvous } from '../../src/domain/prefixRouting.js';
 import { getHost } from '../../src/db/hostsRepo.js';
 import { getRequestLog } from '../../src/db/requestLogRepo.js';
@@ -47,10 +47,10 @@ async function holds(f: ProcessFleet, host: string, messages: Msg[], answer: str
 
 /** Waits until the API's snapshot routes `messages` first to `want` (a load, prefix or live count it has read). */
 async function snapshotRoutes(f: ProcessFleet, messages: Msg[], want: (host: string | undefined) => boolean, what: string, o: { session?: string } = {}): Promise<void> {
-  const blocks = prefixBlocks(conversationText({ kind: 'chat', messages: messages.map((m) => ({ role: m.role as 'user', content: String(m.content) })) })!);
-  // The API knows an opening turn by its messages.
+  const input = { kind: 'chat' as const, messages: messages.map((m) => ({ role: m.role as 'user', content: String(m.content) })) };
+  const blocks = prefixBlocks(conversationText(input)!);
   const digest = o.session !== undefined ? { session: sessionDigest(o.session) } : {};
-  const opening = messages.every((m) => m.role !== 'assistant' && m.role !== 'tool') ? { opening: true } : {};
+  const opening = isOpeningTurn(input) ? { opening: true } : {};
   const first = () => {
     const a = f.stack.fleet?.preRoute({ alias: 'tiny', requestId: 'probe', stream: false, prefix: { blocks, ...digest, ...opening } })?.attempts[0]?.replica;
     return a?.kind === 'host' ? a.hostId : undefined;

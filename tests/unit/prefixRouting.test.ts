@@ -1,7 +1,7 @@
 /** Table tests of the prefix-aware replica order and of the conversation block chains (pure). */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { advertisedBlocks, conversationText, PREFIX_BLOCK_CHARS, prefixBlocks } from '../../src/common/prefixBlocks.js';
+import { advertisedBlocks, conversationText, isOpeningTurn, PREFIX_BLOCK_CHARS, prefixBlocks } from '../../src/common/prefixBlocks.js';
 import type { HostView } from '../../src/domain/fleetView.js';
 import { withLocalFacts } from '../../src/domain/localFacts.js';
 import { chooseBackend, DEFAULT_PREFIX_POLICY, ewma, pickSequence, rankReplicas, rendezvous, reusedBlocks, LIVE_SEQUENCE_MS, type ReplicaCandidate } from '../../src/domain/prefixRouting.js';
@@ -89,6 +89,12 @@ test('block chains: a turn is a prefix of the next, only full blocks count, adve
   assert.equal(prefixBlocks('x'.repeat(PREFIX_BLOCK_CHARS * 3)).length, 3);
   assert.equal(conversationText({ kind: 'embedding', inputs: ['x'] }), undefined);
   assert.equal(conversationText({ kind: 'completion', prompt: 'ab' }, 'cd'), 'abcd');
+  const sys = { role: 'system' as const, content: 's' };
+  const user = { role: 'user' as const, content: 'u' };
+  assert.equal(isOpeningTurn({ kind: 'chat', messages: [sys, user] }), true, 'no history yet: an opening turn');
+  assert.equal(isOpeningTurn({ kind: 'chat', messages: [sys, user, { role: 'assistant', content: 'a' }, user] }), false, 'an assistant turn');
+  assert.equal(isOpeningTurn({ kind: 'chat', messages: [user, { role: 'tool', content: 'r' }] }), false, 'a tool result');
+  assert.equal(isOpeningTurn({ kind: 'completion', prompt: 'ab' }), false, 'a completion has no turns');
   const long = Array.from({ length: 50 }, (_, i) => `h${i}`);
   const ad = advertisedBlocks(long);
   assert.equal(ad.length, 20);

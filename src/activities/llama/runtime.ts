@@ -29,7 +29,7 @@ import type { AdmissionLimits } from '../../domain/admission.js';
 import { AdmissionQueue, type Lease } from './admissionQueue.js';
 import { GrammarCache } from './grammars.js';
 import { advertisedBlocks, conversationBlocks, MAX_ADVERTISED_PREFIXES } from '../../common/prefixBlocks.js';
-import { pickSequence, LIVE_SEQUENCE_MS } from '../../domain/prefixRouting.js';
+import { isLiveSequence, pickSequence } from '../../domain/prefixRouting.js';
 import { ContextOverflowError, GenerationAbortedError, InvalidGenerationError, ModelBusyError, ModelNotLoadedError } from './runtimeErrors.js';
 
 export { ContextOverflowError, GenerationAbortedError, InvalidGenerationError, ModelBusyError, ModelNotLoadedError };
@@ -58,7 +58,7 @@ export interface LoadedModelInfo {
   kvTokensCapacity?: number;
   /** Chained block hashes of the conversations its sequences hold (src/common/prefixBlocks.ts), bounded. */
   prefixes?: string[];
-  /** Sequences that served within LIVE_SEQUENCE_MS: conversations likely to come back (prefix routing places new ones elsewhere). */
+  /** Sequences that served within LIVE_SEQUENCE_MS (src/domain/prefixRouting.ts): conversations likely to come back (prefix routing places new ones elsewhere). */
   liveSequences?: number;
 }
 
@@ -209,8 +209,8 @@ export class LlamaRuntime {
     const kvTokensUsed = m.slots.reduce((n, q) => n + q.sequence.nextTokenIndex, 0);
     const kvTokensCapacity = m.slots.reduce((n, q) => n + q.sequence.contextSize, 0);
     const prefixes = [...new Set(m.slots.flatMap((q) => q.held))].slice(0, MAX_ADVERTISED_PREFIXES);
-    const liveSince = Date.now() - LIVE_SEQUENCE_MS;
-    const liveSequences = m.slots.filter((q) => q.lastUsedAt > liveSince).length;
+    const now = Date.now();
+    const liveSequences = m.slots.filter((q) => isLiveSequence(q.lastUsedAt, now)).length;
     return { modelId: m.modelId, path: m.path, contextLength: m.contextLength, lastUsedAt: m.lastUsedAt, kvTokensUsed, kvTokensCapacity, prefixes, liveSequences, ...m.pool.stats };
   }
 
