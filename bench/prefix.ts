@@ -182,10 +182,10 @@ try {
   process.stdout.write(
     `prefix bench: ${opts.conversations} conversations × ${opts.turns} turns, ${opts.model} model, ${opts.ownSystem ? 'own' : 'shared'} system prompt ${opts.systemChars} chars, user turns ${opts.userChars} chars, max_tokens ${opts.maxTokens}, think time 0–${opts.thinkMs} ms, 3 hosts × ${opts.sequences} sequences${opts.maxLoadGap !== undefined ? `, FLEET_PREFIX_MAX_LOAD_GAP=${opts.maxLoadGap}` : ''}; ${os.availableParallelism()} cores\n\n`,
   );
-  process.stdout.write('mode            1-min load  TTFT turn 1 p50  TTFT turn≥2 p50    p99  evaluated/turn≥2 p50  prompt/turn≥2 p50  reused share  req/s\n');
+  process.stdout.write('mode            1-min load  TTFT turn 1 p50  TTFT turn≥2 p50      p99  evaluated/turn≥2 p50  prompt/turn≥2 p50  reused share  req/s\n');
   for (const [label, r] of rows) {
     process.stdout.write(
-      `${label.padEnd(16)}${String(r.loadAvg1m).padStart(10)}${String(r.ttftTurn1P50Ms).padStart(17)}${String(r.ttftTurn2P50Ms).padStart(17)}${String(r.ttftTurn2P99Ms).padStart(7)}${String(r.evaluatedPerTurn2P50).padStart(22)}${String(r.promptPerTurn2P50).padStart(19)}${String(r.reusedShare).padStart(14)}${String(r.reqPerS).padStart(7)}\n`,
+      `${label.padEnd(16)}${String(r.loadAvg1m).padStart(10)}${String(r.ttftTurn1P50Ms).padStart(17)}${String(r.ttftTurn2P50Ms).padStart(17)}${String(r.ttftTurn2P99Ms).padStart(9)}${String(r.evaluatedPerTurn2P50).padStart(22)}${String(r.promptPerTurn2P50).padStart(19)}${String(r.reusedShare).padStart(14)}${String(r.reqPerS).padStart(7)}\n`,
     );
   }
   const ratio = round(prefix.ttftTurn2P50Ms / leastBusy.ttftTurn2P50Ms, 3);

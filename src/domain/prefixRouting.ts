@@ -9,7 +9,11 @@
  * - Replicas whose load (running + queued) is at most `maxLoadGap` above the least busy one's
  *   are "close"; among them, the one holding the longest prefix (at least `minBlocks`) goes
  *   first, then others by reuse. A markedly busier holder is not preferred: the prefix is
- *   worth less than a queue.
+ *   worth less than a queue. A holder with a free sequence (load below its sequences) is
+ *   close whatever the gap: it starts the request at once, and passing it over re-evaluates
+ *   the history elsewhere and there takes a sequence that may hold another live conversation,
+ *   whose next turn then misses and evicts a third (a chain of misses that one diverted turn
+ *   set off on a fleet with as many conversations as sequences).
  * - With no reuse to go by, a session key (`x-session-id`, or the request's `user`) picks a
  *   close replica by rendezvous hashing, so a conversation's turns meet again and its prefix
  *   gets built where the next turn will look.
@@ -59,6 +63,8 @@ export interface ReplicaCandidate {
   held?: readonly string[];
   /** Its sequences that served within LIVE_SEQUENCE_MS, as last reported (absent: 0). */
   live?: number;
+  /** How many requests it runs at once (context sequences; absent: unknown, so never "free"). */
+  sequences?: number;
 }
 
 /** How recently a sequence must have served to count as live: its conversation is likely to come back. */
@@ -99,12 +105,14 @@ export function rankReplicas(candidates: readonly ReplicaCandidate[], prefix: Re
   const least = base[0]!.busy;
   const near = base.filter((c) => c.busy - least <= policy.maxLoadGap).sort(byLiveThenLoadThenId);
   const far = base.filter((c) => !near.includes(c));
-  const reuse = new Map(near.map((c) => [c.id, reusedBlocks(prefix.blocks, c.held)]));
-  const holders = prefix.opening ? [] : near.filter((c) => reuse.get(c.id)! >= policy.minBlocks);
+  const reuse = new Map(base.map((c) => [c.id, reusedBlocks(prefix.blocks, c.held)]));
+  const holds = (c: ReplicaCandidate) => reuse.get(c.id)! >= policy.minBlocks;
+  const hasFreeSequence = (c: ReplicaCandidate) => c.sequences !== undefined && c.busy < c.sequences;
+  const holders = prefix.opening ? [] : [...near.filter(holds), ...far.filter((c) => holds(c) && hasFreeSequence(c))];
   if (holders.length > 0) {
-    // Stable sort: equal reuse keeps fewer live, then least busy, then id.
+    // Stable sort: equal reuse keeps close before free-sequence, fewer live, least busy, id.
     const first = [...holders].sort((a, b) => reuse.get(b.id)! - reuse.get(a.id)!);
-    return [...first, ...near.filter((c) => !holders.includes(c)), ...far].map((c) => c.id);
+    return [...first, ...near.filter((c) => !holders.includes(c)), ...far.filter((c) => !holders.includes(c))].map((c) => c.id);
   }
   if (prefix.session !== undefined) {
     const session = prefix.session;

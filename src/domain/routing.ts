@@ -106,7 +106,7 @@ export function routeRequest(view: FleetView, opts: RouteOptions): RouteDecision
     rankReplicas(
       pool
         .filter((h) => stateOn(h, build) === 'loaded' && !excluded.has(h.id) && !isSaturated(h, build) && !(skipDraining && draining(h)))
-        .map((h) => ({ id: h.id, busy: busy(h, build), held: h.load[build]?.prefixes, live: h.load[build]?.liveSequences })),
+        .map((h) => ({ id: h.id, busy: busy(h, build), held: h.load[build]?.prefixes, live: h.load[build]?.liveSequences, sequences: h.capacity.maxInFlight })),
       opts.prefix,
       opts.prefixPolicy ?? DEFAULT_PREFIX_POLICY,
     );

@@ -7,7 +7,13 @@ import { withLocalFacts } from '../../src/domain/localFacts.js';
 import { chooseBackend, DEFAULT_PREFIX_POLICY, ewma, pickSequence, rankReplicas, rendezvous, reusedBlocks, LIVE_SEQUENCE_MS, type ReplicaCandidate } from '../../src/domain/prefixRouting.js';
 
 const chain = ['b1', 'b2', 'b3', 'b4', 'b5'];
-const c = (id: string, busy: number, held?: string[], live?: number): ReplicaCandidate => ({ id, busy, ...(held ? { held } : {}), ...(live !== undefined ? { live } : {}) });
+const c = (id: string, busy: number, held?: string[], live?: number, sequences?: number): ReplicaCandidate => ({
+  id,
+  busy,
+  ...(held ? { held } : {}),
+  ...(live !== undefined ? { live } : {}),
+  ...(sequences !== undefined ? { sequences } : {}),
+});
 
 test('reused blocks: the longest held prefix of the chain', () => {
   const rows: Array<[string[] | undefined, number]> = [
@@ -29,6 +35,11 @@ test('replica order: longest prefix first unless markedly busier; then fewer liv
     { name: 'no holder: least busy, then id', candidates: [c('b', 0), c('a', 0), c('c', 1)], want: ['a', 'b', 'c'] },
     { name: 'the holder goes first though busier', candidates: [c('a', 0), c('b', 2, ['b4'])], want: ['b', 'a'] },
     { name: 'a markedly busier holder does not', candidates: [c('a', 0), c('b', 3, ['b4'])], want: ['a', 'b'] },
+    { name: 'a markedly busier holder with a free sequence does', candidates: [c('a', 0), c('b', 3, ['b4'], 4, 4)], want: ['b', 'a'] },
+    { name: 'a markedly busier holder with every sequence taken does not', candidates: [c('a', 0, [], 0, 4), c('b', 4, ['b4'], 4, 4)], want: ['a', 'b'] },
+    { name: 'a free-sequence holder beyond the gap: the longer prefix first', candidates: [c('a', 0, ['b1'], 0, 4), c('b', 3, ['b4'], 3, 4), c('c', 1, [], 0, 4)], want: ['b', 'a', 'c'] },
+    { name: 'equal prefixes: a close holder before a free-sequence one beyond the gap', candidates: [c('b', 0, ['b1'], 4, 4), c('a', 3, ['b1'], 3, 4)], want: ['b', 'a'] },
+    { name: 'a free-sequence holder beyond the gap before close non-holders, busier ones last', candidates: [c('a', 0, [], 0, 4), c('b', 3, ['b2'], 3, 4), c('c', 5, [], 0, 8)], want: ['b', 'a', 'c'] },
     { name: 'longest prefix among holders', candidates: [c('a', 0, ['b1']), c('b', 1, ['b3']), c('c', 0)], want: ['b', 'a', 'c'] },
     { name: 'equal prefixes: least busy, then id', candidates: [c('b', 1, ['b2']), c('a', 1, ['b2']), c('c', 0, ['b2'])], want: ['c', 'a', 'b'] },
     { name: 'minBlocks: a short match does not count', candidates: [c('a', 0), c('b', 1, ['b1'])], want: ['a', 'b'], policy: { minBlocks: 2 } },
@@ -46,6 +57,7 @@ test('replica order: longest prefix first unless markedly busier; then fewer liv
     { name: 'an opening turn, equal live: the longer match', candidates: [c('a', 0, ['b1'], 2), c('b', 0, ['b3'], 2), c('c', 0, [], 2)], want: ['b', 'a', 'c'], opening: true },
     { name: 'an opening turn: minBlocks still applies to the match', candidates: [c('b', 0, ['b1'], 2), c('a', 0, [], 2)], want: ['a', 'b'], opening: true, policy: { minBlocks: 2 } },
     { name: 'an opening turn: a holder beyond the gap stays last', candidates: [c('a', 3, ['b5'], 0), c('b', 0, [], 4)], want: ['b', 'a'], opening: true },
+    { name: 'an opening turn: a free sequence beyond the gap does not count', candidates: [c('a', 3, ['b5'], 0, 4), c('b', 0, [], 4, 4)], want: ['b', 'a'], opening: true },
     { name: 'not an opening turn: the holder first though warmer', candidates: [c('a', 0, ['b3'], 4), c('b', 0, [], 1)], want: ['a', 'b'] },
   ];
   for (const r of rows) {

@@ -207,6 +207,18 @@ test('routeRequest is deterministic: input order does not matter', () => {
   assert.deepEqual(forward, { kind: 'serve', candidates: ['c', 'a', 'b'] });
 });
 
+test('routeRequest: a prefix holder busier than the gap still goes first while it has a free sequence (its reported maxInFlight)', () => {
+  const holder = (maxInFlight: number): HostView => ({
+    ...host('b', { state: 'loaded' }),
+    load: { m: { running: 3, queued: 0, prefixes: ['p1', 'p2'], liveSequences: 3 } },
+    capacity: { ...host('b').capacity, maxInFlight, maxQueue: 8 },
+  });
+  const idle = { ...host('a', { state: 'loaded', load: 0 }), capacity: { ...host('a').capacity, maxInFlight: 4, maxQueue: 8 } };
+  const route = (h: HostView) => routeRequest(view([idle, h]), { now: NOW, prefix: { blocks: ['p1', 'p2', 'p3'] } });
+  assert.deepEqual(route(holder(4)), { kind: 'serve', candidates: ['b', 'a'] }, '3 running of 4');
+  assert.deepEqual(route(holder(3)), { kind: 'serve', candidates: ['a', 'b'] }, '3 running of 3: it would queue');
+});
+
 const health: Array<[string, number, boolean, number]> = [
   ['fresh heartbeat', 10, true, 0],
   ['one missed', INTERVAL + 10, true, 1],
